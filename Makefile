@@ -1,0 +1,91 @@
+# strata — plain Makefile. `make` builds lib/libstrata.a and bin/*;
+# `make test` installs missing Debian packages, builds and runs the suite;
+# `make check` runs the same suite under AddressSanitizer and UBSan.
+
+CC      ?= gcc
+OPT     ?= -O2 -march=native
+WARN    := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wpointer-arith -Wdouble-promotion -Werror
+HDF5INC := /usr/include/hdf5/serial
+HDF5LIB := /usr/lib/x86_64-linux-gnu/hdf5/serial
+CPPFLAGS += -Ilib -I$(HDF5INC) -D_POSIX_C_SOURCE=200809L
+CFLAGS  ?= $(OPT) -g
+LDLIBS  := -L$(HDF5LIB) -lhdf5_hl -lhdf5 -llapacke -lopenblas -lcjson -lm -lpthread
+
+# `make check` rebuilds everything here with sanitizers.
+BUILD   ?= build
+BINDIR  ?= bin
+SAN     ?=
+ifeq ($(SAN),1)
+CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_SRC  := $(wildcard lib/*.c)
+LIB_OBJ  := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o)
+LIBA     := $(if $(filter build,$(BUILD)),lib/libstrata.a,$(BUILD)/libstrata.a)
+PROG_SRC := $(wildcard probes/*.c analyzers/*.c)
+PROGS    := $(foreach s,$(PROG_SRC),$(BINDIR)/strata-$(basename $(notdir $(s))))
+TEST_SRC := $(wildcard tests/test_*.c)
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TOOLS    := $(BUILD)/tests/mkmodel $(BUILD)/tests/ref_forward
+BENCH    := $(BUILD)/bench/bench_forward
+
+PREFIX  ?= /usr/local
+
+.PHONY: all deps test test-run check bench demo install clean
+all: $(LIBA) $(PROGS) $(TESTS) $(TOOLS)
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/lib/%.o: lib/%.c lib/strata.h lib/internal.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
+
+$(LIBA): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	ar rcs $@ $^
+
+define prog_rule
+$(BINDIR)/strata-$(basename $(notdir $(1))): $(1) $(LIBA) lib/strata.h
+	@mkdir -p $(BINDIR)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(LDFLAGS) -o $$@ $(1) $(LIBA) $(LDLIBS)
+endef
+$(foreach s,$(PROG_SRC),$(eval $(call prog_rule,$(s))))
+
+$(BUILD)/tests/%: tests/%.c tests/check.h $(LIBA) lib/strata.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(WARN) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIBA) lib/strata.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) tests/run.sh
+
+# Same suite, sanitized build in build/asan (the slow long-input cases are
+# skipped there by tests/run.sh when STRATA_SAN=1).
+check: deps
+	@$(MAKE) --no-print-directory SAN=1 BUILD=build/asan BINDIR=build/asan/bin all
+	@ASAN_OPTIONS=detect_leaks=1 STRATA_SAN=1 BUILD=build/asan BINDIR=build/asan/bin tests/run.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH)
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) scripts/bench.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@BINDIR=$(BINDIR) scripts/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/strata/scripts
+	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 lib/libstrata.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 lib/strata.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 scripts/*.py $(DESTDIR)$(PREFIX)/share/strata/scripts/
+
+clean:
+	rm -rf build bin lib/libstrata.a

@@ -1,0 +1,303 @@
+/* strata.h — the one public header of strata, a toolkit for looking inside
+ * transformer language models (positional vectors, RoPE decay, Block
+ * Influence; see ../shared/docs/PAPERS.md and docs/).
+ *
+ * Conventions
+ *   - Every function that can fail returns int: 0 on success, a negative
+ *     STRATA_E_* code otherwise. strata_strerror(code) names the code and
+ *     strata_last_error() holds the detailed message (which file, which field).
+ *   - Resource owners are opaque handles with one create and one free; every
+ *     free accepts NULL.
+ *   - lib/ never prints and never exits; diagnostics go through the logger set
+ *     with strata_log_set (default: silent).
+ *   - Shapes are written as (rows, cols) in C order. Legend: L blocks,
+ *     T tokens, D width, F MLP width, H query heads, G key/value heads,
+ *     d head width, V vocabulary, N samples.
+ */
+#ifndef STRATA_H
+#define STRATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define STRATA_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------ errors */
+
+enum strata_status {
+    STRATA_OK = 0,
+    STRATA_E_IO = -1,          /* open/read/write/mmap/rename failed */
+    STRATA_E_FORMAT = -2,      /* file content is not what it claims to be */
+    STRATA_E_SHAPE = -3,       /* sizes disagree (file length, dims, T > n_ctx) */
+    STRATA_E_ARG = -4,         /* invalid argument from the caller */
+    STRATA_E_NOMEM = -5,       /* allocation too large to attempt */
+    STRATA_E_HDF5 = -6,        /* the HDF5 library reported an error */
+    STRATA_E_NAN = -7,         /* NaN or Inf where finite numbers are required */
+    STRATA_E_DATA = -8,        /* input data insufficient (empty corpus, ...) */
+    STRATA_E_OBSERVER = -9,    /* an observer asked to stop the forward pass */
+    STRATA_E_INTERRUPTED = -10 /* a signal asked the run to stop */
+};
+
+/* Static string naming the status code; never NULL. */
+const char *strata_strerror(int status);
+/* Detailed message of the last error on this thread ("" if none).
+ * Borrowed; valid until the next failing strata_ call on this thread. */
+const char *strata_last_error(void);
+
+enum strata_log_level { STRATA_LOG_DEBUG, STRATA_LOG_INFO, STRATA_LOG_WARN };
+typedef void (*strata_log_fn)(enum strata_log_level level, const char *msg, void *user);
+/* Route lib/ diagnostics to fn (NULL: silent). Not thread-safe; call early. */
+void strata_log_set(strata_log_fn fn, void *user);
+
+/* ------------------------------------------------------------------ model */
+
+enum strata_rope { STRATA_ROPE_NONE, STRATA_ROPE_INTERLEAVED, STRATA_ROPE_HALF };
+
+/* Architecture of a loaded model. */
+struct strata_config {
+    int32_t dim;          /* D: residual width */
+    int32_t hidden_dim;   /* F: SwiGLU inner width */
+    int32_t n_layer;      /* L: transformer blocks */
+    int32_t n_head;       /* H: query heads */
+    int32_t n_kv_head;    /* G: key/value heads (H % G == 0) */
+    int32_t head_dim;     /* d = D / H */
+    int32_t vocab_size;   /* V */
+    int32_t seq_len;      /* trained context window C */
+    bool shared_classifier; /* output projection is the token embedding */
+    float norm_eps;       /* RMSNorm epsilon */
+    enum strata_rope rope;/* how RoPE pairs dimensions */
+    double rope_base;     /* RoPE theta */
+};
+
+struct strata_model;
+
+/* Load a llama2.c checkpoint (legacy format) by mmap. Every size is checked
+ * against the file length. *out is owned by the caller: strata_model_free. */
+int strata_model_load(struct strata_model **out, const char *path);
+void strata_model_free(struct strata_model *model);
+/* Borrowed; valid until strata_model_free. */
+const struct strata_config *strata_model_config(const struct strata_model *model);
+/* The config as a JSON object string (for provenance). Caller free()s. */
+char *strata_model_config_json(const struct strata_model *model);
+
+/* ------------------------------------------------------------ observers */
+
+/* Named sites inside block l, in the order the forward pass reaches them.
+ * resid_pre of block 0 is the token embedding; resid_post of block l is the
+ * residual stream after the block (= resid_pre of block l+1). */
+enum strata_site {
+    STRATA_SITE_RESID_PRE,
+    STRATA_SITE_ATTN_PROBS,
+    STRATA_SITE_ATTN_OUT,
+    STRATA_SITE_MLP_OUT,
+    STRATA_SITE_RESID_POST,
+    STRATA_SITE_COUNT
+};
+
+/* "resid_pre", ...; static string. */
+const char *strata_site_name(enum strata_site site);
+/* Parse "blk.<l>.<site>" into its parts. */
+int strata_site_parse(const char *name, int32_t *layer, enum strata_site *site);
+
+/* A borrowed view handed to an observer; valid only during the callback.
+ * Residual sites (resid_pre, attn_out, mlp_out, resid_post): data is
+ *   (n_rows = T, n_cols = D) with leading dimension ld, row0 = first position.
+ * attn_probs: one tile of one head's causal attention probabilities:
+ *   rows are queries row0 .. row0+n_rows-1, columns are keys 0 .. n_cols-1,
+ *   entries right of the diagonal are 0; tiles arrive in increasing row0 for
+ *   each head, so the full (T, T) map is never held at once. */
+struct strata_view {
+    int32_t layer;          /* block index l, 0 .. L-1 */
+    enum strata_site site;
+    int32_t head;           /* attn_probs: query head; otherwise -1 */
+    int64_t row0;           /* absolute position of row 0 */
+    int64_t n_rows, n_cols; /* shape of data */
+    int64_t ld;             /* distance between rows, in floats */
+    const float *data;      /* (n_rows, ld) */
+};
+
+/* An observer says which sites it wants (asked once per forward call for
+ * every (layer, site)) and then receives views of those sites only; a run
+ * that observes nothing pays nothing. observe returns 0 to continue; any
+ * other value stops the forward pass with STRATA_E_OBSERVER. */
+struct strata_observer {
+    bool (*wants)(void *user, int32_t layer, enum strata_site site);
+    int (*observe)(void *user, const struct strata_view *view);
+    void *user;
+};
+
+/* --------------------------------------------------------------- runtime */
+
+struct strata_ctx_params {
+    int64_t n_ctx;   /* most positions one context handles (default: model seq_len) */
+    bool kv_cache;   /* keep K/V of every layer so calls continue the sequence
+                        (generation); otherwise every call starts at position 0
+                        and attention memory is one layer's K/V */
+    int64_t attn_block; /* query rows per attention tile (default 64) */
+};
+struct strata_ctx_params strata_ctx_default_params(void);
+
+struct strata_ctx;
+
+/* Scratch buffers and state for running `model`, which must outlive it. */
+int strata_ctx_create(struct strata_ctx **out, const struct strata_model *model,
+                      const struct strata_ctx_params *params);
+void strata_ctx_free(struct strata_ctx *ctx);
+/* Copies *obs; at most 16 observers. */
+int strata_ctx_add_observer(struct strata_ctx *ctx, const struct strata_observer *obs);
+void strata_ctx_clear_observers(struct strata_ctx *ctx);
+/* Forget the cached sequence (kv_cache contexts). */
+void strata_ctx_reset(struct strata_ctx *ctx);
+/* Positions already in the cache (0 for contexts without kv_cache). */
+int64_t strata_ctx_n_past(const struct strata_ctx *ctx);
+
+enum strata_logits { STRATA_LOGITS_NONE, STRATA_LOGITS_LAST, STRATA_LOGITS_ALL };
+
+/* Run tokens (T) at positions n_past .. n_past+T-1. logits receives
+ * (1, V) for STRATA_LOGITS_LAST, (T, V) for STRATA_LOGITS_ALL, nothing (may
+ * be NULL) for STRATA_LOGITS_NONE. */
+int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
+                   int64_t n_tok, enum strata_logits mode);
+
+/* Greedy decoding as llama2.c's run.c does it: positions 0 .. steps-1, the
+ * prompt forced for its length, argmax afterwards, stop when the model emits
+ * `stop` (BOS for llama2.c). out (steps) receives the tokens after the first
+ * prompt token; *n_out their count. ctx needs kv_cache and n_ctx >= steps. */
+int strata_generate_greedy(struct strata_ctx *ctx, int32_t *out, int64_t *n_out,
+                           const int32_t *prompt, int64_t n_prompt, int64_t steps,
+                           int32_t stop);
+
+/* ------------------------------------------------------------- tokenizer */
+
+struct strata_tokenizer;
+
+/* Load a llama2.c tokenizer file (tok512.bin, tokenizer.bin) with
+ * vocab_size entries. Caller owns *out: strata_tokenizer_free. */
+int strata_tokenizer_load(struct strata_tokenizer **out, const char *path,
+                          int32_t vocab_size);
+void strata_tokenizer_free(struct strata_tokenizer *tok);
+int32_t strata_tokenizer_n_vocab(const struct strata_tokenizer *tok);
+#define STRATA_TOKEN_BOS 1
+#define STRATA_TOKEN_EOS 2
+
+/* Encode text (len bytes, need not be NUL-terminated) exactly as llama2.c's
+ * encode(): dummy-prefix space, UTF-8 code points looked up, byte fallback,
+ * then merges of the best-scoring adjacent pair (leftmost on ties).
+ * *tokens (n) is malloc'ed; caller free()s. */
+int strata_tokenizer_encode(const struct strata_tokenizer *tok, int32_t **tokens,
+                            int64_t *n, const char *text, size_t len, bool bos,
+                            bool eos);
+/* The bytes token `tok_id` stands for after `prev`, as llama2.c's decode():
+ * a leading space is dropped after BOS, <0xXX> becomes one byte. Borrowed;
+ * valid until strata_tokenizer_free. NULL for an id out of range. */
+const char *strata_tokenizer_piece(const struct strata_tokenizer *tok, int32_t prev,
+                                   int32_t tok_id, size_t *len);
+/* Concatenated pieces of tokens (n), tokens[0]'s prev being BOS when
+ * after_bos. *text is NUL-terminated, malloc'ed; caller free()s. */
+int strata_tokenizer_decode(const struct strata_tokenizer *tok, char **text,
+                            size_t *len, const int32_t *tokens, int64_t n,
+                            bool after_bos);
+
+/* ---------------------------------------------------------------- corpus */
+
+struct strata_corpus;
+
+/* Read a text file of documents separated by `sep`. Each document is
+ * trimmed of surrounding white space; empty ones are dropped. */
+int strata_corpus_load(struct strata_corpus **out, const char *path, const char *sep);
+void strata_corpus_free(struct strata_corpus *corpus);
+int64_t strata_corpus_n_docs(const struct strata_corpus *corpus);
+/* Borrowed; valid until strata_corpus_free. */
+const char *strata_corpus_doc(const struct strata_corpus *corpus, int64_t i, size_t *len);
+
+/* Fixed-length samples drawn from a corpus.
+ * Rule: documents are tokenized with BOS first and concatenated; the stream
+ * is cut into non-overlapping windows of seq_len tokens, each starting at a
+ * document start (so position 0 is BOS); n of the windows are chosen by a
+ * seeded shuffle and kept in increasing stream order. */
+struct strata_samples {
+    int64_t n;          /* N */
+    int64_t seq_len;    /* T */
+    int64_t n_windows;  /* windows available before choosing */
+    int32_t *tokens;    /* (N, T) */
+    int64_t *doc;       /* (N) index of the document each sample starts at */
+};
+int strata_samples_build(struct strata_samples *out, const struct strata_corpus *corpus,
+                         const struct strata_tokenizer *tok, int64_t n,
+                         int64_t seq_len, uint64_t seed);
+/* Frees the arrays; the struct itself is the caller's. */
+void strata_samples_free(struct strata_samples *samples);
+
+/* ------------------------------------------------------------- HDF5 dumps */
+
+enum strata_dtype { STRATA_F32, STRATA_F16 };
+
+/* Shape and options of a hidden-state dump (docs/FORMAT.md). */
+struct strata_dump_params {
+    int64_t n_samples;     /* N */
+    int64_t n_layers;      /* L+1 residual-stream boundaries */
+    int64_t seq_len;       /* T */
+    int64_t dim;           /* D */
+    enum strata_dtype dtype; /* file type of /hidden */
+    int gzip;              /* 0 (default): raw; 1..9: deflate level */
+};
+
+/* Facts of an opened dump. */
+struct strata_dump_info {
+    int64_t n_samples, n_layers, seq_len, dim;
+    enum strata_dtype dtype;
+    int64_t n_complete;    /* samples fully written */
+    bool complete;         /* the run finished */
+};
+
+struct strata_dump;
+
+/* Create `path`.partial for writing; strata_dump_finish renames it to path.
+ * A dump freed before finishing stays as path.partial, marked incomplete. */
+int strata_dump_create(struct strata_dump **out, const char *path,
+                       const struct strata_dump_params *params);
+/* Open a finished dump for reading (a .partial file too, by its own name). */
+int strata_dump_open(struct strata_dump **out, const char *path);
+void strata_dump_free(struct strata_dump *dump);
+/* Path given to create/open. Borrowed. */
+const char *strata_dump_path(const struct strata_dump *dump);
+
+int strata_dump_info(const struct strata_dump *dump, struct strata_dump_info *info);
+/* Root attributes (provenance). Strings are stored as UTF-8 variable-length. */
+int strata_dump_set_attr_str(struct strata_dump *dump, const char *name, const char *value);
+int strata_dump_set_attr_i64(struct strata_dump *dump, const char *name, int64_t value);
+/* *value is malloc'ed; caller free()s. */
+int strata_dump_get_attr_str(const struct strata_dump *dump, const char *name, char **value);
+int strata_dump_get_attr_i64(const struct strata_dump *dump, const char *name, int64_t *value);
+
+/* Write sample s: hidden (L+1, T, D) in float32 (converted to the file
+ * dtype), tokens (T). Samples are written in order; n_complete follows. */
+int strata_dump_write_sample(struct strata_dump *dump, int64_t s, const float *hidden,
+                             const int32_t *tokens);
+/* Mark complete, flush, close and rename path.partial to path. */
+int strata_dump_finish(struct strata_dump *dump);
+
+/* Read sample s into hidden (L+1, T, D) float32 and tokens (T); either may be NULL. */
+int strata_dump_read_sample(const struct strata_dump *dump, int64_t s, float *hidden,
+                            int32_t *tokens);
+/* Read one boundary l of sample s into out (T, D). */
+int strata_dump_read_layer(const struct strata_dump *dump, int64_t s, int64_t l, float *out);
+
+/* ------------------------------------------------------------ numerics */
+
+/* IEEE half <-> single, round to nearest even; exact on the way up. */
+uint16_t strata_f32_to_f16(float x);
+float strata_f16_to_f32(uint16_t h);
+
+/* splitmix64: the one PRNG of strata, so seeds mean the same everywhere. */
+uint64_t strata_rng_next(uint64_t *state);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* STRATA_H */

@@ -1,0 +1,52 @@
+/* check.h — the tiny test harness: CHECK and CHECK_CLOSE count failures,
+ * and every test program ends with CHECK_DONE(), which prints
+ * "<name>: N passed, N failed" and returns non-zero on any failure. */
+#ifndef STRATA_CHECK_H
+#define STRATA_CHECK_H
+
+#include <math.h>
+#include <stdio.h>
+
+static int check_passed, check_failed;
+
+#define CHECK(cond)                                                              \
+    do {                                                                         \
+        if (cond) {                                                              \
+            check_passed++;                                                      \
+        } else {                                                                 \
+            check_failed++;                                                      \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
+        }                                                                        \
+    } while (0)
+
+/* |got - want| <= tol; prints both on failure. */
+#define CHECK_CLOSE(got, want, tol)                                              \
+    do {                                                                         \
+        double g_ = (double)(got), w_ = (double)(want), t_ = (double)(tol);      \
+        if (fabs(g_ - w_) <= t_) {                                               \
+            check_passed++;                                                      \
+        } else {                                                                 \
+            check_failed++;                                                      \
+            fprintf(stderr, "%s:%d: CHECK_CLOSE(%s, %s): %.9g vs %.9g (tol %.3g)\n", \
+                    __FILE__, __LINE__, #got, #want, g_, w_, t_);                \
+        }                                                                        \
+    } while (0)
+
+/* A status call that must succeed; prints strata_last_error() otherwise. */
+#define CHECK_OK(call)                                                           \
+    do {                                                                         \
+        int rc_ = (call);                                                        \
+        if (rc_ == 0) {                                                          \
+            check_passed++;                                                      \
+        } else {                                                                 \
+            check_failed++;                                                      \
+            fprintf(stderr, "%s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #call,  \
+                    strata_strerror(rc_), strata_last_error());                  \
+        }                                                                        \
+    } while (0)
+
+#define CHECK_DONE(name)                                                         \
+    (printf("%s: %d passed, %d failed\n", (name), check_passed, check_failed),   \
+     check_failed ? 1 : 0)
+
+#endif
