@@ -49,3 +49,29 @@ void strata_unmap_file(struct strata_map *map);
 int strata_read_file(char **data, size_t *size, const char *path);
 
 #endif
+
+/* ------------------------------------------------------------ model data */
+
+/* Weights of one block, borrowed from the checkpoint mapping, row-major
+ * (out, in) so y = x W^T is cblas_sgemm(NoTrans, Trans). */
+struct strata_block_w {
+    const float *rms_att; /* (D) */
+    const float *wq;      /* (H*d, D) */
+    const float *wk;      /* (G*d, D) */
+    const float *wv;      /* (G*d, D) */
+    const float *wo;      /* (D, H*d) */
+    const float *rms_ffn; /* (D) */
+    const float *w1;      /* (F, D) gate */
+    const float *w2;      /* (D, F) down */
+    const float *w3;      /* (F, D) up */
+};
+
+struct strata_model {
+    struct strata_config cfg;
+    struct strata_map map;
+    char *path;
+    const float *tok_emb;          /* (V, D) */
+    struct strata_block_w *blocks; /* (L) */
+    const float *rms_final;        /* (D) */
+    const float *wcls;             /* (V, D); == tok_emb when shared */
+};

@@ -1,0 +1,168 @@
+/* cli.h — what every strata program shares on the command line: error
+ * reporting with a hint, number parsing, progress lines, provenance of argv.
+ * Header-only and for programs only: lib/ itself never prints or exits. */
+#ifndef STRATA_CLI_H
+#define STRATA_CLI_H
+
+#include "strata.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *cli_prog = "strata";
+
+static inline void cli_log(enum strata_log_level level, const char *msg, void *user)
+{
+    (void)user;
+    if (level >= STRATA_LOG_WARN) fprintf(stderr, "%s: warning: %s\n", cli_prog, msg);
+}
+
+static inline void cli_init(const char *prog)
+{
+    cli_prog = prog;
+    strata_log_set(cli_log, NULL);
+}
+
+/* One line "prog: message", an optional "  hint: ..." line, exit 1. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3), noreturn))
+#endif
+static void cli_die(const char *hint, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", cli_prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    if (hint) fprintf(stderr, "  hint: %s\n", hint);
+    exit(1);
+}
+
+/* Report a failed lib call (its detailed message) and exit. */
+static inline void cli_check(int rc, const char *hint)
+{
+    if (rc == 0) return;
+    const char *msg = strata_last_error();
+    cli_die(hint, "%s", msg[0] ? msg : strata_strerror(rc));
+}
+
+static inline int64_t cli_int(const char *opt, const char *s, int64_t lo, int64_t hi)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < lo || v > hi)
+        cli_die(NULL, "%s '%s': expected a whole number from %lld to %lld", opt, s, (long long)lo,
+                (long long)hi);
+    return (int64_t)v;
+}
+
+static inline double cli_double(const char *opt, const char *s)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0' || v != v)
+        cli_die(NULL, "%s '%s': expected a number", opt, s);
+    return v;
+}
+
+/* The value after option argv[*i]; dies if it is missing. */
+static inline const char *cli_value(int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) cli_die(NULL, "option %s needs a value (see --help)", argv[*i]);
+    return argv[++*i];
+}
+
+static inline double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* argv joined by spaces, for provenance. Caller free()s. */
+static inline char *cli_command_line(int argc, char **argv)
+{
+    size_t n = 1;
+    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
+    char *s = malloc(n);
+    if (!s) cli_die(NULL, "out of memory");
+    s[0] = '\0';
+    for (int i = 0; i < argc; i++) {
+        if (i) strcat(s, " ");
+        strcat(s, argv[i]);
+    }
+    return s;
+}
+
+/* A progress line on stderr: rewritten in place on a terminal, one line
+ * every few seconds otherwise (logs stay readable). */
+struct cli_progress {
+    double t0, last;
+    int tty;
+};
+
+static inline void cli_progress_start(struct cli_progress *p)
+{
+    p->t0 = p->last = cli_now();
+    p->tty = isatty(2);
+}
+
+static inline void cli_progress(struct cli_progress *p, int64_t done, int64_t total,
+                                int64_t tokens, int final)
+{
+    double now = cli_now();
+    if (!final && now - p->last < (p->tty ? 0.2 : 5.0)) return;
+    p->last = now;
+    double el = now - p->t0, rate = el > 0 ? (double)tokens / el : 0.0;
+    double eta = done > 0 ? el * (double)(total - done) / (double)done : 0.0;
+    fprintf(stderr, "%s%s: %lld/%lld samples, %.0f tokens/s, %.1f s elapsed, ETA %.1f s%s",
+            p->tty ? "\r" : "", cli_prog, (long long)done, (long long)total, rate, el, eta,
+            p->tty && !final ? "" : "\n");
+}
+
+#endif
+
+/* Outputs are written under OUT.partial and renamed when complete, so an
+ * interrupted run never leaves a file that looks finished. path "-" is stdout. */
+struct cli_out {
+    FILE *f;
+    char tmp[4096];
+    const char *path;
+};
+
+static inline FILE *cli_out_open(struct cli_out *o, const char *path)
+{
+    o->path = path;
+    if (!strcmp(path, "-")) {
+        o->f = stdout;
+        o->tmp[0] = '\0';
+        return o->f;
+    }
+    snprintf(o->tmp, sizeof o->tmp, "%s.partial", path);
+    o->f = fopen(o->tmp, "w");
+    if (!o->f)
+        cli_die("check that the directory exists and is writable", "%s: cannot create: %s",
+                o->tmp, strerror(errno));
+    return o->f;
+}
+
+static inline void cli_out_commit(struct cli_out *o)
+{
+    if (o->f == stdout) {
+        fflush(stdout);
+        return;
+    }
+    int bad = ferror(o->f) | fclose(o->f);
+    if (bad || rename(o->tmp, o->path) != 0) {
+        remove(o->tmp);
+        cli_die("check free space and permissions", "%s: write failed", o->path);
+    }
+}
