@@ -243,15 +243,7 @@ static int attention(struct strata_ctx *ctx, int32_t layer, const float *k, cons
             for (int64_t i = 0; i < nq; i++) {
                 float *row = S + i * nk;
                 const int64_t n_see = pos0 + q0 + i + 1;
-                float mx = row[0];
-                for (int64_t j = 1; j < n_see; j++) mx = row[j] > mx ? row[j] : mx;
-                float sum = 0.0f;
-                for (int64_t j = 0; j < n_see; j++) {
-                    row[j] = expf(row[j] - mx);
-                    sum += row[j];
-                }
-                const float inv = 1.0f / sum;
-                for (int64_t j = 0; j < n_see; j++) row[j] *= inv;
+                strata_softmax(row, n_see);
                 for (int64_t j = n_see; j < nk; j++) row[j] = 0.0f;
             }
             if (want_probs) {
@@ -327,10 +319,7 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
         rmsnorm(ctx->xb, x, w->rms_ffn, T, D, c->norm_eps);
         linear(ctx->hg, ctx->xb, w->w1, T, F, D);
         linear(ctx->hu, ctx->xb, w->w3, T, F, D);
-        for (int64_t i = 0; i < T * F; i++) {
-            float g = ctx->hg[i];
-            ctx->hg[i] = g / (1.0f + expf(-g)) * ctx->hu[i];
-        }
+        strata_swiglu(ctx->hg, ctx->hu, T * F);
         linear(ctx->delta, ctx->hg, w->w2, T, D, F);
         if ((rc = notify(ctx, l, STRATA_SITE_MLP_OUT, -1, pos0, T, D, D, ctx->delta))) return rc;
         add_into(x, ctx->delta, T * D);

@@ -75,3 +75,9 @@ struct strata_model {
     const float *rms_final;        /* (D) */
     const float *wcls;             /* (V, D); == tok_emb when shared */
 };
+
+/* vecmath.c: elementwise kernels (AVX2 when built for it). */
+void strata_vexp(float *x, int64_t n);               /* x = exp(x) */
+float strata_vmax(const float *x, int64_t n);        /* max, -Inf for n == 0 */
+void strata_softmax(float *x, int64_t n);            /* in place, max-shifted */
+void strata_swiglu(float *g, const float *u, int64_t n); /* g = silu(g) * u */

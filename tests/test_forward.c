@@ -215,7 +215,7 @@ static void compare_model(const char *path, int64_t T, const char *label)
     double worst_row = 0; /* every probability row sums to one */
     for (int64_t i = 0; i < L * H * T; i++) {
         double s = 0;
-        for (int64_t j = 0; j < T; j++) s += cp.probs[i * T + j];
+        for (int64_t j = 0; j < T; j++) s += (double)cp.probs[i * T + j];
         if (fabs(s - 1) > worst_row) worst_row = fabs(s - 1);
     }
     printf("  attention rows: max |sum - 1| %.3g\n", worst_row);

@@ -1,0 +1,82 @@
+/* bench_forward — forward-pass throughput against the machine's own sgemm.
+ *
+ * Nearly all of a transformer's arithmetic is its projections, so the honest
+ * yardstick for a CPU forward pass is the time the same GEMMs take as bare
+ * cblas_sgemm calls on the same weights, measured in the same run. The
+ * ratio sgemm_time / forward_time is the fraction of the sgemm rate the
+ * forward pass reaches (1.0 = no overhead at all).
+ *
+ * usage: bench_forward MODEL.bin T [REPS]
+ */
+#include "cli.h"
+#include "internal.h"
+
+#include <cblas.h>
+
+static double median(double *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int main(int argc, char **argv)
+{
+    cli_init("bench_forward");
+    if (argc < 3) cli_die(NULL, "usage: bench_forward MODEL.bin T [REPS]");
+    const int64_t T = cli_int("T", argv[2], 1, 1 << 20);
+    const int reps = argc > 3 ? (int)cli_int("REPS", argv[3], 1, 100) : 3;
+    struct strata_model *m = NULL;
+    cli_check(strata_model_load(&m, argv[1]), NULL);
+    const struct strata_config *c = strata_model_config(m);
+    const int64_t D = c->dim, F = c->hidden_dim, L = c->n_layer, Hd = (int64_t)c->n_head * c->head_dim;
+    const int64_t kvd = (int64_t)c->n_kv_head * c->head_dim;
+
+    int32_t *tok = malloc((size_t)T * sizeof *tok); /* (T) */
+    uint64_t st = 7;
+    for (int64_t t = 0; t < T; t++) tok[t] = (int32_t)(strata_rng_next(&st) % (uint64_t)c->vocab_size);
+    struct strata_ctx_params p = strata_ctx_default_params();
+    p.n_ctx = T;
+    struct strata_ctx *ctx = NULL;
+    cli_check(strata_ctx_create(&ctx, m, &p), NULL);
+
+    /* The same projections, bare: per block q, k, v, o, gate, up, down. */
+    float *x = calloc((size_t)(T * (F > D ? F : D)), sizeof(float)); /* (T, max(D,F)) input */
+    float *y = calloc((size_t)(T * (F > D ? F : D)), sizeof(float)); /* (T, max(D,F)) output */
+    for (int64_t i = 0; i < T * D; i++) x[i] = 0.01f * (float)(i % 97);
+    double t_fwd[100], t_gemm[100];
+    cli_check(strata_forward(ctx, NULL, tok, T, STRATA_LOGITS_NONE), NULL); /* warm up pages */
+    for (int r = 0; r < reps; r++) {
+        double t0 = cli_now();
+        cli_check(strata_forward(ctx, NULL, tok, T, STRATA_LOGITS_NONE), NULL);
+        t_fwd[r] = cli_now() - t0;
+        t0 = cli_now();
+        for (int64_t l = 0; l < L; l++) {
+            const struct strata_block_w *w = &m->blocks[l];
+            const float *ws[7] = {w->wq, w->wk, w->wv, w->wo, w->w1, w->w3, w->w2};
+            const int64_t no[7] = {Hd, kvd, kvd, D, F, F, D}, ni[7] = {D, D, D, Hd, D, D, F};
+            for (int k = 0; k < 7; k++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)no[k], (int)ni[k],
+                            1.0f, x, (int)ni[k], ws[k], (int)ni[k], 0.0f, y, (int)no[k]);
+        }
+        t_gemm[r] = cli_now() - t0;
+    }
+    const double tf = median(t_fwd, reps), tg = median(t_gemm, reps);
+    const double flops = 2.0 * (double)T * (double)L * (double)(D * Hd * 2 + 2 * D * kvd + 3 * D * F);
+    printf("model %s: D=%lld F=%lld L=%lld H=%d G=%d, T=%lld, median of %d\n", argv[1], (long long)D,
+           (long long)F, (long long)L, c->n_head, c->n_kv_head, (long long)T, reps);
+    printf("  sgemm alone   %8.3f s  %7.1f GFLOP/s\n", tg, flops / tg * 1e-9);
+    printf("  strata forward%8.3f s  %7.1f GFLOP/s (projections)  %9.0f tokens/s  %.3f s/layer\n", tf,
+           flops / tf * 1e-9, (double)T / tf, tf / (double)L);
+    printf("  fraction of sgemm rate reached: %.3f\n", tg / tf);
+    free(x);
+    free(y);
+    free(tok);
+    strata_ctx_free(ctx);
+    strata_model_free(m);
+    return 0;
+}
