@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# make demo: the first end-to-end slice on a small real model.
+# stories260K (a trained 260K-parameter Llama) over TinyStories stories:
+# greedy sample -> hidden-state dump -> Block Influence CSV -> PNG.
+#
+# Inputs (environment variables; the demo only picks defaults):
+#   MODEL, TOKENIZER  llama2.c checkpoint and tokenizer
+#                     (default ../shared/models/stories260K/, else downloaded
+#                     once into data/cache/ and checked by sha256)
+#   CORPUS            text with documents separated by <|endoftext|>
+#                     (default ../shared/corpora/tinystories-val-1000.txt)
+#   SAMPLES, SEQ_LEN  sampling (default 200 x 256)
+#   OUT               output folder (default out/demo)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BINDIR=${BINDIR:-bin}
+PYTHON=${PYTHON:-/usr/bin/python3}
+SHARED=${SHARED:-../shared}
+OUT=${OUT:-out/demo}
+SAMPLES=${SAMPLES:-200}
+SEQ_LEN=${SEQ_LEN:-256}
+HF=https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K
+declare -A SHA=(
+    [stories260K.bin]=b0a507e7ad0f626624f17112325e66691f9076d622e1d3274d103d00299f2696
+    [tok512.bin]=037cb335abb25d1fa9e8ecae30ed2a3a8ace9302862ebcdc05d51a6bbb10c312
+)
+
+fetch() { # name -> path of a verified copy
+    local name=$1 local_copy="$SHARED/models/stories260K/$1" cached="data/cache/stories260K/$1"
+    if [ -f "$local_copy" ]; then echo "$local_copy"; return; fi
+    if [ ! -f "$cached" ]; then
+        mkdir -p "$(dirname "$cached")"
+        echo "demo: downloading $name from $HF" >&2
+        if ! curl -fsSL --retry 2 -o "$cached.partial" "$HF/$name"; then
+            rm -f "$cached.partial"
+            echo "demo: cannot download $name; put stories260K.bin and tok512.bin (karpathy/tinyllamas," >&2
+            echo "      folder stories260K) in data/cache/stories260K/ or set MODEL and TOKENIZER" >&2
+            exit 1
+        fi
+        mv "$cached.partial" "$cached"
+    fi
+    if ! echo "${SHA[$name]}  $cached" | sha256sum -c --quiet - >&2; then
+        echo "demo: $cached does not have the published sha256 ${SHA[$name]}; delete it and retry" >&2
+        exit 1
+    fi
+    echo "$cached"
+}
+
+MODEL=${MODEL:-$(fetch stories260K.bin)}
+TOKENIZER=${TOKENIZER:-$(fetch tok512.bin)}
+CORPUS=${CORPUS:-$SHARED/corpora/tinystories-val-1000.txt}
+if [ ! -f "$CORPUS" ]; then
+    echo "demo: no corpus at $CORPUS. Set CORPUS to a UTF-8 text file of stories separated" >&2
+    echo "      by <|endoftext|> (e.g. TinyStories validation text), at least $SAMPLES stories" >&2
+    exit 1
+fi
+mkdir -p "$OUT"
+SECONDS=0
+
+echo "== greedy sample from $MODEL"
+"$BINDIR/strata-generate" --model "$MODEL" --tokenizer "$TOKENIZER" --temperature 0 --steps 80
+
+echo "== hidden states of $SAMPLES samples x $SEQ_LEN tokens"
+"$BINDIR/strata-probe-hidden" --model "$MODEL" --tokenizer "$TOKENIZER" --corpus "$CORPUS" \
+    --samples "$SAMPLES" --seq-len "$SEQ_LEN" --seed 0 --dtype f32 -o "$OUT/hidden.h5"
+
+echo "== Block Influence"
+"$BINDIR/strata-blockinf" "$OUT/hidden.h5" -o "$OUT/blockinf.csv"
+cat "$OUT/blockinf.csv"
+"$PYTHON" scripts/plot_blockinf.py "$OUT/blockinf.csv" -o "$OUT/blockinf.png" --title "stories260K, $SAMPLES x $SEQ_LEN TinyStories tokens"
+
+echo
+echo "demo done in ${SECONDS} s. Results:"
+echo "  $OUT/hidden.h5      hidden states (docs/FORMAT.md)"
+echo "  $OUT/blockinf.csv   Block Influence per block"
+echo "  $OUT/blockinf.png   the figure"
