@@ -28,7 +28,7 @@ PROG_SRC := $(wildcard probes/*.c analyzers/*.c)
 PROGS    := $(foreach s,$(PROG_SRC),$(BINDIR)/strata-$(basename $(notdir $(s))))
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-TOOLS    := $(BUILD)/tests/mkmodel $(BUILD)/tests/ref_forward
+TOOLS    := $(BUILD)/tests/mkmodel
 BENCH    := $(BUILD)/bench/bench_forward
 
 PREFIX  ?= /usr/local
