@@ -17,7 +17,7 @@ BUILD   ?= build
 BINDIR  ?= bin
 SAN     ?=
 ifeq ($(SAN),1)
-CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+CFLAGS  := -O1 -march=native -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
 

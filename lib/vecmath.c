@@ -59,6 +59,8 @@ static inline float exp1(float x)
     _mm256_storeu_ps(out, exp8(_mm256_set1_ps(x)));
     return out[0];
 #else
+    if (x < -87.3365447505531f) return 0.0f; /* the same edges as exp8 */
+    if (x > 88.3762626647949f) return INFINITY;
     return expf(x);
 #endif
 }

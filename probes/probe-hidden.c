@@ -180,28 +180,27 @@ int main(int argc, char **argv)
         rc = strata_dump_write_sample(dump, s, cap.hidden, toks);
         cli_progress(&prog, s + 1, n_samples, (s + 1) * T, 0);
     }
+    int status = 0;
     if (!rc && stop_requested && s < n_samples) {
         cli_progress(&prog, s, n_samples, s * T, 1);
-        strata_dump_free(dump);
         fprintf(stderr, "%s: interrupted after %lld of %lld samples; the completed samples are in %s\n",
                 cli_prog, (long long)s, (long long)n_samples, partial);
-        return 130;
+        status = 130;
+    } else if (!rc && !(rc = strata_dump_finish(dump))) {
+        cli_progress(&prog, n_samples, n_samples, n_samples * T, 1);
+        fprintf(stderr, "%s: wrote %s (%lld samples x %lld layers x %lld tokens x %lld dims)\n",
+                cli_prog, out_path, (long long)n_samples, (long long)L1, (long long)T, (long long)D);
     }
-    if (!rc) rc = strata_dump_finish(dump);
+    strata_dump_free(dump);
     if (rc) {
-        strata_dump_free(dump);
         remove(partial);
         cli_check(rc, NULL);
     }
-    cli_progress(&prog, n_samples, n_samples, n_samples * T, 1);
-    strata_dump_free(dump);
-    fprintf(stderr, "%s: wrote %s (%lld samples x %lld layers x %lld tokens x %lld dims)\n",
-            cli_prog, out_path, (long long)n_samples, (long long)L1, (long long)T, (long long)D);
     free(cap.hidden);
     strata_ctx_free(ctx);
     strata_samples_free(&samples);
     strata_corpus_free(corpus);
     strata_tokenizer_free(tok);
     strata_model_free(model);
-    return 0;
+    return status;
 }
