@@ -67,7 +67,7 @@ echo "== hidden states of $SAMPLES samples x $SEQ_LEN tokens"
 echo "== Block Influence"
 "$BINDIR/strata-blockinf" "$OUT/hidden.h5" -o "$OUT/blockinf.csv"
 cat "$OUT/blockinf.csv"
-"$PYTHON" scripts/plot_blockinf.py "$OUT/blockinf.csv" -o "$OUT/blockinf.png" --title "stories260K, $SAMPLES x $SEQ_LEN TinyStories tokens"
+"$PYTHON" scripts/plot_blockinf.py "$OUT/blockinf.csv" -o "$OUT/blockinf.png" --title "stories260K, ${SAMPLES}x${SEQ_LEN} tokens"
 
 echo
 echo "demo done in ${SECONDS} s. Results:"

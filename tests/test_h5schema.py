@@ -19,22 +19,11 @@ import tempfile
 import time
 import traceback
 
-passed = 0
-failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"test_h5schema: FAILED: {what}", file=sys.stderr)
+from pycheck import check, done as finish  # noqa: E402
 
 
 def done():
-    print(f"test_h5schema: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    finish("test_h5schema")
 
 
 try:

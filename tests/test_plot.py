@@ -24,17 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(os.path.dirname(HERE), "scripts", "plot_blockinf.py")
 
 RED, BLUE = (214, 39, 40), (31, 119, 180)  # matplotlib tab:red, tab:blue
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}", file=sys.stderr)
-    return bool(cond)
+from pycheck import check, done  # noqa: E402
 
 
 def run(*args):
@@ -151,5 +141,4 @@ if __name__ == "__main__":
     finally:
         if owned:
             shutil.rmtree(owned, ignore_errors=True)
-    print(f"test_plot: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    done("test_plot")

@@ -82,17 +82,7 @@ REL_TOL, ABS_TOL, BI_TOL = 1e-4, 1e-5, 1e-6
 PROVENANCE = ("strata_version", "command_line", "model_path", "model_config",
               "tokenizer_path", "corpus_path", "seed", "dtype")
 
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}", file=sys.stderr)
-    return bool(cond)
+from pycheck import check, done  # noqa: E402
 
 
 def run(cmd, timeout=600):
@@ -437,5 +427,4 @@ if __name__ == "__main__":
         import traceback
         traceback.print_exc()
         check(False, f"unexpected exception: {e!r}")
-    print(f"test_probe_ref: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    done("test_probe_ref")
