@@ -45,6 +45,26 @@ static int check_passed, check_failed;
         }                                                                        \
     } while (0)
 
+/* Scratch directory: $STRATA_TMP when set (tests/run.sh removes it), else a
+ * fresh mkdtemp directory under /tmp; returns false (after perror) only when
+ * neither exists. *owned tells the caller to rmdir it at the end. */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <unistd.h>
+static inline bool check_tmpdir(char *buf, size_t size, const char *name, bool *owned)
+{
+    const char *t = getenv("STRATA_TMP");
+    *owned = !(t && *t);
+    if (!*owned) {
+        snprintf(buf, size, "%s", t);
+        return true;
+    }
+    snprintf(buf, size, "/tmp/strata-%s.XXXXXX", name);
+    if (mkdtemp(buf)) return true;
+    perror("mkdtemp");
+    return false;
+}
+
 #define CHECK_DONE(name)                                                         \
     (printf("%s: %d passed, %d failed\n", (name), check_passed, check_failed),   \
      check_failed ? 1 : 0)

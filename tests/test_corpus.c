@@ -382,17 +382,7 @@ int main(void)
 {
     shared_dir = getenv("SHARED") ? getenv("SHARED") : "../shared";
     bool san = getenv("STRATA_SAN") && strcmp(getenv("STRATA_SAN"), "1") == 0;
-    const char *t = getenv("STRATA_TMP");
-    if (t && *t) {
-        snprintf(tmp_dir, sizeof tmp_dir, "%s", t);
-    } else {
-        snprintf(tmp_dir, sizeof tmp_dir, "/tmp/strata-test-corpus.XXXXXX");
-        if (!mkdtemp(tmp_dir)) {
-            perror("mkdtemp");
-            return 2;
-        }
-        tmp_owned = true;
-    }
+    if (!check_tmpdir(tmp_dir, sizeof tmp_dir, "test-corpus", &tmp_owned)) return 2;
     char *tok512 = path_of(shared_dir, "models/stories260K/tok512.bin");
     test_small_corpora(tok512);
     test_shared_corpus(tok512, san);

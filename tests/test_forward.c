@@ -310,8 +310,9 @@ static void load_errors(const char *tmp, const char *good)
 int main(void)
 {
     const char *shared = getenv("SHARED") ? getenv("SHARED") : "../shared";
-    char tmpl[] = "/tmp/strata-fwd.XXXXXX";
-    const char *tmp = getenv("STRATA_TMP") ? getenv("STRATA_TMP") : mkdtemp(tmpl);
+    char tmp[512];
+    bool tmp_owned;
+    if (!check_tmpdir(tmp, sizeof tmp, "test-forward", &tmp_owned)) return 2;
     char path[1024];
     snprintf(path, sizeof path, "%s/models/stories260K/stories260K.bin", shared);
     compare_model(path, 150, "stories260K");
@@ -335,5 +336,14 @@ int main(void)
         remove(p);
     }
     load_errors(tmp, path);
+    if (tmp_owned) { /* load_errors' files */
+        const char *files[] = {"trunc.bin", "long.bin", "hdr.bin", "heads.bin", "empty.bin"};
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+            char p[1200];
+            snprintf(p, sizeof p, "%s/%s", tmp, files[i]);
+            remove(p);
+        }
+        rmdir(tmp);
+    }
     return CHECK_DONE("test_forward");
 }
