@@ -19,6 +19,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
@@ -548,7 +549,22 @@ int strata_dump_write_sample(struct strata_dump *dump, int64_t s, const float *h
     herr_t st;
     if (d->info.dtype == STRATA_F16) {
         size_t n = (size_t)(d->info.n_layers * d->info.seq_len * d->info.dim);
-        for (size_t i = 0; i < n; i++) d->h16[i] = strata_f32_to_f16(hidden[i]);
+        for (size_t i = 0; i < n; i++) {
+            d->h16[i] = strata_f32_to_f16(hidden[i]);
+            /* A finite activation beyond half's range would be stored as Inf:
+             * a silently wrong number, so refuse instead. */
+            if ((d->h16[i] & 0x7fffu) == 0x7c00u && isfinite(hidden[i])) {
+                close_id(&fspace, H5Sclose);
+                close_id(&mspace, H5Sclose);
+                const int64_t T = d->info.seq_len, D = d->info.dim;
+                return strata_fail(STRATA_E_NAN,
+                                   "%s: /hidden value %g at sample %lld, layer %lld, position %lld "
+                                   "exceeds float16's range (65504); use --dtype f32",
+                                   d->path, (double)hidden[i], (long long)s,
+                                   (long long)(i / (size_t)(T * D)),
+                                   (long long)(i / (size_t)D % (size_t)T));
+            }
+        }
         st = H5Dwrite(d->hidden, d->half, mspace, fspace, H5P_DEFAULT, d->h16);
     } else {
         st = H5Dwrite(d->hidden, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, hidden);

@@ -357,7 +357,7 @@ static void test_round_trips(void)
     /* Values that matter for halves: NaN, Inf, signed zero, subnormals,
      * overflow, ties. */
     static const float special[] = {NAN, INFINITY, -INFINITY, -0.0f, 0x1p-24f, 0x1p-25f, 0x3p-25f,
-                                    65504.0f, 65520.0f, 1e9f, 1.0f + 0x1p-11f, -1e-30f};
+                                    65504.0f, 65519.0f, 1.0f + 0x1p-11f, -1e-30f};
     const int n_sp = (int)(sizeof special / sizeof special[0]);
     for (int dt = 0; dt < 2; dt++) {
         struct strata_dump_params p = {1, 1, 1, n_sp, dt ? STRATA_F16 : STRATA_F32, 0};
@@ -378,6 +378,20 @@ static void test_round_trips(void)
             float want = stored(p.dtype, special[i]);
             CHECK(memcmp(&got[i], &want, 4) == 0);
         }
+        strata_dump_free(d);
+    }
+
+    /* A finite value beyond half's range is refused, not stored as Inf;
+     * Inf itself is stored as Inf. */
+    for (int k = 0; k < 2; k++) {
+        const float big[2] = {1.0f, k ? 65520.0f : -1e9f};
+        struct strata_dump_params p = {1, 1, 1, 2, STRATA_F16, 0};
+        const char *path = tmp_path("overflow.h5");
+        struct strata_dump *d = NULL;
+        int32_t tok = 7;
+        CHECK_OK(strata_dump_create(&d, path, &p));
+        CHECK(strata_dump_write_sample(d, 0, big, &tok) == STRATA_E_NAN);
+        CHECK(strstr(strata_last_error(), "float16") && strstr(strata_last_error(), path));
         strata_dump_free(d);
     }
 }
