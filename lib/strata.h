@@ -197,8 +197,10 @@ int strata_tokenizer_encode(const struct strata_tokenizer *tok, int32_t **tokens
  * valid until strata_tokenizer_free. NULL for an id out of range. */
 const char *strata_tokenizer_piece(const struct strata_tokenizer *tok, int32_t prev,
                                    int32_t tok_id, size_t *len);
-/* Concatenated pieces of tokens (n), tokens[0]'s prev being BOS when
- * after_bos. *text is NUL-terminated, malloc'ed; caller free()s. */
+/* Concatenated pieces of tokens (n). tokens[0]'s prev is BOS when after_bos
+ * (its leading space is dropped), none otherwise; so text encoded with BOS
+ * comes back exactly from decode(ids + 1, n - 1, after_bos = true).
+ * *text is NUL-terminated, malloc'ed; caller free()s. */
 int strata_tokenizer_decode(const struct strata_tokenizer *tok, char **text,
                             size_t *len, const int32_t *tokens, int64_t n,
                             bool after_bos);
@@ -276,10 +278,12 @@ int strata_dump_get_attr_str(const struct strata_dump *dump, const char *name, c
 int strata_dump_get_attr_i64(const struct strata_dump *dump, const char *name, int64_t *value);
 
 /* Write sample s: hidden (L+1, T, D) in float32 (converted to the file
- * dtype), tokens (T). Samples are written in order; n_complete follows. */
+ * dtype), tokens (T). Samples go in order (s == n_complete); n_complete
+ * follows. For f16, a finite value beyond +-65504 is STRATA_E_NAN. */
 int strata_dump_write_sample(struct strata_dump *dump, int64_t s, const float *hidden,
                              const int32_t *tokens);
-/* Mark complete, flush, close and rename path.partial to path. */
+/* Mark complete, flush, fsync, close and rename path.partial to path;
+ * refused unless all N samples were written. */
 int strata_dump_finish(struct strata_dump *dump);
 
 /* Read sample s into hidden (L+1, T, D) float32 and tokens (T); either may be NULL. */
