@@ -12,7 +12,7 @@
  * mkdtemp directory.
  */
 #include "check.h"
-#include "strata.h"
+#include "internal.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,6 +23,16 @@
 #include <unistd.h>
 
 static const char *shared_dir;
+/* The whole file, NUL-terminated (lib's reader); NULL if unreadable. */
+static char *slurp(const char *path, size_t *size)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    if (strata_read_file(&buf, &n, path) != 0) return NULL;
+    if (size) *size = n;
+    return buf;
+}
+
 static char tmp_dir[4096];
 static bool tmp_owned;
 static const char SEP[] = "<|endoftext|>";
@@ -35,20 +45,6 @@ static char *path_of(const char *dir, const char *rel)
     return p;
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0, got;
-    char *buf = malloc(cap);
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (cap - n - 1 == 0) buf = realloc(buf, cap *= 2);
-    }
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
 
 /* Write text to a scratch file; returns its malloc'ed path. */
 static char *scratch(const char *name, const char *text)
@@ -215,7 +211,7 @@ static void test_shared_corpus(const char *tok_path, bool san)
     if (!c || !tok) goto done;
 
     /* 1000 stories, each equal to the independent split. */
-    char *all = slurp(path), **docs = NULL;
+    char *all = slurp(path, NULL), **docs = NULL;
     int n_docs = all ? split_docs(all, SEP, &docs) : 0;
     CHECK(n_docs == 1000);
     CHECK(strata_corpus_n_docs(c) == n_docs);

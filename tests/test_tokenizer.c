@@ -23,7 +23,7 @@
  * STRATA_SAN=1 (sanitizer builds) shortens the slowest cases.
  */
 #include "check.h"
-#include "strata.h"
+#include "internal.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -36,6 +36,16 @@
 #include <unistd.h>
 
 static const char *shared_dir;
+/* The whole file, NUL-terminated (lib's reader); NULL if unreadable. */
+static char *slurp(const char *path, size_t *size)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    if (strata_read_file(&buf, &n, path) != 0) return NULL;
+    if (size) *size = n;
+    return buf;
+}
+
 static char tmp_dir[4096];
 static bool tmp_owned; /* we made tmp_dir, so we remove it */
 
@@ -45,23 +55,6 @@ static char *path_of(const char *dir, const char *rel)
     char *p = malloc(n);
     snprintf(p, n, "%s/%s", dir, rel);
     return p;
-}
-
-/* The whole file, NUL-terminated; NULL if it cannot be read. */
-static char *slurp(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0, got;
-    char *buf = malloc(cap);
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (cap - n - 1 == 0) buf = realloc(buf, cap *= 2);
-    }
-    fclose(f);
-    buf[n] = '\0';
-    if (size) *size = n;
-    return buf;
 }
 
 static void spit(const char *path, const void *data, size_t n)
