@@ -65,6 +65,25 @@ static inline bool check_tmpdir(char *buf, size_t size, const char *name, bool *
     return false;
 }
 
+/* Whole file, NUL-terminated, malloc'ed (NULL if unreadable); *size its
+ * length when size is not NULL. Plain stdio, independent of lib/. */
+static inline char *check_slurp(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0, got;
+    char *buf = malloc(cap);
+    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
+    }
+    fclose(f);
+    if (!buf) return NULL;
+    buf[n] = '\0';
+    if (size) *size = n;
+    return buf;
+}
+
 #define CHECK_DONE(name)                                                         \
     (printf("%s: %d passed, %d failed\n", (name), check_passed, check_failed),   \
      check_failed ? 1 : 0)

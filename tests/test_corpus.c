@@ -23,15 +23,6 @@
 #include <unistd.h>
 
 static const char *shared_dir;
-/* The whole file, NUL-terminated (lib's reader); NULL if unreadable. */
-static char *slurp(const char *path, size_t *size)
-{
-    char *buf = NULL;
-    size_t n = 0;
-    if (strata_read_file(&buf, &n, path) != 0) return NULL;
-    if (size) *size = n;
-    return buf;
-}
 
 static char tmp_dir[4096];
 static bool tmp_owned;
@@ -211,7 +202,7 @@ static void test_shared_corpus(const char *tok_path, bool san)
     if (!c || !tok) goto done;
 
     /* 1000 stories, each equal to the independent split. */
-    char *all = slurp(path, NULL), **docs = NULL;
+    char *all = check_slurp(path, NULL), **docs = NULL;
     int n_docs = all ? split_docs(all, SEP, &docs) : 0;
     CHECK(n_docs == 1000);
     CHECK(strata_corpus_n_docs(c) == n_docs);

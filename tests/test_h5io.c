@@ -64,24 +64,10 @@ static bool file_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-/* Whole file into a malloc'ed buffer (NULL if unreadable). */
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc((size_t)len + 1);
-    *n = fread(buf, 1, (size_t)len, f);
-    fclose(f);
-    return buf;
-}
-
 static bool same_bytes(const char *a, const char *b)
 {
     size_t na = 0, nb = 0;
-    unsigned char *x = slurp(a, &na), *y = slurp(b, &nb);
+    unsigned char *x = (unsigned char *)check_slurp(a, &na), *y = (unsigned char *)check_slurp(b, &nb);
     bool same = x && y && na == nb && memcmp(x, y, na) == 0;
     free(x);
     free(y);
@@ -592,7 +578,7 @@ static void test_reader_read_only(void)
     struct strata_dump_params p = {2, 2, 3, 4, STRATA_F16, 0};
     CHECK_OK(write_dump(path, &p, 2, true));
     size_t n0 = 0;
-    unsigned char *before = slurp(path, &n0);
+    unsigned char *before = (unsigned char *)check_slurp(path, &n0);
     struct strata_dump *d = NULL;
     CHECK_OK(strata_dump_open(&d, path));
     float hidden[2 * 3 * 4];
@@ -604,7 +590,7 @@ static void test_reader_read_only(void)
     CHECK_FAILS(strata_dump_finish(d), STRATA_E_ARG, path);
     strata_dump_free(d);
     size_t n1 = 0;
-    unsigned char *after = slurp(path, &n1);
+    unsigned char *after = (unsigned char *)check_slurp(path, &n1);
     CHECK(before && after && n0 == n1 && memcmp(before, after, n0) == 0);
     free(before);
     free(after);
@@ -707,7 +693,7 @@ static void test_errors(void)
     struct strata_dump_params p = {4, 3, 32, 64, STRATA_F32, 0};
     CHECK_OK(write_dump(whole, &p, 4, true));
     size_t n = 0;
-    unsigned char *bytes = slurp(whole, &n);
+    unsigned char *bytes = (unsigned char *)check_slurp(whole, &n);
     path = tmp_path("truncated.h5");
     f = fopen(path, "wb");
     fwrite(bytes, 1, n / 2, f);

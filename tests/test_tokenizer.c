@@ -36,15 +36,6 @@
 #include <unistd.h>
 
 static const char *shared_dir;
-/* The whole file, NUL-terminated (lib's reader); NULL if unreadable. */
-static char *slurp(const char *path, size_t *size)
-{
-    char *buf = NULL;
-    size_t n = 0;
-    if (strata_read_file(&buf, &n, path) != 0) return NULL;
-    if (size) *size = n;
-    return buf;
-}
 
 static char tmp_dir[4096];
 static bool tmp_owned; /* we made tmp_dir, so we remove it */
@@ -136,11 +127,11 @@ static int ref_lookup(const struct ref_tok *r, const char *s)
     return e ? e->id : -1;
 }
 
-/* run.c's encode, rewritten plainly: text is a C string; out has room for
- * strlen(text) + 3 ids. Returns the count. */
-static int ref_encode(const struct ref_tok *r, const char *text, bool bos, bool eos, int32_t *out)
+/* run.c's encode before merging: BOS, the dummy prefix, then each UTF-8
+ * code point's id or its bytes' fallback ids. buf has room for 4 bytes + NUL.
+ * Returns the count written to out. */
+static int ref_initial(const struct ref_tok *r, const char *text, bool bos, char *buf, int32_t *out)
 {
-    char *buf = malloc((size_t)r->max_len * 2 + 3);
     int n = 0;
     if (bos) out[n++] = 1;
     if (text[0] != '\0') out[n++] = ref_lookup(r, " ");
@@ -158,6 +149,15 @@ static int ref_encode(const struct ref_tok *r, const char *text, bool bos, bool 
         }
         len = 0;
     }
+    return n;
+}
+
+/* run.c's encode, rewritten plainly: text is a C string; out has room for
+ * strlen(text) + 3 ids. Returns the count. */
+static int ref_encode(const struct ref_tok *r, const char *text, bool bos, bool eos, int32_t *out)
+{
+    char *buf = malloc((size_t)r->max_len * 2 + 3);
+    int n = ref_initial(r, text, bos, buf, out);
     for (;;) { /* merge the best pair, rescanning everything each time */
         float best = -1e10f;
         int best_i = -1, best_id = -1;
@@ -191,23 +191,7 @@ static int ref_encode_memo(const struct ref_tok *r, const char *text, bool bos, 
     size_t cap = strlen(text) + 3;
     char *buf = malloc((size_t)r->max_len * 2 + 3);
     int32_t *pair = malloc(cap * sizeof *pair); /* pair[i]: piece of out[i] + out[i+1] */
-    int n = ref_encode(r, "", bos, false, out); /* BOS, if any */
-    int32_t tail[4];
-    if (text[0] != '\0') out[n++] = ref_lookup(r, " ");
-    size_t len = 0;
-    for (const char *c = text; *c; c++) {
-        if ((*c & 0xC0) != 0x80) len = 0;
-        buf[len++] = *c;
-        buf[len] = '\0';
-        if ((c[1] & 0xC0) == 0x80 && len < 4) continue;
-        int id = ref_lookup(r, buf);
-        if (id >= 0) {
-            out[n++] = id;
-        } else {
-            for (size_t i = 0; i < len; i++) out[n++] = (unsigned char)buf[i] + 3;
-        }
-        len = 0;
-    }
+    int n = ref_initial(r, text, bos, buf, out);
     for (int i = 0; i + 1 < n; i++) {
         snprintf(buf, (size_t)r->max_len * 2 + 3, "%s%s", r->str[out[i]], r->str[out[i + 1]]);
         pair[i] = ref_lookup(r, buf);
@@ -233,9 +217,7 @@ static int ref_encode_memo(const struct ref_tok *r, const char *text, bool bos, 
             pair[i] = ref_lookup(r, buf);
         }
     }
-    int n_tail = ref_encode(r, "", false, eos, tail); /* EOS, if any */
-    memcpy(out + n, tail, (size_t)n_tail * sizeof *out);
-    n += n_tail;
+    if (eos) out[n++] = 2;
     free(buf);
     free(pair);
     return n;
@@ -287,7 +269,7 @@ static bool ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' 
 static struct docs load_docs(const char *path, const char *sep)
 {
     struct docs d = {0, NULL};
-    char *all = slurp(path, NULL);
+    char *all = check_slurp(path, NULL);
     if (!all) return d;
     int cap = 16;
     d.text = malloc((size_t)cap * sizeof *d.text);
@@ -522,7 +504,7 @@ static void test_sentencepiece_vectors(const char *tok_path)
 {
     char *inp_path = path_of(shared_dir, "models/gguf-vocab/ggml-vocab-llama-spm.gguf.inp");
     char *out_path = path_of(shared_dir, "models/gguf-vocab/ggml-vocab-llama-spm.gguf.out");
-    char *inp = slurp(inp_path, NULL), *exp = slurp(out_path, NULL);
+    char *inp = check_slurp(inp_path, NULL), *exp = check_slurp(out_path, NULL);
     struct strata_tokenizer *tok = NULL;
     CHECK(inp && exp);
     CHECK_OK(strata_tokenizer_load(&tok, tok_path, 32000));
@@ -739,7 +721,7 @@ static void test_failures(const char *tok_path)
     free(missing);
 
     size_t size = 0;
-    char *good = slurp(tok_path, &size);
+    char *good = check_slurp(tok_path, &size);
     CHECK(good && size == 6227);
     if (!good) return;
 
