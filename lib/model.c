@@ -14,6 +14,7 @@
 #include "internal.h"
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <string.h>
 
 /* Limits that keep every product below in int64 and reject garbage headers
@@ -81,7 +82,21 @@ int strata_model_load(struct strata_model **out, const char *path)
 
     const int64_t D = c->dim, F = c->hidden_dim, L = c->n_layer, V = c->vocab_size;
     const int64_t kvd = (int64_t)c->n_kv_head * c->head_dim;
-    const int64_t per_block = D + D * D + 2 * kvd * D + D * D + D + 3 * F * D;
+    /* The per-block arrays in file order, each stored for all L layers in a
+     * row; this one table gives both the file size and the pointers. */
+    const struct {
+        size_t field; /* offsetof in struct strata_block_w */
+        int64_t n;    /* floats per layer */
+    } arrays[] = {
+        {offsetof(struct strata_block_w, rms_att), D}, {offsetof(struct strata_block_w, wq), D * D},
+        {offsetof(struct strata_block_w, wk), kvd * D}, {offsetof(struct strata_block_w, wv), kvd * D},
+        {offsetof(struct strata_block_w, wo), D * D},   {offsetof(struct strata_block_w, rms_ffn), D},
+        {offsetof(struct strata_block_w, w1), F * D},   {offsetof(struct strata_block_w, w2), D * F},
+        {offsetof(struct strata_block_w, w3), F * D},
+    };
+    const size_t n_arrays = sizeof arrays / sizeof arrays[0];
+    int64_t per_block = 0;
+    for (size_t a = 0; a < n_arrays; a++) per_block += arrays[a].n;
     const int64_t n_float = V * D + L * per_block + D + (int64_t)c->seq_len * c->head_dim +
                             (c->shared_classifier ? 0 : V * D);
     const int64_t want = 7 * 4 + 4 * n_float;
@@ -103,25 +118,11 @@ int strata_model_load(struct strata_model **out, const char *path)
     m->tok_emb = p;
     p += V * D;
     m->blocks = xcalloc((size_t)L, sizeof *m->blocks);
-    /* Each weight kind is stored for all layers consecutively. */
-    for (int64_t l = 0; l < L; l++) m->blocks[l].rms_att = p + l * D;
-    p += L * D;
-    for (int64_t l = 0; l < L; l++) m->blocks[l].wq = p + l * D * D;
-    p += L * D * D;
-    for (int64_t l = 0; l < L; l++) m->blocks[l].wk = p + l * kvd * D;
-    p += L * kvd * D;
-    for (int64_t l = 0; l < L; l++) m->blocks[l].wv = p + l * kvd * D;
-    p += L * kvd * D;
-    for (int64_t l = 0; l < L; l++) m->blocks[l].wo = p + l * D * D;
-    p += L * D * D;
-    for (int64_t l = 0; l < L; l++) m->blocks[l].rms_ffn = p + l * D;
-    p += L * D;
-    for (int64_t l = 0; l < L; l++) m->blocks[l].w1 = p + l * F * D;
-    p += L * F * D;
-    for (int64_t l = 0; l < L; l++) m->blocks[l].w2 = p + l * D * F;
-    p += L * D * F;
-    for (int64_t l = 0; l < L; l++) m->blocks[l].w3 = p + l * F * D;
-    p += L * F * D;
+    for (size_t a = 0; a < n_arrays; a++) {
+        for (int64_t l = 0; l < L; l++)
+            *(const float **)((char *)&m->blocks[l] + arrays[a].field) = p + l * arrays[a].n;
+        p += L * arrays[a].n;
+    }
     m->rms_final = p;
     p += D;
     p += (int64_t)c->seq_len * c->head_dim; /* freq_cis_real, freq_cis_imag */
