@@ -28,8 +28,8 @@ PROG_SRC := $(wildcard probes/*.c analyzers/*.c)
 PROGS    := $(foreach s,$(PROG_SRC),$(BINDIR)/strata-$(basename $(notdir $(s))))
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-TOOLS    := $(BUILD)/tests/mkmodel
-BENCH    := $(BUILD)/bench/bench_forward
+TOOLS    := $(BUILD)/tests/mkmodel $(BUILD)/tests/forward_dump
+BENCH    := $(BUILD)/bench/bench_forward $(BUILD)/bench/mkbig
 
 PREFIX  ?= /usr/local
 
@@ -39,7 +39,7 @@ all: $(LIBA) $(PROGS) $(TESTS) $(TOOLS)
 deps:
 	@scripts/install-deps.sh
 
-$(BUILD)/lib/%.o: lib/%.c lib/strata.h lib/internal.h
+$(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
 

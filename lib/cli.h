@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -128,6 +129,84 @@ static inline void cli_progress(struct cli_progress *p, int64_t done, int64_t to
             p->tty && !final ? "" : "\n");
 }
 
+/* ------------------------------------------------------ model options */
+
+/* --model, --tokenizer, --positions, --rope-base: the same in every program
+ * that runs a model. */
+struct cli_model {
+    const char *model_path, *tok_path, *positions, *rope_scaling;
+    double rope_base; /* 0: the model's */
+    struct strata_model *model;
+    struct strata_tokenizer *tok;
+    char tok_used[4096]; /* the path the tokenizer was opened from */
+};
+
+#define CLI_MODEL_HELP                                                                   \
+    "  --model M        checkpoint: a Hugging Face directory (safetensors or PyTorch\n"  \
+    "                   .bin, f32/f16/bf16, one file or shards), a weight file in it,\n" \
+    "                   or a llama2.c .bin (docs/CHECKPOINTS.md)\n"                      \
+    "  --tokenizer TOK  tokenizer.json, tokenizer.model or a llama2.c tokenizer\n"      \
+    "                   (default: the one beside the weights)\n"                         \
+    "  --positions P    override the position scheme: rope, alibi, none\n"              \
+    "  --rope-base B    override the RoPE base (theta)\n"                              \
+    "  --rope-scaling S override rope_scaling: none, linear:F, dynamic:F, yarn:F or\n" \
+    "                   llama3:F (trained window = the model's)\n"
+
+/* Consume argv[*i] (and its value) if it is a model option. */
+static inline bool cli_model_option(struct cli_model *cm, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    if (!strcmp(a, "--model")) cm->model_path = cli_value(argc, argv, i);
+    else if (!strcmp(a, "--tokenizer")) cm->tok_path = cli_value(argc, argv, i);
+    else if (!strcmp(a, "--positions")) cm->positions = cli_value(argc, argv, i);
+    else if (!strcmp(a, "--rope-scaling")) cm->rope_scaling = cli_value(argc, argv, i);
+    else if (!strcmp(a, "--rope-base")) {
+        cm->rope_base = cli_double(a, cli_value(argc, argv, i));
+        if (!(cm->rope_base > 1.0)) cli_die(NULL, "--rope-base %g must be > 1", cm->rope_base);
+    } else return false;
+    return true;
+}
+
+/* Load the model (with overrides) and, if asked, its tokenizer: --tokenizer,
+ * else the checkpoint directory, else llama2.c's tok<V>.bin beside it. */
+static inline void cli_model_load(struct cli_model *cm, bool need_tokenizer)
+{
+    if (!cm->model_path) cli_die("see --help", "--model is required");
+    cli_check(strata_model_load(&cm->model, cm->model_path),
+              "--model takes a checkpoint directory or file (docs/CHECKPOINTS.md)");
+    struct strata_config c = *strata_model_config(cm->model);
+    if (cm->positions) cli_check(strata_pos_parse(cm->positions, c.pos, &c.pos), NULL);
+    if (cm->rope_base > 0) c.rope_base = cm->rope_base;
+    if (cm->rope_scaling)
+        cli_check(strata_rope_scaling_parse(cm->rope_scaling, c.seq_len, &c.scaling), NULL);
+    cli_check(strata_model_set_config(cm->model, &c), NULL);
+    if (!need_tokenizer) return;
+    const size_t n = sizeof cm->tok_used;
+    if (cm->tok_path) {
+        snprintf(cm->tok_used, n, "%s", cm->tok_path);
+        cli_check(strata_tokenizer_open(&cm->tok, cm->tok_used), NULL);
+    } else if (snprintf(cm->tok_used, n, "%s", strata_model_dir(cm->model)),
+               strata_tokenizer_open(&cm->tok, cm->tok_used) != 0) {
+        snprintf(cm->tok_used, n, "%s/tok%d.bin", strata_model_dir(cm->model), (int)c.vocab_size);
+        if (access(cm->tok_used, R_OK) != 0)
+            cli_die("give --tokenizer FILE", "no tokenizer beside %s (%s)", cm->model_path,
+                    strata_last_error());
+        cli_check(strata_tokenizer_open(&cm->tok, cm->tok_used), NULL);
+    }
+    if (strata_tokenizer_n_vocab(cm->tok) > c.vocab_size)
+        cli_die("the tokenizer must belong to the model",
+                "tokenizer has %d tokens but the model's vocabulary is %d",
+                (int)strata_tokenizer_n_vocab(cm->tok), (int)c.vocab_size);
+}
+
+static inline void cli_model_free(struct cli_model *cm)
+{
+    strata_tokenizer_free(cm->tok);
+    strata_model_free(cm->model);
+    cm->tok = NULL;
+    cm->model = NULL;
+}
+
 #endif
 
 /* Outputs are written under OUT.partial and renamed when complete, so an
@@ -146,7 +225,8 @@ static inline FILE *cli_out_open(struct cli_out *o, const char *path)
         o->tmp[0] = '\0';
         return o->f;
     }
-    snprintf(o->tmp, sizeof o->tmp, "%s.partial", path);
+    if (snprintf(o->tmp, sizeof o->tmp, "%s.partial", path) >= (int)sizeof o->tmp)
+        cli_die(NULL, "output path too long: %s", path);
     o->f = fopen(o->tmp, "w");
     if (!o->f)
         cli_die("check that the directory exists and is writable", "%s: cannot create: %s",

@@ -160,6 +160,14 @@ int strata_samples_build(struct strata_samples *out, const struct strata_corpus 
         return strata_fail(STRATA_E_ARG, "%s: samples %lld and seq_len %lld must both be at "
                            "least 1", corpus->path, (long long)n, (long long)seq_len);
 
+    /* Every window starts at a document's BOS, so a tokenizer without one
+     * (GPT-2 style) cannot sample this way; say so rather than fail inside
+     * encode. */
+    if (strata_tokenizer_bos(tok) < 0)
+        return strata_fail(STRATA_E_ARG, "corpus %s: tokenizer (%s) has no BOS token, and "
+                           "samples start with BOS: use a tokenizer that defines one",
+                           corpus->path, strata_tokenizer_kind(tok));
+
     int64_t n_tok = 0, cap = 1 << 16;
     stream = xmalloc((size_t)cap * sizeof *stream);
     doc_start = xmalloc((size_t)corpus->n_docs * sizeof *doc_start);

@@ -9,11 +9,21 @@
  * keys, so memory is (B, T) per tile and stays linear in T; the (T, T) map
  * exists only as the stream of tiles handed to observers that ask for it.
  *
+ * Weights stored as F16/BF16 (or unaligned F32) are widened to float32 one
+ * block at a time into a scratch buffer just before the block runs, so a
+ * model costs its stored size plus one float32 block; the classifier is
+ * widened in row chunks.
+ *
+ * Positions (docs/CHECKPOINTS.md): RoPE in either pair layout with
+ * Hugging Face's rope_scaling variants (frequencies and angles in double),
+ * ALiBi with Baichuan's slopes, or none; optional sliding-window attention.
+ *
  * Dimension legend: L blocks, T tokens in this call, P positions in the
  * cache, D width, F MLP width, H query heads, G key/value heads, d head
- * width, V vocabulary, B query rows per attention tile.
+ * width, V vocabulary, B query rows per attention tile, R classifier rows
+ * per chunk.
  */
-#include "internal.h"
+#include "model.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -41,6 +51,12 @@ struct strata_ctx {
     float *vc;    /* (Lc, n_ctx, G*d) values */
     float *tile;  /* (B, n_ctx) attention scores/probabilities */
     float *rope_cos, *rope_sin; /* (n_ctx, d/2) */
+    int64_t rope_key;           /* P the table was built for (dynamic NTK); -1: none yet */
+    float *alibi;               /* (H) ALiBi slopes, or NULL */
+    float *wbuf;                /* (one block's widened weights) or NULL */
+    float *cls_buf;             /* (R, D) widened classifier rows, or NULL */
+    float *rms_final;           /* (D) final norm weights in float32 */
+    int64_t cls_rows;           /* R */
 };
 
 struct strata_ctx_params strata_ctx_default_params(void)
@@ -50,6 +66,99 @@ struct strata_ctx_params strata_ctx_default_params(void)
 }
 
 static float *alloc_floats(int64_t n) { return xmalloc((size_t)n * sizeof(float)); }
+
+/* ------------------------------------------------------------ positions */
+
+/* Baichuan's ALiBi slopes: for H a power of two, 2^(-8k/H), k = 1..H;
+ * otherwise the n = 2^floor(log2 H) slopes of n, then every other slope of
+ * the 2n set (the 1st, 3rd, ...) for the remaining heads. */
+static void alibi_slopes(float *slope, int64_t H)
+{
+    int64_t n = 1;
+    while (n * 2 <= H) n *= 2;
+    for (int64_t k = 0; k < n; k++) slope[k] = (float)pow(2.0, -8.0 * (double)(k + 1) / (double)n);
+    for (int64_t k = 0; k < H - n; k++)
+        slope[n + k] = (float)pow(2.0, -8.0 * (double)(2 * k + 1) / (double)(2 * n));
+}
+
+/* RoPE frequencies theta_i (d/2) for a sequence of P positions and the
+ * factor cos/sin are multiplied by, per docs/CHECKPOINTS.md (Hugging Face
+ * rope_scaling semantics, evaluated in double). */
+static double rope_freqs(const struct strata_config *c, int64_t P, double *theta)
+{
+    const struct strata_rope_scaling_params *r = &c->scaling;
+    const int64_t d = c->head_dim, half = d / 2;
+    const double s = r->factor, C0 = (double)r->original_max;
+    double base = c->rope_base, mscale = 1.0;
+    if (r->type == STRATA_SCALING_DYNAMIC && (double)P > C0)
+        base *= pow(s * (double)P / C0 - (s - 1.0), (double)d / (double)(d - 2));
+    for (int64_t i = 0; i < half; i++) theta[i] = pow(base, -2.0 * (double)i / (double)d);
+    switch (r->type) {
+    case STRATA_SCALING_LINEAR:
+        for (int64_t i = 0; i < half; i++) theta[i] /= s;
+        break;
+    case STRATA_SCALING_YARN: {
+        const double two_pi = 6.283185307179586;
+        double lo = floor((double)d * log(C0 / (two_pi * r->beta_fast)) / (2.0 * log(base)));
+        double hi = ceil((double)d * log(C0 / (two_pi * r->beta_slow)) / (2.0 * log(base)));
+        if (lo < 0.0) lo = 0.0;
+        if (hi > (double)(d - 1)) hi = (double)(d - 1);
+        if (lo == hi) hi += 0.001;
+        for (int64_t i = 0; i < half; i++) {
+            double ramp = ((double)i - lo) / (hi - lo);
+            ramp = ramp < 0.0 ? 0.0 : ramp > 1.0 ? 1.0 : ramp;
+            double e = 1.0 - ramp; /* weight of the unscaled (extrapolated) frequency */
+            theta[i] = theta[i] / s * (1.0 - e) + theta[i] * e;
+        }
+        mscale = r->attention_factor > 0.0 ? r->attention_factor
+                 : s > 1.0                 ? 0.1 * log(s) + 1.0
+                                           : 1.0;
+        break;
+    }
+    case STRATA_SCALING_LLAMA3: {
+        const double lo_wl = C0 / r->low_freq_factor, hi_wl = C0 / r->high_freq_factor;
+        for (int64_t i = 0; i < half; i++) {
+            double wl = 6.283185307179586 / theta[i];
+            if (wl > lo_wl) {
+                theta[i] /= s;
+            } else if (wl >= hi_wl) {
+                double sm = (C0 / wl - r->low_freq_factor) /
+                            (r->high_freq_factor - r->low_freq_factor);
+                theta[i] = (1.0 - sm) * theta[i] / s + sm * theta[i];
+            }
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    return mscale;
+}
+
+/* cos/sin tables (n_ctx, d/2) valid for a sequence of P positions; rebuilt
+ * only when P changes what dynamic NTK scaling computes. Angles in double:
+ * at long positions float m*theta loses the low bits that decide the
+ * rotation. */
+static void ensure_rope(struct strata_ctx *ctx, int64_t P)
+{
+    const struct strata_config *c = &ctx->model->cfg;
+    if (c->pos != STRATA_POS_ROPE_HALF && c->pos != STRATA_POS_ROPE_INTERLEAVED) return;
+    const bool dyn = c->scaling.type == STRATA_SCALING_DYNAMIC;
+    const int64_t key = dyn && P > c->scaling.original_max ? P : 0;
+    if (key == ctx->rope_key) return;
+    const int64_t half = c->head_dim / 2, n = ctx->p.n_ctx;
+    double *theta = xmalloc((size_t)half * sizeof *theta); /* (d/2) */
+    double mscale = rope_freqs(c, P, theta);
+    for (int64_t pos = 0; pos < n; pos++) {
+        for (int64_t i = 0; i < half; i++) {
+            double a = (double)pos * theta[i];
+            ctx->rope_cos[pos * half + i] = (float)(mscale * cos(a));
+            ctx->rope_sin[pos * half + i] = (float)(mscale * sin(a));
+        }
+    }
+    free(theta);
+    ctx->rope_key = key;
+}
 
 int strata_ctx_create(struct strata_ctx **out, const struct strata_model *model,
                       const struct strata_ctx_params *params)
@@ -82,15 +191,27 @@ int strata_ctx_create(struct strata_ctx **out, const struct strata_model *model,
     ctx->tile = alloc_floats(p.attn_block * n);
     ctx->rope_cos = alloc_floats(n * d / 2);
     ctx->rope_sin = alloc_floats(n * d / 2);
-    /* Angles in double: at long positions float m*theta loses the low bits
-     * that decide the rotation. */
-    for (int64_t pos = 0; pos < n; pos++) {
-        for (int64_t i = 0; i < d / 2; i++) {
-            double theta = pow(c->rope_base, -2.0 * (double)i / (double)d);
-            double a = (double)pos * theta;
-            ctx->rope_cos[pos * (d / 2) + i] = (float)cos(a);
-            ctx->rope_sin[pos * (d / 2) + i] = (float)sin(a);
-        }
+    ctx->rope_key = -1;
+    if (c->pos == STRATA_POS_ALIBI) {
+        ctx->alibi = alloc_floats(c->n_head);
+        alibi_slopes(ctx->alibi, c->n_head);
+    }
+    /* Scratch for the largest block's weights that cannot be used in place. */
+    int64_t wmax = 0;
+    for (int32_t l = 0; l < c->n_layer; l++) {
+        struct strata_w *ws = strata_block_ws((struct strata_block_w *)&model->blocks[l]);
+        int64_t need = 0;
+        for (int i = 0; i < STRATA_BLOCK_N_W; i++)
+            if (!strata_w_direct(&ws[i])) need += ws[i].n;
+        if (need > wmax) wmax = need;
+    }
+    if (wmax) ctx->wbuf = alloc_floats(wmax);
+    ctx->rms_final = alloc_floats(D);
+    strata_widen(ctx->rms_final, model->rms_final.data, model->rms_final.dtype, D);
+    if (!strata_w_direct(&model->wcls)) {
+        int64_t R = ((int64_t)1 << 23) / D; /* 32 MiB of rows */
+        ctx->cls_rows = R < 1 ? 1 : R > c->vocab_size ? c->vocab_size : R;
+        ctx->cls_buf = alloc_floats(ctx->cls_rows * D);
     }
     *out = ctx;
     return 0;
@@ -112,6 +233,10 @@ void strata_ctx_free(struct strata_ctx *ctx)
     free(ctx->tile);
     free(ctx->rope_cos);
     free(ctx->rope_sin);
+    free(ctx->alibi);
+    free(ctx->wbuf);
+    free(ctx->cls_buf);
+    free(ctx->rms_final);
     free(ctx);
 }
 
@@ -179,19 +304,22 @@ static void linear(float *y, const float *x, const float *w, int64_t T, int64_t 
                 (int)n_in, w, (int)n_in, 0.0f, y, (int)n_out);
 }
 
-/* Rotate (T, n_head*d) in place at positions pos0.. (interleaved pairs). */
-static void rope_interleaved(float *v, int64_t T, int64_t n_head, int64_t d, int64_t pos0,
-                             const float *cos_t, const float *sin_t)
+/* Rotate v (T, n_head*d) in place at positions pos0.. . Pairs are
+ * (2i, 2i+1) when interleaved, (i, i+d/2) otherwise (rotate_half). */
+static void rope_apply(float *v, int64_t T, int64_t n_head, int64_t d, int64_t pos0,
+                       const float *cos_t, const float *sin_t, bool interleaved)
 {
     const int64_t half = d / 2, width = n_head * d;
+    const int64_t stride = interleaved ? 2 : 1, partner = interleaved ? 1 : half;
     for (int64_t t = 0; t < T; t++) {
         const float *cs = cos_t + (pos0 + t) * half, *sn = sin_t + (pos0 + t) * half;
         for (int64_t h = 0; h < n_head; h++) {
             float *r = v + t * width + h * d;
             for (int64_t i = 0; i < half; i++) {
-                float a = r[2 * i], b = r[2 * i + 1];
-                r[2 * i] = a * cs[i] - b * sn[i];
-                r[2 * i + 1] = a * sn[i] + b * cs[i];
+                float *p0 = r + i * stride, *p1 = p0 + partner;
+                float a = *p0, b = *p1;
+                *p0 = a * cs[i] - b * sn[i];
+                *p1 = a * sn[i] + b * cs[i];
             }
         }
     }
@@ -205,12 +333,14 @@ static void add_into(float *x, const float *dx, int64_t n)
 /* ------------------------------------------------------------ forward */
 
 static int notify(struct strata_ctx *ctx, int32_t layer, enum strata_site site, int32_t head,
-                  int64_t row0, int64_t n_rows, int64_t n_cols, int64_t ld, const float *data)
+                  int64_t row0, int64_t col0, int64_t n_rows, int64_t n_cols, int64_t ld,
+                  const float *data)
 {
     uint32_t mask = ctx->want[(int64_t)layer * STRATA_SITE_COUNT + site];
     if (!mask) return 0;
     struct strata_view v = {.layer = layer, .site = site, .head = head, .row0 = row0,
-                            .n_rows = n_rows, .n_cols = n_cols, .ld = ld, .data = data};
+                            .col0 = col0, .n_rows = n_rows, .n_cols = n_cols, .ld = ld,
+                            .data = data};
     for (int i = 0; i < ctx->n_obs; i++) {
         if (!(mask & (1u << i))) continue;
         if (ctx->obs[i].observe(ctx->obs[i].user, &v) != 0)
@@ -221,42 +351,95 @@ static int notify(struct strata_ctx *ctx, int32_t layer, enum strata_site site, 
 }
 
 /* Causal self-attention of T queries (positions pos0..pos0+T-1) against the
- * P = pos0+T keys in k, v (P, G*d); result in ctx->att (T, H*d). */
+ * P = pos0+T keys in k, v (P, G*d); result in ctx->att (T, H*d). A tile of
+ * queries qs..qs+nq-1 needs keys col0..qs+nq-1 only, where col0 > 0 when a
+ * sliding window hides the oldest keys. */
 static int attention(struct strata_ctx *ctx, int32_t layer, const float *k, const float *v,
                      int64_t T, int64_t pos0)
 {
     const struct strata_config *c = &ctx->model->cfg;
     const int64_t d = c->head_dim, Hd = (int64_t)c->n_head * d;
     const int64_t kvd = (int64_t)c->n_kv_head * d, group = c->n_head / c->n_kv_head;
-    const int64_t B = ctx->p.attn_block;
+    const int64_t B = ctx->p.attn_block, W = c->sliding_window;
     const float scale = (float)(1.0 / sqrt((double)d));
     const bool want_probs = ctx->want[(int64_t)layer * STRATA_SITE_COUNT + STRATA_SITE_ATTN_PROBS];
     float *S = ctx->tile; /* (nq, nk) with ld nk */
 
     for (int64_t h = 0; h < c->n_head; h++) {
         const int64_t g = h / group;
+        const float slope = ctx->alibi ? ctx->alibi[h] : 0.0f;
         for (int64_t q0 = 0; q0 < T; q0 += B) {
             const int64_t nq = T - q0 < B ? T - q0 : B;
-            const int64_t nk = pos0 + q0 + nq; /* keys the last query of the tile sees */
+            const int64_t qs = pos0 + q0;                           /* first query position */
+            const int64_t col0 = W > 0 && qs - W + 1 > 0 ? qs - W + 1 : 0;
+            const int64_t nk = qs + nq - col0;                      /* keys of the tile */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)d, scale,
-                        ctx->q + q0 * Hd + h * d, (int)Hd, k + g * d, (int)kvd, 0.0f, S, (int)nk);
+                        ctx->q + q0 * Hd + h * d, (int)Hd, k + col0 * kvd + g * d, (int)kvd,
+                        0.0f, S, (int)nk);
             for (int64_t i = 0; i < nq; i++) {
                 float *row = S + i * nk;
-                const int64_t n_see = pos0 + q0 + i + 1;
-                strata_softmax(row, n_see);
-                for (int64_t j = n_see; j < nk; j++) row[j] = 0.0f;
+                const int64_t qp = qs + i;
+                const int64_t j0 = W > 0 && qp - W + 1 > col0 ? qp - W + 1 - col0 : 0;
+                const int64_t j1 = qp + 1 - col0; /* visible keys: j0 <= j < j1 */
+                if (ctx->alibi)
+                    for (int64_t j = j0; j < j1; j++) row[j] += slope * (float)(col0 + j - qp);
+                for (int64_t j = 0; j < j0; j++) row[j] = 0.0f;
+                strata_softmax(row + j0, j1 - j0);
+                for (int64_t j = j1; j < nk; j++) row[j] = 0.0f;
             }
             if (want_probs) {
-                int rc = notify(ctx, layer, STRATA_SITE_ATTN_PROBS, (int32_t)h, pos0 + q0, nq, nk,
+                int rc = notify(ctx, layer, STRATA_SITE_ATTN_PROBS, (int32_t)h, qs, col0, nq, nk,
                                 nk, S);
                 if (rc) return rc;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)d, (int)nk, 1.0f,
-                        S, (int)nk, v + g * d, (int)kvd, 0.0f, ctx->att + q0 * Hd + h * d,
-                        (int)Hd);
+                        S, (int)nk, v + col0 * kvd + g * d, (int)kvd, 0.0f,
+                        ctx->att + q0 * Hd + h * d, (int)Hd);
         }
     }
     return 0;
+}
+
+/* Float32 pointers to block l's weights (in struct order): the mapping
+ * itself where possible, else widened into ctx->wbuf; the widened tensors'
+ * pages are then released so resident memory stays near one block. */
+static void block_weights(struct strata_ctx *ctx, int32_t l, const float *out[STRATA_BLOCK_N_W])
+{
+    struct strata_w *ws = strata_block_ws((struct strata_block_w *)&ctx->model->blocks[l]);
+    int64_t off = 0;
+    for (int i = 0; i < STRATA_BLOCK_N_W; i++) {
+        if (strata_w_direct(&ws[i])) {
+            out[i] = ws[i].data;
+            continue;
+        }
+        strata_widen(ctx->wbuf + off, ws[i].data, ws[i].dtype, ws[i].n);
+        out[i] = ctx->wbuf + off;
+        off += ws[i].n;
+    }
+    for (int i = 0; i < STRATA_BLOCK_N_W; i++)
+        if (!strata_w_direct(&ws[i]) && ws[i].t) strata_tensor_release(ws[i].t);
+}
+
+/* logits (T, V) = xn (T, D) Wcls^T, times the NormHead scale per column. */
+static void classifier(struct strata_ctx *ctx, float *logits, const float *xn, int64_t T)
+{
+    const struct strata_model *m = ctx->model;
+    const int64_t V = m->cfg.vocab_size, D = m->cfg.dim;
+    if (strata_w_direct(&m->wcls)) {
+        linear(logits, xn, m->wcls.data, T, V, D);
+    } else {
+        const size_t es = strata_wtype_size(m->wcls.dtype);
+        for (int64_t v0 = 0; v0 < V; v0 += ctx->cls_rows) {
+            const int64_t nv = V - v0 < ctx->cls_rows ? V - v0 : ctx->cls_rows;
+            strata_widen(ctx->cls_buf, (const char *)m->wcls.data + (size_t)(v0 * D) * es,
+                         m->wcls.dtype, nv * D);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nv, (int)D, 1.0f, xn,
+                        (int)D, ctx->cls_buf, (int)D, 0.0f, logits + v0, (int)V);
+        }
+    }
+    if (m->cls_scale)
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t v = 0; v < V; v++) logits[t * V + v] *= m->cls_scale[v];
 }
 
 static void ask_observers(struct strata_ctx *ctx)
@@ -294,26 +477,40 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
                                (int)tokens[t], (long long)t, (int)c->vocab_size - 1);
     ask_observers(ctx);
 
+    ensure_rope(ctx, pos0 + T);
+    const bool rope = c->pos == STRATA_POS_ROPE_HALF || c->pos == STRATA_POS_ROPE_INTERLEAVED;
+    const bool interleaved = c->pos == STRATA_POS_ROPE_INTERLEAVED;
+
     float *x = ctx->x; /* (T, D) */
+    const size_t es = strata_wtype_size(m->tok_emb.dtype);
     for (int64_t t = 0; t < T; t++)
-        memcpy(x + t * D, m->tok_emb + (int64_t)tokens[t] * D, (size_t)D * sizeof(float));
+        strata_widen(x + t * D, (const char *)m->tok_emb.data + (size_t)((int64_t)tokens[t] * D) * es,
+                     m->tok_emb.dtype, D);
 
     int rc = 0;
     for (int32_t l = 0; l < c->n_layer; l++) {
-        const struct strata_block_w *w = &m->blocks[l];
+        const float *wp[STRATA_BLOCK_N_W];
+        block_weights(ctx, l, wp);
+        const struct {
+            const float *rms_att, *wq, *wk, *wv, *wo, *rms_ffn, *w1, *w2, *w3;
+        } W = {wp[0], wp[1], wp[2], wp[3], wp[4], wp[5], wp[6], wp[7], wp[8]},
+          *w = &W;
         float *kc = ctx->kc + (ctx->p.kv_cache ? (int64_t)l * n * kvd : 0); /* (P, G*d) */
         float *vc = ctx->vc + (ctx->p.kv_cache ? (int64_t)l * n * kvd : 0);
-        if ((rc = notify(ctx, l, STRATA_SITE_RESID_PRE, -1, pos0, T, D, D, x))) return rc;
+        if ((rc = notify(ctx, l, STRATA_SITE_RESID_PRE, -1, pos0, 0, T, D, D, x))) return rc;
 
         rmsnorm(ctx->xb, x, w->rms_att, T, D, c->norm_eps);
         linear(ctx->q, ctx->xb, w->wq, T, Hd, D);
         linear(kc + pos0 * kvd, ctx->xb, w->wk, T, kvd, D);
         linear(vc + pos0 * kvd, ctx->xb, w->wv, T, kvd, D);
-        rope_interleaved(ctx->q, T, c->n_head, d, pos0, ctx->rope_cos, ctx->rope_sin);
-        rope_interleaved(kc + pos0 * kvd, T, c->n_kv_head, d, pos0, ctx->rope_cos, ctx->rope_sin);
+        if (rope) {
+            rope_apply(ctx->q, T, c->n_head, d, pos0, ctx->rope_cos, ctx->rope_sin, interleaved);
+            rope_apply(kc + pos0 * kvd, T, c->n_kv_head, d, pos0, ctx->rope_cos, ctx->rope_sin,
+                       interleaved);
+        }
         if ((rc = attention(ctx, l, kc, vc, T, pos0))) return rc;
         linear(ctx->delta, ctx->att, w->wo, T, D, Hd);
-        if ((rc = notify(ctx, l, STRATA_SITE_ATTN_OUT, -1, pos0, T, D, D, ctx->delta))) return rc;
+        if ((rc = notify(ctx, l, STRATA_SITE_ATTN_OUT, -1, pos0, 0, T, D, D, ctx->delta))) return rc;
         add_into(x, ctx->delta, T * D);
 
         rmsnorm(ctx->xb, x, w->rms_ffn, T, D, c->norm_eps);
@@ -321,15 +518,15 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
         linear(ctx->hu, ctx->xb, w->w3, T, F, D);
         strata_swiglu(ctx->hg, ctx->hu, T * F);
         linear(ctx->delta, ctx->hg, w->w2, T, D, F);
-        if ((rc = notify(ctx, l, STRATA_SITE_MLP_OUT, -1, pos0, T, D, D, ctx->delta))) return rc;
+        if ((rc = notify(ctx, l, STRATA_SITE_MLP_OUT, -1, pos0, 0, T, D, D, ctx->delta))) return rc;
         add_into(x, ctx->delta, T * D);
-        if ((rc = notify(ctx, l, STRATA_SITE_RESID_POST, -1, pos0, T, D, D, x))) return rc;
+        if ((rc = notify(ctx, l, STRATA_SITE_RESID_POST, -1, pos0, 0, T, D, D, x))) return rc;
     }
 
     if (mode != STRATA_LOGITS_NONE) {
         const int64_t first = mode == STRATA_LOGITS_LAST ? T - 1 : 0;
-        rmsnorm(ctx->xb, x + first * D, m->rms_final, T - first, D, c->norm_eps);
-        linear(logits, ctx->xb, m->wcls, T - first, c->vocab_size, D);
+        rmsnorm(ctx->xb, x + first * D, ctx->rms_final, T - first, D, c->norm_eps);
+        classifier(ctx, logits, ctx->xb, T - first);
     }
     if (ctx->p.kv_cache) ctx->n_past += T;
     return 0;

@@ -21,8 +21,8 @@
 #define STRATA_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define STRATA_PRINTF(a, b)
-#endif
 
+#endif
 /* Out of memory is not recoverable for a research tool: report and abort. */
 #define xmalloc(n) strata_xmalloc_((n), __FILE__, __LINE__)
 #define xcalloc(n, s) strata_xcalloc_((n), (s), __FILE__, __LINE__)
@@ -31,6 +31,10 @@ void *strata_xmalloc_(size_t n, const char *file, int line);
 void *strata_xcalloc_(size_t n, size_t size, const char *file, int line);
 void *strata_xrealloc_(void *p, size_t n, const char *file, int line);
 char *strata_xstrdup(const char *s);
+char *strata_xstrndup(const char *s, size_t n);
+bool strata_has_suffix(const char *s, const char *suffix);
+/* dir + "/" + name, malloc'ed. */
+char *strata_path_join(const char *dir, const char *name);
 
 /* Record the detailed message for strata_last_error() and return `status`,
  * so failures read `return strata_fail(STRATA_E_IO, "%s: ...", path);`. */
@@ -48,36 +52,11 @@ void strata_unmap_file(struct strata_map *map);
 /* Whole file into a malloc'ed, NUL-terminated buffer. */
 int strata_read_file(char **data, size_t *size, const char *path);
 
-#endif
-
-/* ------------------------------------------------------------ model data */
-
-/* Weights of one block, borrowed from the checkpoint mapping, row-major
- * (out, in) so y = x W^T is cblas_sgemm(NoTrans, Trans). */
-struct strata_block_w {
-    const float *rms_att; /* (D) */
-    const float *wq;      /* (H*d, D) */
-    const float *wk;      /* (G*d, D) */
-    const float *wv;      /* (G*d, D) */
-    const float *wo;      /* (D, H*d) */
-    const float *rms_ffn; /* (D) */
-    const float *w1;      /* (F, D) gate */
-    const float *w2;      /* (D, F) down */
-    const float *w3;      /* (F, D) up */
-};
-
-struct strata_model {
-    struct strata_config cfg;
-    struct strata_map map;
-    char *path;
-    const float *tok_emb;          /* (V, D) */
-    struct strata_block_w *blocks; /* (L) */
-    const float *rms_final;        /* (D) */
-    const float *wcls;             /* (V, D); == tok_emb when shared */
-};
 
 /* vecmath.c: elementwise kernels (AVX2 when built for it). */
 void strata_vexp(float *x, int64_t n);               /* x = exp(x) */
 float strata_vmax(const float *x, int64_t n);        /* max, -Inf for n == 0 */
 void strata_softmax(float *x, int64_t n);            /* in place, max-shifted */
 void strata_swiglu(float *g, const float *u, int64_t n); /* g = silu(g) * u */
+
+#endif

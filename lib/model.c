@@ -11,10 +11,12 @@
  * freq_cis_real and freq_cis_imag (seq_len, d/2) each (unused: RoPE is
  * recomputed), then wcls (V, D) if separate. RoPE rotates interleaved pairs.
  */
-#include "internal.h"
+#include "model.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <string.h>
 
 /* Limits that keep every product below in int64 and reject garbage headers
@@ -51,20 +53,25 @@ static int check_header(const char *path, const int32_t h[7])
     return 0;
 }
 
-int strata_model_load(struct strata_model **out, const char *path)
+_Static_assert(sizeof(struct strata_block_w) == STRATA_BLOCK_N_W * sizeof(struct strata_w),
+               "strata_block_ws() indexes the block's weights as an array");
+
+static struct strata_w f32_w(const float *p, int64_t n)
 {
-    *out = NULL;
-    struct strata_model *m = xcalloc(1, sizeof *m);
+    struct strata_w w = {.data = p, .dtype = STRATA_WT_F32, .n = n, .t = NULL};
+    return w;
+}
+
+static int llama2c_load(struct strata_model *m, const char *path)
+{
     int rc = strata_map_file(&m->map, path);
-    if (rc) goto fail;
-    if (m->map.size < 7 * sizeof(int32_t)) {
-        rc = strata_fail(STRATA_E_FORMAT, "%s: %zu bytes is too short for a llama2.c header", path,
-                         m->map.size);
-        goto fail;
-    }
+    if (rc) return rc;
+    if (m->map.size < 7 * sizeof(int32_t))
+        return strata_fail(STRATA_E_FORMAT, "%s: %zu bytes is too short for a llama2.c header",
+                           path, m->map.size);
     int32_t h[7];
     memcpy(h, m->map.data, sizeof h);
-    if ((rc = check_header(path, h))) goto fail;
+    if ((rc = check_header(path, h))) return rc;
 
     struct strata_config *c = &m->cfg;
     c->dim = h[0];
@@ -77,8 +84,10 @@ int strata_model_load(struct strata_model **out, const char *path)
     c->seq_len = h[6];
     c->head_dim = c->dim / c->n_head;
     c->norm_eps = 1e-5f;
-    c->rope = STRATA_ROPE_INTERLEAVED;
+    c->pos = STRATA_POS_ROPE_INTERLEAVED;
     c->rope_base = 10000.0;
+    m->format = "llama2.c";
+    m->arch = strata_xstrdup("llama2.c");
 
     const int64_t D = c->dim, F = c->hidden_dim, L = c->n_layer, V = c->vocab_size;
     const int64_t kvd = (int64_t)c->n_kv_head * c->head_dim;
@@ -102,7 +111,7 @@ int strata_model_load(struct strata_model **out, const char *path)
     const int64_t want = 7 * 4 + 4 * n_float;
     const int64_t have = (int64_t)m->map.size;
     if (have != want) {
-        rc = strata_fail(STRATA_E_SHAPE,
+        return strata_fail(STRATA_E_SHAPE,
                          "%s: %s: the header (dim %d, hidden_dim %d, n_layers %d, n_heads %d, "
                          "n_kv_heads %d, vocab_size %d, seq_len %d) needs %lld bytes but the "
                          "file has %lld%s",
@@ -111,36 +120,64 @@ int strata_model_load(struct strata_model **out, const char *path)
                          (long long)have,
                          have < want ? "; the download or copy is incomplete"
                                      : "; trailing bytes mean a different format or shape");
-        goto fail;
     }
 
     const float *p = (const float *)((const char *)m->map.data + 7 * 4);
-    m->tok_emb = p;
+    m->tok_emb = f32_w(p, V * D);
     p += V * D;
     m->blocks = xcalloc((size_t)L, sizeof *m->blocks);
     for (size_t a = 0; a < n_arrays; a++) {
         for (int64_t l = 0; l < L; l++)
-            *(const float **)((char *)&m->blocks[l] + arrays[a].field) = p + l * arrays[a].n;
+            *(struct strata_w *)((char *)&m->blocks[l] + arrays[a].field) =
+                f32_w(p + l * arrays[a].n, arrays[a].n);
         p += L * arrays[a].n;
     }
-    m->rms_final = p;
+    m->rms_final = f32_w(p, D);
     p += D;
     p += (int64_t)c->seq_len * c->head_dim; /* freq_cis_real, freq_cis_imag */
-    m->wcls = c->shared_classifier ? m->tok_emb : p;
+    m->wcls = c->shared_classifier ? m->tok_emb : f32_w(p, V * D);
+    return 0;
+}
+
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int strata_model_load(struct strata_model **out, const char *path)
+{
+    *out = NULL;
+    if (!path) return strata_fail(STRATA_E_ARG, "strata_model_load: no path");
+    struct strata_model *m = xcalloc(1, sizeof *m);
     m->path = strata_xstrdup(path);
+    int rc;
+    if (is_dir(path) || strata_hf_is_weight_file(path) || strata_has_suffix(path, ".json")) {
+        rc = strata_hf_load(m, path);
+    } else {
+        char *slash = strrchr(m->path, '/');
+        m->dir = slash ? strata_xstrndup(m->path, (size_t)(slash - m->path)) : strata_xstrdup(".");
+        rc = llama2c_load(m, path);
+    }
+    if (!rc) rc = strata_config_check_positions(&m->cfg);
+    if (rc) {
+        strata_model_free(m);
+        return rc;
+    }
     *out = m;
     return 0;
-fail:
-    strata_model_free(m);
-    return rc;
 }
 
 void strata_model_free(struct strata_model *model)
 {
     if (!model) return;
     strata_unmap_file(&model->map);
+    strata_tensors_free(model->ts);
     free(model->blocks);
+    free(model->cls_scale);
+    free((char *)model->arch);
     free(model->path);
+    free(model->dir);
     free(model);
 }
 
@@ -149,12 +186,127 @@ const struct strata_config *strata_model_config(const struct strata_model *model
     return &model->cfg;
 }
 
+static const char *pos_names[] = {"none", "rope-interleaved", "rope-half", "alibi"};
+static const char *scaling_names[] = {"none", "linear", "dynamic", "yarn", "llama3"};
+
+const char *strata_pos_name(enum strata_pos pos)
+{
+    return (unsigned)pos <= STRATA_POS_ALIBI ? pos_names[pos] : "?";
+}
+
+int strata_pos_parse(const char *s, enum strata_pos current, enum strata_pos *out)
+{
+    if (!strcmp(s, "rope")) {
+        *out = current == STRATA_POS_ROPE_INTERLEAVED ? current : STRATA_POS_ROPE_HALF;
+        return 0;
+    }
+    for (int p = 0; p <= STRATA_POS_ALIBI; p++) {
+        if (!strcmp(s, pos_names[p])) {
+            *out = (enum strata_pos)p;
+            return 0;
+        }
+    }
+    return strata_fail(STRATA_E_ARG,
+                       "position scheme '%s' is unknown (rope, rope-half, rope-interleaved, "
+                       "alibi, none)",
+                       s);
+}
+
+int strata_rope_scaling_parse(const char *s, int64_t original_max,
+                              struct strata_rope_scaling_params *out)
+{
+    struct strata_rope_scaling_params p = {.type = STRATA_SCALING_NONE, .factor = 1.0,
+                                           .original_max = original_max, .low_freq_factor = 1.0,
+                                           .high_freq_factor = 4.0, .beta_fast = 32.0,
+                                           .beta_slow = 1.0, .attention_factor = 0.0};
+    if (strcmp(s, "none") != 0) {
+        const char *colon = strchr(s, ':');
+        size_t n = colon ? (size_t)(colon - s) : strlen(s);
+        int t = -1;
+        for (int i = 1; i <= STRATA_SCALING_LLAMA3; i++)
+            if (strlen(scaling_names[i]) == n && !strncmp(s, scaling_names[i], n)) t = i;
+        char *end = NULL;
+        double f = colon ? strtod(colon + 1, &end) : (double)NAN;
+        if (t < 0 || !colon || end == colon + 1 || *end || !(f >= 1.0) || !isfinite(f))
+            return strata_fail(STRATA_E_ARG,
+                               "rope scaling '%s': expected none or TYPE:FACTOR with TYPE linear, "
+                               "dynamic, yarn or llama3 and FACTOR >= 1 (e.g. linear:2)",
+                               s);
+        p.type = (enum strata_rope_scaling)t;
+        p.factor = f;
+    }
+    *out = p;
+    return 0;
+}
+
+int strata_config_check_positions(const struct strata_config *c)
+{
+    const struct strata_rope_scaling_params *r = &c->scaling;
+    if ((unsigned)c->pos > STRATA_POS_ALIBI)
+        return strata_fail(STRATA_E_ARG, "config: pos = %d is not a position scheme", (int)c->pos);
+    bool rope = c->pos == STRATA_POS_ROPE_HALF || c->pos == STRATA_POS_ROPE_INTERLEAVED;
+    if (rope && (c->head_dim % 2 != 0))
+        return strata_fail(STRATA_E_ARG, "config: head_dim %d is odd; RoPE needs pairs",
+                           (int)c->head_dim);
+    if (rope && !(c->rope_base > 1.0 && isfinite(c->rope_base)))
+        return strata_fail(STRATA_E_ARG, "config: rope_base %g must be finite and > 1",
+                           c->rope_base);
+    if (c->sliding_window < 0)
+        return strata_fail(STRATA_E_ARG, "config: sliding_window %lld must be >= 0 (0: none)",
+                           (long long)c->sliding_window);
+    if ((unsigned)r->type > STRATA_SCALING_LLAMA3)
+        return strata_fail(STRATA_E_ARG, "config: rope_scaling type %d is unknown", (int)r->type);
+    if (r->type == STRATA_SCALING_NONE) return 0;
+    if (!rope)
+        return strata_fail(STRATA_E_ARG, "config: rope_scaling '%s' given for a model without RoPE",
+                           scaling_names[r->type]);
+    if (!(r->factor > 0.0 && isfinite(r->factor)))
+        return strata_fail(STRATA_E_ARG, "config: rope_scaling.factor %g must be finite and > 0",
+                           r->factor);
+    if (r->type != STRATA_SCALING_LINEAR && r->original_max <= 0)
+        return strata_fail(STRATA_E_ARG,
+                           "config: rope_scaling '%s' needs original_max_position_embeddings > 0",
+                           scaling_names[r->type]);
+    if (r->type == STRATA_SCALING_LLAMA3 && !(r->high_freq_factor > r->low_freq_factor))
+        return strata_fail(STRATA_E_ARG,
+                           "config: rope_scaling llama3 needs high_freq_factor (%g) > "
+                           "low_freq_factor (%g)",
+                           r->high_freq_factor, r->low_freq_factor);
+    if (r->type == STRATA_SCALING_YARN &&
+        !(r->beta_fast > 0.0 && r->beta_slow > 0.0 && r->attention_factor >= 0.0))
+        return strata_fail(STRATA_E_ARG,
+                           "config: rope_scaling yarn needs beta_fast, beta_slow > 0 and "
+                           "attention_factor >= 0");
+    return 0;
+}
+
+int strata_model_set_config(struct strata_model *model, const struct strata_config *cfg)
+{
+    struct strata_config want = *cfg, have = model->cfg;
+    /* Compare everything but the fields that may change. */
+    want.pos = have.pos;
+    want.rope_base = have.rope_base;
+    want.scaling = have.scaling;
+    want.sliding_window = have.sliding_window;
+    if (memcmp(&want, &have, sizeof want) != 0)
+        return strata_fail(STRATA_E_ARG,
+                           "strata_model_set_config may change only pos, rope_base, scaling and "
+                           "sliding_window; start from a copy of strata_model_config()");
+    int rc = strata_config_check_positions(cfg);
+    if (rc) return rc;
+    model->cfg = *cfg;
+    return 0;
+}
+
+const char *strata_model_path(const struct strata_model *model) { return model->path; }
+const char *strata_model_dir(const struct strata_model *model) { return model->dir; }
+
 char *strata_model_config_json(const struct strata_model *model)
 {
     const struct strata_config *c = &model->cfg;
-    static const char *rope_names[] = {"none", "interleaved", "half"};
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "format", "llama2.c");
+    cJSON_AddStringToObject(j, "format", model->format);
+    cJSON_AddStringToObject(j, "architecture", model->arch);
     cJSON_AddNumberToObject(j, "dim", c->dim);
     cJSON_AddNumberToObject(j, "hidden_dim", c->hidden_dim);
     cJSON_AddNumberToObject(j, "n_layers", c->n_layer);
@@ -164,9 +316,23 @@ char *strata_model_config_json(const struct strata_model *model)
     cJSON_AddNumberToObject(j, "vocab_size", c->vocab_size);
     cJSON_AddNumberToObject(j, "seq_len", c->seq_len);
     cJSON_AddBoolToObject(j, "shared_classifier", c->shared_classifier);
+    cJSON_AddBoolToObject(j, "norm_head", c->norm_head);
     cJSON_AddNumberToObject(j, "norm_eps", (double)c->norm_eps);
-    cJSON_AddStringToObject(j, "rope", rope_names[c->rope]);
+    cJSON_AddStringToObject(j, "positions", strata_pos_name(c->pos));
     cJSON_AddNumberToObject(j, "rope_base", c->rope_base);
+    cJSON *r = cJSON_AddObjectToObject(j, "rope_scaling");
+    cJSON_AddStringToObject(r, "type", scaling_names[c->scaling.type]);
+    if (c->scaling.type != STRATA_SCALING_NONE) {
+        cJSON_AddNumberToObject(r, "factor", c->scaling.factor);
+        cJSON_AddNumberToObject(r, "original_max_position_embeddings",
+                                (double)c->scaling.original_max);
+        cJSON_AddNumberToObject(r, "low_freq_factor", c->scaling.low_freq_factor);
+        cJSON_AddNumberToObject(r, "high_freq_factor", c->scaling.high_freq_factor);
+        cJSON_AddNumberToObject(r, "beta_fast", c->scaling.beta_fast);
+        cJSON_AddNumberToObject(r, "beta_slow", c->scaling.beta_slow);
+        cJSON_AddNumberToObject(r, "attention_factor", c->scaling.attention_factor);
+    }
+    cJSON_AddNumberToObject(j, "sliding_window", (double)c->sliding_window);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     STRATA_ASSERT(s);

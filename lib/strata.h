@@ -56,7 +56,37 @@ void strata_log_set(strata_log_fn fn, void *user);
 
 /* ------------------------------------------------------------------ model */
 
-enum strata_rope { STRATA_ROPE_NONE, STRATA_ROPE_INTERLEAVED, STRATA_ROPE_HALF };
+/* How positions enter attention. RoPE rotates pairs of dimensions of q and
+ * k within each head: INTERLEAVED pairs (2i, 2i+1) as llama2.c/Meta
+ * checkpoints store them, HALF pairs (i, i+d/2) as Hugging Face stores them
+ * (rotate_half). ALIBI adds slope_h * (j - i) to the logits (Baichuan 13B). */
+enum strata_pos {
+    STRATA_POS_NONE,
+    STRATA_POS_ROPE_INTERLEAVED,
+    STRATA_POS_ROPE_HALF,
+    STRATA_POS_ALIBI
+};
+
+/* RoPE frequency scaling, as Hugging Face rope_scaling defines it
+ * (docs/CHECKPOINTS.md gives the formulas). */
+enum strata_rope_scaling {
+    STRATA_SCALING_NONE,
+    STRATA_SCALING_LINEAR,  /* theta_i / factor */
+    STRATA_SCALING_DYNAMIC, /* NTK base growth once positions exceed original_max */
+    STRATA_SCALING_YARN,    /* ramped interpolation + attention factor */
+    STRATA_SCALING_LLAMA3   /* wavelength-banded interpolation */
+};
+
+struct strata_rope_scaling_params {
+    enum strata_rope_scaling type;
+    double factor;           /* s >= 1 */
+    int64_t original_max;    /* C0: window the frequencies were trained for */
+    double low_freq_factor;  /* llama3 (default 1) */
+    double high_freq_factor; /* llama3 (default 4) */
+    double beta_fast;        /* yarn (default 32) */
+    double beta_slow;        /* yarn (default 1) */
+    double attention_factor; /* yarn; 0: 0.1 ln(factor) + 1 */
+};
 
 /* Architecture of a loaded model. */
 struct strata_config {
@@ -65,25 +95,72 @@ struct strata_config {
     int32_t n_layer;      /* L: transformer blocks */
     int32_t n_head;       /* H: query heads */
     int32_t n_kv_head;    /* G: key/value heads (H % G == 0) */
-    int32_t head_dim;     /* d = D / H */
+    int32_t head_dim;     /* d (D / H unless the checkpoint says otherwise) */
     int32_t vocab_size;   /* V */
     int32_t seq_len;      /* trained context window C */
     bool shared_classifier; /* output projection is the token embedding */
+    bool norm_head;       /* output rows L2-normalized (Baichuan 2 NormHead) */
     float norm_eps;       /* RMSNorm epsilon */
-    enum strata_rope rope;/* how RoPE pairs dimensions */
+    enum strata_pos pos;  /* position scheme */
     double rope_base;     /* RoPE theta */
+    struct strata_rope_scaling_params scaling;
+    int64_t sliding_window; /* W > 0: query i sees keys i-W < j <= i; 0: all */
 };
+
+/* "none", "rope-interleaved", "rope-half", "alibi"; static. */
+const char *strata_pos_name(enum strata_pos pos);
+/* Parse "rope", "rope-half", "rope-interleaved", "alibi", "none"; "rope"
+ * means the RoPE layout the checkpoint stores (`current`, if it is RoPE;
+ * else rotate-half). */
+int strata_pos_parse(const char *s, enum strata_pos current, enum strata_pos *out);
+
+/* Parse "none", "linear:F", "dynamic:F", "yarn:F" or "llama3:F" (F >= 1)
+ * with the defaults of docs/CHECKPOINTS.md; original_max is the window the
+ * frequencies were trained for (usually the model's seq_len). */
+int strata_rope_scaling_parse(const char *s, int64_t original_max,
+                              struct strata_rope_scaling_params *out);
 
 struct strata_model;
 
-/* Load a llama2.c checkpoint (legacy format) by mmap. Every size is checked
- * against the file length. *out is owned by the caller: strata_model_free. */
+/* Load a model by mmap (docs/CHECKPOINTS.md): a llama2.c checkpoint file, or
+ * a Hugging Face checkpoint (directory, or a weight file inside it) in
+ * safetensors or PyTorch .bin, F32/F16/BF16, single file or sharded. Weights
+ * stay in their stored dtype. Every size is checked against the files.
+ * *out is owned by the caller: strata_model_free. */
 int strata_model_load(struct strata_model **out, const char *path);
 void strata_model_free(struct strata_model *model);
 /* Borrowed; valid until strata_model_free. */
 const struct strata_config *strata_model_config(const struct strata_model *model);
+/* Replace the position and attention-span fields of the config (pos,
+ * rope_base, scaling, sliding_window), e.g. to run a Baichuan checkpoint with
+ * another scheme or a Llama with another RoPE base. Every other field of *cfg
+ * must equal the model's. Applies to contexts created afterwards. */
+int strata_model_set_config(struct strata_model *model, const struct strata_config *cfg);
 /* The config as a JSON object string (for provenance). Caller free()s. */
 char *strata_model_config_json(const struct strata_model *model);
+/* Path given to strata_model_load. Borrowed. */
+const char *strata_model_path(const struct strata_model *model);
+/* Directory that holds the checkpoint (where a tokenizer would be found).
+ * Borrowed. */
+const char *strata_model_dir(const struct strata_model *model);
+
+/* Writing a model as a Hugging Face checkpoint (config.json +
+ * model.safetensors), e.g. a llama2.c model for other tools, a bf16 copy, or
+ * a pruned model. */
+enum strata_save_dtype { STRATA_SAVE_F32, STRATA_SAVE_F16, STRATA_SAVE_BF16 };
+struct strata_save_params {
+    enum strata_save_dtype dtype; /* of every tensor */
+    const int32_t *drop_layers;   /* blocks to leave out (others renumbered), or NULL */
+    int32_t n_drop;
+};
+struct strata_save_params strata_save_default_params(void);
+/* Write `dir` (created if missing; existing config.json / model.safetensors
+ * are replaced only once the new ones are complete). RoPE models are written
+ * in the rotate-half layout (llama2.c's interleaved q/k rows are permuted),
+ * Baichuan models with W_pack; the position scheme is recorded so the copy
+ * loads with the same hidden states. */
+int strata_model_save_hf(const struct strata_model *model, const char *dir,
+                         const struct strata_save_params *params);
 
 /* ------------------------------------------------------------ observers */
 
@@ -108,8 +185,9 @@ int strata_site_parse(const char *name, int32_t *layer, enum strata_site *site);
  * Residual sites (resid_pre, attn_out, mlp_out, resid_post): data is
  *   (n_rows = T, n_cols = D) with leading dimension ld, row0 = first position.
  * attn_probs: one tile of one head's causal attention probabilities:
- *   rows are queries row0 .. row0+n_rows-1, columns are keys 0 .. n_cols-1,
- *   entries right of the diagonal are 0; tiles arrive in increasing row0 for
+ *   rows are queries row0 .. row0+n_rows-1, columns are keys col0 ..
+ *   col0+n_cols-1, entries right of the diagonal (and left of a sliding
+ *   window) are 0; tiles arrive in increasing row0 for
  *   each head, so the full (T, T) map is never held at once. */
 struct strata_view {
     int32_t layer;          /* block index l, 0 .. L-1 */
@@ -117,6 +195,8 @@ struct strata_view {
     int32_t head;           /* attn_probs: query head; otherwise -1 */
     int64_t row0;           /* absolute position of row 0 */
     int64_t n_rows, n_cols; /* shape of data */
+    int64_t col0;           /* attn_probs: key position of column 0 (> 0 only
+                               with a sliding window); otherwise 0 */
     int64_t ld;             /* distance between rows, in floats */
     const float *data;      /* (n_rows, ld) */
 };
@@ -180,8 +260,21 @@ struct strata_tokenizer;
  * vocab_size entries. Caller owns *out: strata_tokenizer_free. */
 int strata_tokenizer_load(struct strata_tokenizer **out, const char *path,
                           int32_t vocab_size);
+/* Open any tokenizer strata reads (docs/CHECKPOINTS.md): `path` is a file
+ * (Hugging Face tokenizer.json, SentencePiece tokenizer.model, or a llama2.c
+ * tokenizer whose vocabulary size is the number of entries in the file) or a
+ * checkpoint directory, searched for tokenizer.json, tokenizer.model,
+ * tokenizer.bin, in that order. Caller owns *out: strata_tokenizer_free. */
+int strata_tokenizer_open(struct strata_tokenizer **out, const char *path);
 void strata_tokenizer_free(struct strata_tokenizer *tok);
 int32_t strata_tokenizer_n_vocab(const struct strata_tokenizer *tok);
+/* Ids of the begin/end-of-sequence tokens; -1 if the tokenizer has none. */
+int32_t strata_tokenizer_bos(const struct strata_tokenizer *tok);
+int32_t strata_tokenizer_eos(const struct strata_tokenizer *tok);
+/* "llama2c", "sentencepiece", "hf-bpe" (SentencePiece-style BPE with byte
+ * fallback) or "hf-bytelevel" (GPT-2/Llama 3 byte-level BPE); static. */
+const char *strata_tokenizer_kind(const struct strata_tokenizer *tok);
+/* The llama2.c tokenizer's fixed ids (other kinds: strata_tokenizer_bos/eos). */
 #define STRATA_TOKEN_BOS 1
 #define STRATA_TOKEN_EOS 2
 

@@ -1,5 +1,5 @@
-/* strata-generate — greedy text generation from a llama2.c checkpoint, as
- * llama2.c's run.c does it at temperature 0. Its output is the end-to-end
+/* strata-generate — greedy text generation, as llama2.c's run.c does it at
+ * temperature 0, from any checkpoint strata loads. Its output is the end-to-end
  * check that loader, tokenizer and forward pass agree with the reference
  * implementation byte for byte. */
 #include "cli.h"
@@ -8,19 +8,18 @@
 
 static void usage(void)
 {
-    printf("usage: strata-generate --model M --tokenizer TOK [options]\n"
+    printf("usage: strata-generate --model M [--tokenizer TOK] [options]\n"
            "\n"
            "Greedy (argmax) generation, as llama2.c's run.c with -t 0.\n"
-           "\n"
-           "  --model M         llama2.c checkpoint (.bin)\n"
-           "  --tokenizer TOK   llama2.c tokenizer (tok512.bin, tokenizer.bin)\n"
+           "\n" CLI_MODEL_HELP
            "  --prompt TEXT     text to continue (default: empty, start from BOS)\n"
            "  --steps N         positions to run, prompt included (default 256,\n"
            "                    clamped to the model's seq_len)\n"
            "  --temperature T   only 0 (greedy) is implemented\n"
            "  -h, --help        this help\n"
            "\n"
-           "Prints the text (BOS not printed; stops when the model emits BOS) and a\n"
+           "Prints the text and a newline (BOS not printed; stops where run.c does,\n"
+           "at BOS, for llama2.c tokenizers, else at the tokenizer's EOS);\n"
            "newline; tokens/s on stderr.\n");
 }
 
@@ -34,17 +33,15 @@ static void print_piece(const char *p, size_t n)
 int main(int argc, char **argv)
 {
     cli_init("strata-generate");
-    const char *model_path = NULL, *tok_path = NULL, *prompt = "";
+    struct cli_model cm = {0};
+    const char *prompt = "";
     int64_t steps = 256;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage();
             return 0;
-        } else if (!strcmp(a, "--model")) {
-            model_path = cli_value(argc, argv, &i);
-        } else if (!strcmp(a, "--tokenizer")) {
-            tok_path = cli_value(argc, argv, &i);
+        } else if (cli_model_option(&cm, argc, argv, &i)) {
         } else if (!strcmp(a, "--prompt")) {
             prompt = cli_value(argc, argv, &i);
         } else if (!strcmp(a, "--steps")) {
@@ -56,15 +53,10 @@ int main(int argc, char **argv)
             cli_die("see strata-generate --help", "unknown option '%s'", a);
         }
     }
-    if (!model_path || !tok_path)
-        cli_die("see strata-generate --help", "--model and --tokenizer are required");
-
-    struct strata_model *model = NULL;
-    cli_check(strata_model_load(&model, model_path), "give a llama2.c checkpoint (.bin)");
+    cli_model_load(&cm, true);
+    struct strata_model *model = cm.model;
+    struct strata_tokenizer *tok = cm.tok;
     const struct strata_config *cfg = strata_model_config(model);
-    struct strata_tokenizer *tok = NULL;
-    cli_check(strata_tokenizer_load(&tok, tok_path, cfg->vocab_size),
-              "the tokenizer must match the model's vocabulary");
     if (steps > cfg->seq_len) steps = cfg->seq_len;
 
     int32_t *ptoks = NULL;
@@ -81,8 +73,9 @@ int main(int argc, char **argv)
     if (!out) cli_die(NULL, "out of memory");
     int64_t n_out = 0;
     double t0 = cli_now();
-    cli_check(strata_generate_greedy(ctx, out, &n_out, ptoks, n_prompt, steps, STRATA_TOKEN_BOS),
-              NULL);
+    const int32_t stop = !strcmp(strata_tokenizer_kind(tok), "llama2c") ? strata_tokenizer_bos(tok)
+                                                                        : strata_tokenizer_eos(tok);
+    cli_check(strata_generate_greedy(ctx, out, &n_out, ptoks, n_prompt, steps, stop), NULL);
     double el = cli_now() - t0;
     int32_t prev = ptoks[0];
     for (int64_t i = 0; i < n_out; i++) {
@@ -97,7 +90,6 @@ int main(int argc, char **argv)
     free(out);
     free(ptoks);
     strata_ctx_free(ctx);
-    strata_tokenizer_free(tok);
-    strata_model_free(model);
+    cli_model_free(&cm);
     return 0;
 }

@@ -9,13 +9,12 @@
 
 static void usage(void)
 {
-    printf("usage: strata-probe-hidden --model M --tokenizer TOK --corpus FILE -o OUT.h5 [options]\n"
+    printf("usage: strata-probe-hidden --model M [--tokenizer TOK] --corpus FILE -o OUT.h5 [options]\n"
            "\n"
            "Dump hidden states (N, L+1, T, D): layer 0 = token embeddings, layer l = the\n"
            "residual stream after block l (before the final norm).\n"
            "\n"
-           "  --model M        llama2.c checkpoint (.bin)\n"
-           "  --tokenizer TOK  llama2.c tokenizer (tok512.bin, tokenizer.bin)\n"
+           CLI_MODEL_HELP
            "  --corpus FILE    text file of documents\n"
            "  --sep STR        document separator (default \"<|endoftext|>\")\n"
            "  --samples N      number of samples (default 64)\n"
@@ -64,7 +63,8 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
     cli_init("strata-probe-hidden");
-    const char *model_path = NULL, *tok_path = NULL, *corpus_path = NULL, *out_path = NULL;
+    struct cli_model cm = {0};
+    const char *corpus_path = NULL, *out_path = NULL;
     const char *sep = "<|endoftext|>";
     int64_t n_samples = 64, seq_len = 0, gzip = 0;
     uint64_t seed = 0;
@@ -74,10 +74,7 @@ int main(int argc, char **argv)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage();
             return 0;
-        } else if (!strcmp(a, "--model")) {
-            model_path = cli_value(argc, argv, &i);
-        } else if (!strcmp(a, "--tokenizer")) {
-            tok_path = cli_value(argc, argv, &i);
+        } else if (cli_model_option(&cm, argc, argv, &i)) {
         } else if (!strcmp(a, "--corpus")) {
             corpus_path = cli_value(argc, argv, &i);
         } else if (!strcmp(a, "--sep")) {
@@ -101,20 +98,17 @@ int main(int argc, char **argv)
             cli_die("see strata-probe-hidden --help", "unknown option '%s'", a);
         }
     }
-    if (!model_path || !tok_path || !corpus_path || !out_path)
-        cli_die("see strata-probe-hidden --help",
-                "--model, --tokenizer, --corpus and -o are required");
+    if (!cm.model_path || !corpus_path || !out_path)
+        cli_die("see strata-probe-hidden --help", "--model, --corpus and -o are required");
 
-    struct strata_model *model = NULL;
-    cli_check(strata_model_load(&model, model_path), "give a llama2.c checkpoint (.bin)");
+    cli_model_load(&cm, true);
+    struct strata_model *model = cm.model;
+    struct strata_tokenizer *tok = cm.tok;
     const struct strata_config *cfg = strata_model_config(model);
     if (seq_len == 0) seq_len = cfg->seq_len;
     if (seq_len > cfg->seq_len)
         fprintf(stderr, "%s: note: --seq-len %lld is beyond the model's trained window %d\n",
                 cli_prog, (long long)seq_len, (int)cfg->seq_len);
-    struct strata_tokenizer *tok = NULL;
-    cli_check(strata_tokenizer_load(&tok, tok_path, cfg->vocab_size),
-              "the tokenizer must match the model's vocabulary");
     struct strata_corpus *corpus = NULL;
     cli_check(strata_corpus_load(&corpus, corpus_path, sep), "check --corpus and --sep");
     struct strata_samples samples = {0};
@@ -148,8 +142,8 @@ int main(int argc, char **argv)
              (long long)T, (long long)samples.n_windows, (long long)n_samples,
              (unsigned long long)seed);
     const char *attrs[][2] = {{"strata_version", STRATA_VERSION}, {"command_line", cmd},
-                              {"model_path", model_path},         {"model_config", cfg_json},
-                              {"tokenizer_path", tok_path},       {"corpus_path", corpus_path},
+                              {"model_path", cm.model_path},         {"model_config", cfg_json},
+                              {"tokenizer_path", cm.tok_used},       {"corpus_path", corpus_path},
                               {"separator", sep},                 {"seed", seed_s},
                               {"sampling", sampling},
                               {"dtype", dtype == STRATA_F16 ? "f16" : "f32"}};
@@ -174,7 +168,7 @@ int main(int argc, char **argv)
                 remove(partial);
                 cli_die("the checkpoint's weights may be corrupt",
                         "%s: non-finite hidden state at sample %lld, layer %lld, position %lld",
-                        model_path, (long long)s, (long long)l, (long long)t);
+                        cm.model_path, (long long)s, (long long)l, (long long)t);
             }
         }
         rc = strata_dump_write_sample(dump, s, cap.hidden, toks);
@@ -200,7 +194,6 @@ int main(int argc, char **argv)
     strata_ctx_free(ctx);
     strata_samples_free(&samples);
     strata_corpus_free(corpus);
-    strata_tokenizer_free(tok);
-    strata_model_free(model);
+    cli_model_free(&cm);
     return status;
 }

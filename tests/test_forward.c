@@ -9,7 +9,10 @@
  * (float32 sgemm against double loops; observed errors are ~1e-6 relative).
  */
 #include "check.h"
-#include "internal.h"
+#include "model.h"
+
+/* llama2.c models hold float32 weights in place. */
+#define F32(w) ((const float *)(w).data)
 #include "mkmodel.h"
 
 #include <string.h>
@@ -58,15 +61,15 @@ static void ref_forward(struct ref_out *o, const struct strata_model *m, const i
     double *h1 = malloc((size_t)F * sizeof(double)), *h3 = malloc((size_t)F * sizeof(double));
     double *sc = malloc((size_t)T * sizeof(double));
     for (int64_t pos = 0; pos < T; pos++) {
-        for (int64_t i = 0; i < D; i++) x[i] = m->tok_emb[(int64_t)tok[pos] * D + i];
+        for (int64_t i = 0; i < D; i++) x[i] = F32(m->tok_emb)[(int64_t)tok[pos] * D + i];
         memcpy(o->resid + pos * D, x, (size_t)D * sizeof(double));
         for (int64_t l = 0; l < L; l++) {
             const struct strata_block_w *w = &m->blocks[l];
             double *k = kc + (l * T + pos) * kvd, *v = vc + (l * T + pos) * kvd;
-            ref_rmsnorm(xb, x, w->rms_att, D);
-            ref_matvec(q, xb, w->wq, D, D);
-            ref_matvec(k, xb, w->wk, kvd, D);
-            ref_matvec(v, xb, w->wv, kvd, D);
+            ref_rmsnorm(xb, x, F32(w->rms_att), D);
+            ref_matvec(q, xb, F32(w->wq), D, D);
+            ref_matvec(k, xb, F32(w->wk), kvd, D);
+            ref_matvec(v, xb, F32(w->wv), kvd, D);
             for (int64_t i = 0; i < D; i += 2) { /* run.c's interleaved RoPE */
                 int64_t hd = i % d;
                 double a = (double)pos * pow(10000.0, -(double)hd / (double)d);
@@ -98,20 +101,20 @@ static void ref_forward(struct ref_out *o, const struct strata_model *m, const i
                     att[h * d + i] = acc;
                 }
             }
-            ref_matvec(dx, att, w->wo, D, D);
+            ref_matvec(dx, att, F32(w->wo), D, D);
             memcpy(o->attn + (l * T + pos) * D, dx, (size_t)D * sizeof(double));
             for (int64_t i = 0; i < D; i++) x[i] += dx[i];
-            ref_rmsnorm(xb, x, w->rms_ffn, D);
-            ref_matvec(h1, xb, w->w1, F, D);
-            ref_matvec(h3, xb, w->w3, F, D);
+            ref_rmsnorm(xb, x, F32(w->rms_ffn), D);
+            ref_matvec(h1, xb, F32(w->w1), F, D);
+            ref_matvec(h3, xb, F32(w->w3), F, D);
             for (int64_t i = 0; i < F; i++) h1[i] = h1[i] / (1.0 + exp(-h1[i])) * h3[i];
-            ref_matvec(dx, h1, w->w2, D, F);
+            ref_matvec(dx, h1, F32(w->w2), D, F);
             memcpy(o->mlp + (l * T + pos) * D, dx, (size_t)D * sizeof(double));
             for (int64_t i = 0; i < D; i++) x[i] += dx[i];
             memcpy(o->resid + ((l + 1) * T + pos) * D, x, (size_t)D * sizeof(double));
         }
-        ref_rmsnorm(xb, x, m->rms_final, D);
-        ref_matvec(o->logits + pos * V, xb, m->wcls, V, D);
+        ref_rmsnorm(xb, x, F32(m->rms_final), D);
+        ref_matvec(o->logits + pos * V, xb, F32(m->wcls), V, D);
     }
     free(kc), free(vc), free(x), free(xb), free(q), free(att), free(dx), free(h1), free(h3), free(sc);
 }

@@ -14,16 +14,30 @@
  *   (c) llama.cpp's SentencePiece vectors for the Llama 2 vocabulary;
  *   (d) encodings of tok512 derived by hand from its pieces;
  *   (e) failure paths: missing, empty, truncated, oversized, garbage files
- *       and wrong vocab_size return the right code and name the file.
+ *       and wrong vocab_size return the right code and name the file;
+ * and for the checkpoint tokenizers (strata_tokenizer_open):
+ *   (f) SentencePiece tokenizer.model: llama.cpp's vectors exactly, and the
+ *       same ids as tokenizer.bin on every document and adversarial string;
+ *   (g) tokenizer.json files that tests/gguf2hf.py builds from llama.cpp's
+ *       vocab GGUFs (Llama 2 style hf-bpe, GPT-NeoX byte-level): their
+ *       vectors exactly; hf-bpe also equals tokenizer.bin on the corpus;
+ *       byte-level and a Baichuan tokenizer.model round-trip the corpus;
+ *   (h) the hand-written GPT-2 and Llama 3 split matchers against Python's
+ *       re engine (tests/test_tokenizer_pretok.py) on tricky and random text;
+ *   (i) a crafted tokenizer.json worked by hand (merge ranks, unk fusing,
+ *       added tokens), and every malformed input: truncated model, UNIGRAM,
+ *       bad JSON, merges naming unknown tokens, unknown regex, empty dir.
  * Data: $SHARED (default ../shared); scratch files in $STRATA_TMP or a
  * mkdtemp directory. The literal reference takes ~1 min per vocabulary on
  * the whole corpus, so the corpus goes through a memoized variant of it
  * (same merge order, one lookup per changed pair) and the literal one
  * checks the variant on a few documents and thousands of crafted strings.
- * STRATA_SAN=1 (sanitizer builds) shortens the slowest cases.
+ * STRATA_SAN=1 (sanitizer builds) shortens the slowest cases. (g) and (h)
+ * run $PYTHON (default /usr/bin/python3) from the repository root.
  */
 #include "check.h"
 #include "internal.h"
+#include "tok_impl.h" /* tok_pretok_next, for the split-pattern check */
 
 #include <math.h>
 #include <stdbool.h>
@@ -500,18 +514,26 @@ static void test_round_trip(const char *tok_path, const struct docs *d)
 #define GGUF_VECTORS 46
 #define GGUF_KNOWN_MISMATCHES 0
 
-static void test_sentencepiece_vectors(const char *tok_path)
+/* Encode every input of llama.cpp's vector file models/gguf-vocab/<name>.inp
+ * (separated by "\n__ggml_vocab_test__\n") with tok, without BOS, and
+ * compare with <name>.out (one line of ids per input). *n_vec counts the
+ * inputs, *n_bos the expected lines starting with tok's BOS; returns the
+ * number of mismatches (each printed), or -1 if the files are missing. */
+static int vector_mismatches(const struct strata_tokenizer *tok, const char *name, int *n_vec,
+                             int *n_bos)
 {
-    char *inp_path = path_of(shared_dir, "models/gguf-vocab/ggml-vocab-llama-spm.gguf.inp");
-    char *out_path = path_of(shared_dir, "models/gguf-vocab/ggml-vocab-llama-spm.gguf.out");
+    char rel[256];
+    snprintf(rel, sizeof rel, "models/gguf-vocab/%s.inp", name);
+    char *inp_path = path_of(shared_dir, rel);
+    snprintf(rel, sizeof rel, "models/gguf-vocab/%s.out", name);
+    char *out_path = path_of(shared_dir, rel);
     char *inp = check_slurp(inp_path, NULL), *exp = check_slurp(out_path, NULL);
-    struct strata_tokenizer *tok = NULL;
-    CHECK(inp && exp);
-    CHECK_OK(strata_tokenizer_load(&tok, tok_path, 32000));
+    int n_mismatch = -1;
+    *n_vec = *n_bos = 0;
     if (!inp || !exp || !tok) goto done;
 
     static const char sep[] = "\n__ggml_vocab_test__\n";
-    int n_vec = 0, n_mismatch = 0, n_bos = 0;
+    n_mismatch = 0;
     char *p = inp, *line = exp;
     for (char *q; (q = strstr(p, sep)) != NULL; p = q + strlen(sep)) {
         char *eol = strchr(line, '\n');
@@ -524,24 +546,34 @@ static void test_sentencepiece_vectors(const char *tok_path)
             if (e == s) break;
             want[n_want++] = (int32_t)v;
         }
-        n_bos += n_want > 0 && want[0] == STRATA_TOKEN_BOS;
+        *n_bos += n_want > 0 && want[0] == strata_tokenizer_bos(tok);
         if (!encodes_to(tok, p, (size_t)(q - p), false, false, want, n_want)) {
             n_mismatch++;
-            fprintf(stderr, "SentencePiece vector %d differs: [%.*s]\n", n_vec, (int)(q - p), p);
+            fprintf(stderr, "%s (%s) vector %d differs: [%.*s]\n", name,
+                    strata_tokenizer_kind(tok), *n_vec, (int)(q - p), p);
         }
-        n_vec++;
+        (*n_vec)++;
         line = eol + 1;
     }
-    CHECK(n_vec == GGUF_VECTORS);
-    CHECK(n_bos == 0); /* the expected ids carry no BOS */
-    CHECK(n_mismatch == GGUF_KNOWN_MISMATCHES);
 
 done:
-    strata_tokenizer_free(tok);
     free(inp);
     free(exp);
     free(inp_path);
     free(out_path);
+    return n_mismatch;
+}
+
+static void test_sentencepiece_vectors(const char *tok_path)
+{
+    struct strata_tokenizer *tok = NULL;
+    CHECK_OK(strata_tokenizer_load(&tok, tok_path, 32000));
+    int n_vec, n_bos;
+    int n_mismatch = vector_mismatches(tok, "ggml-vocab-llama-spm.gguf", &n_vec, &n_bos);
+    CHECK(n_vec == GGUF_VECTORS);
+    CHECK(n_bos == 0); /* the expected ids carry no BOS */
+    CHECK(n_mismatch == GGUF_KNOWN_MISMATCHES);
+    strata_tokenizer_free(tok);
 }
 
 /* (d) tok512 by hand. Pieces and scores (from the file): 410 " " -151,
@@ -831,6 +863,450 @@ static void test_failures(const char *tok_path)
     CHECK(strata_tokenizer_n_vocab(NULL) == 0);
 }
 
+/* ----------------------------------------------- checkpoint tokenizers */
+
+static bool run_python(const char *args)
+{
+    const char *py = getenv("PYTHON") && *getenv("PYTHON") ? getenv("PYTHON") : "/usr/bin/python3";
+    size_t n = strlen(py) + strlen(args) + 2;
+    char *cmd = malloc(n);
+    snprintf(cmd, n, "%s %s", py, args);
+    int rc = system(cmd);
+    if (rc != 0) fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
+    free(cmd);
+    return rc == 0;
+}
+
+/* Valid UTF-8 (run.c groups invalid bytes its own way, so only valid text
+ * is comparable across kinds). */
+static bool valid_utf8(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    while (*u) {
+        int k = *u < 0x80 ? 0 : *u >= 0xC2 && *u <= 0xDF ? 1 : *u >= 0xE0 && *u <= 0xEF ? 2
+              : *u >= 0xF0 && *u <= 0xF4 ? 3 : -1;
+        if (k < 0) return false;
+        if (k == 2 && ((*u == 0xE0 && u[1] < 0xA0) || (*u == 0xED && u[1] >= 0xA0))) return false;
+        if (k == 3 && ((*u == 0xF0 && u[1] < 0x90) || (*u == 0xF4 && u[1] >= 0x90))) return false;
+        for (int j = 1; j <= k; j++)
+            if ((u[j] & 0xC0) != 0x80) return false;
+        u += k + 1;
+    }
+    return true;
+}
+
+/* Documents (and the adversarial strings that are valid UTF-8) on which
+ * a and b give different ids, with BOS/EOS varied; prints the first few. */
+static int n_pair_printed;
+static int pair_diffs(const struct strata_tokenizer *a, const struct strata_tokenizer *b,
+                      const struct docs *d, bool with_adversarial)
+{
+    int n_adv = with_adversarial ? (int)(sizeof adversarial / sizeof adversarial[0]) : 0;
+    int diffs = 0;
+    for (int i = 0; i < d->n + n_adv; i++) {
+        const char *text = i < d->n ? d->text[i] : adversarial[i - d->n];
+        if (!valid_utf8(text)) continue;
+        bool bos = i % 2 == 0, eos = i % 3 == 0;
+        int32_t *x = NULL, *y = NULL;
+        int64_t nx = -1, ny = -2;
+        int ra = strata_tokenizer_encode(a, &x, &nx, text, strlen(text), bos, eos);
+        int rb = strata_tokenizer_encode(b, &y, &ny, text, strlen(text), bos, eos);
+        if (ra != 0 || rb != 0 || !ids_eq(x, nx, y, ny)) {
+            diffs++;
+            if (n_pair_printed++ < 5)
+                fprintf(stderr, "%s vs %s differ (rc %d %d, %lld vs %lld ids): %.60s\n",
+                        strata_tokenizer_kind(a), strata_tokenizer_kind(b), ra, rb,
+                        (long long)nx, (long long)ny, text);
+        }
+        free(x);
+        free(y);
+    }
+    return diffs;
+}
+
+/* decode(encode(text)) == text on every document: with BOS, decoding after
+ * it (the SentencePiece kinds' dummy space goes); without BOS for
+ * byte-level. Returns the failures. */
+static int round_trip_fails(const struct strata_tokenizer *tok, const struct docs *d)
+{
+    bool bos = strcmp(strata_tokenizer_kind(tok), "hf-bytelevel") != 0;
+    int fails = 0;
+    for (int i = 0; i < d->n; i++) {
+        const char *text = d->text[i];
+        size_t len = strlen(text), out_len = 0;
+        int32_t *ids = NULL;
+        int64_t n = 0;
+        char *out = NULL;
+        bool ok = strata_tokenizer_encode(tok, &ids, &n, text, len, bos, false) == 0 &&
+                  (!bos || (n >= 1 && ids[0] == strata_tokenizer_bos(tok))) &&
+                  strata_tokenizer_decode(tok, &out, &out_len, ids + bos, n - bos, bos) == 0 &&
+                  out_len == len && memcmp(out, text, len) == 0;
+        if (!ok && fails++ < 3)
+            fprintf(stderr, "%s: round trip fails: %.60s\n  got: %.60s\n",
+                    strata_tokenizer_kind(tok), text, out ? out : "(null)");
+        free(ids);
+        free(out);
+    }
+    return fails;
+}
+
+/* (f) */
+static void test_spm_model(const char *model, const char *bin, const struct docs *d)
+{
+    struct strata_tokenizer *spm = NULL, *l2c = NULL;
+    CHECK_OK(strata_tokenizer_open(&spm, model));
+    CHECK_OK(strata_tokenizer_open(&l2c, bin));
+    if (!spm || !l2c) goto done;
+    CHECK(strcmp(strata_tokenizer_kind(spm), "sentencepiece") == 0);
+    CHECK(strcmp(strata_tokenizer_kind(l2c), "llama2c") == 0);
+    CHECK(strata_tokenizer_n_vocab(spm) == 32000 && strata_tokenizer_n_vocab(l2c) == 32000);
+    CHECK(strata_tokenizer_bos(spm) == 1 && strata_tokenizer_eos(spm) == 2);
+    CHECK(strata_tokenizer_bos(l2c) == 1 && strata_tokenizer_eos(l2c) == 2);
+
+    int n_vec, n_bos;
+    CHECK(vector_mismatches(spm, "ggml-vocab-llama-spm.gguf", &n_vec, &n_bos) == 0);
+    CHECK(n_vec == GGUF_VECTORS && n_bos == 0);
+    CHECK(pair_diffs(spm, l2c, d, true) == 0);
+    CHECK(round_trip_fails(spm, d) == 0);
+
+    /* Pieces: "▁" is a space, dropped after BOS; byte pieces are bytes;
+     * control pieces keep their text. */
+    size_t len = 0;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    CHECK_OK(strata_tokenizer_encode(spm, &ids, &n, "Hello", 5, false, false));
+    const char *p = n == 1 ? strata_tokenizer_piece(spm, -1, ids[0], &len) : NULL;
+    CHECK(p && len == 6 && memcmp(p, " Hello", 6) == 0);
+    p = n == 1 ? strata_tokenizer_piece(spm, 1, ids[0], &len) : NULL;
+    CHECK(p && len == 5 && memcmp(p, "Hello", 5) == 0);
+    free(ids);
+    p = strata_tokenizer_piece(spm, 1, 0x20 + 3, &len);
+    CHECK(p && len == 1 && p[0] == ' '); /* <0x20> is a real space, even after BOS */
+    p = strata_tokenizer_piece(spm, -1, 2, &len);
+    CHECK(p && len == 4 && memcmp(p, "</s>", 4) == 0);
+
+    /* A checkpoint directory: tokenizer.json first, then .model, then .bin. */
+    char *dir = path_of(tmp_dir, "ckpt");
+    char *link_model = path_of(dir, "tokenizer.model"), *link_bin = path_of(dir, "tokenizer.bin");
+    mkdir(dir, 0755);
+    CHECK(symlink(bin, link_bin) == 0);
+    struct strata_tokenizer *t = NULL;
+    CHECK_OK(strata_tokenizer_open(&t, dir));
+    CHECK(t && strcmp(strata_tokenizer_kind(t), "llama2c") == 0);
+    strata_tokenizer_free(t);
+    CHECK(symlink(model, link_model) == 0);
+    CHECK_OK(strata_tokenizer_open(&t, dir));
+    CHECK(t && strcmp(strata_tokenizer_kind(t), "sentencepiece") == 0);
+    strata_tokenizer_free(t);
+    unlink(link_model);
+    unlink(link_bin);
+    rmdir(dir);
+    free(link_model);
+    free(link_bin);
+    free(dir);
+
+done:
+    strata_tokenizer_free(spm);
+    strata_tokenizer_free(l2c);
+}
+
+/* (g) */
+static void test_hf_json(const char *bin, const struct docs *d, bool san)
+{
+    char *vocab_dir = path_of(shared_dir, "models/gguf-vocab");
+    char *spm_json = path_of(tmp_dir, "llama-spm.json"), *mpt_json = path_of(tmp_dir, "mpt.json");
+    char *bc_model = path_of(tmp_dir, "baichuan.model"), *l2_model = path_of(tmp_dir, "llama.model");
+    char args[8192];
+    snprintf(args, sizeof args, "tests/gguf2hf.py spm %s/ggml-vocab-llama-spm.gguf %s", vocab_dir,
+             spm_json);
+    CHECK(run_python(args));
+    snprintf(args, sizeof args, "tests/gguf2hf.py bytelevel %s/ggml-vocab-mpt.gguf %s", vocab_dir,
+             mpt_json);
+    CHECK(run_python(args));
+    snprintf(args, sizeof args, "tests/gguf2hf.py model %s/ggml-vocab-baichuan.gguf %s", vocab_dir,
+             bc_model);
+    CHECK(run_python(args));
+    snprintf(args, sizeof args, "tests/gguf2hf.py model %s/ggml-vocab-llama-spm.gguf %s",
+             vocab_dir, l2_model);
+    CHECK(run_python(args));
+
+    struct strata_tokenizer *hf = NULL, *mpt = NULL, *bc = NULL, *l2 = NULL, *l2c = NULL;
+    int n_vec, n_bos;
+    CHECK_OK(strata_tokenizer_open(&hf, spm_json));
+    CHECK_OK(strata_tokenizer_open(&l2c, bin));
+    if (hf && l2c) {
+        CHECK(strcmp(strata_tokenizer_kind(hf), "hf-bpe") == 0);
+        CHECK(strata_tokenizer_n_vocab(hf) == 32000);
+        CHECK(strata_tokenizer_bos(hf) == 1 && strata_tokenizer_eos(hf) == 2);
+        CHECK(vector_mismatches(hf, "ggml-vocab-llama-spm.gguf", &n_vec, &n_bos) == 0);
+        CHECK(n_vec == GGUF_VECTORS && n_bos == 0);
+        struct docs some = {san ? 100 : d->n, d->text};
+        CHECK(pair_diffs(hf, l2c, &some, false) == 0);
+        CHECK(round_trip_fails(hf, &some) == 0);
+    }
+
+    CHECK_OK(strata_tokenizer_open(&mpt, mpt_json));
+    if (mpt) {
+        CHECK(strcmp(strata_tokenizer_kind(mpt), "hf-bytelevel") == 0);
+        CHECK(strata_tokenizer_n_vocab(mpt) == 50432);
+        CHECK(strata_tokenizer_bos(mpt) == 0 && strata_tokenizer_eos(mpt) == 0);
+        CHECK(vector_mismatches(mpt, "ggml-vocab-mpt.gguf", &n_vec, &n_bos) == 0);
+        CHECK(n_vec == GGUF_VECTORS);
+        CHECK(round_trip_fails(mpt, d) == 0);
+        /* An added token in the text is that token; pieces decode bytes. */
+        static const int32_t eot[] = {0};
+        CHECK(encodes_to(mpt, "<|endoftext|>", 13, false, false, eot, 1));
+        size_t len = 0;
+        const char *p = strata_tokenizer_piece(mpt, 0, 209, &len); /* "Ġ" */
+        CHECK(p && len == 1 && p[0] == ' ');
+    }
+
+    CHECK_OK(strata_tokenizer_open(&bc, bc_model));
+    if (bc) {
+        CHECK(strcmp(strata_tokenizer_kind(bc), "sentencepiece") == 0);
+        CHECK(strata_tokenizer_n_vocab(bc) == 64000 && strata_tokenizer_bos(bc) == 1);
+        CHECK(round_trip_fails(bc, d) == 0);
+    }
+    /* The same vocabulary through our own protobuf writer gives the vectors
+     * too: the writer and reader agree on the wire format. */
+    CHECK_OK(strata_tokenizer_open(&l2, l2_model));
+    if (l2) {
+        CHECK(vector_mismatches(l2, "ggml-vocab-llama-spm.gguf", &n_vec, &n_bos) == 0);
+        CHECK(n_vec == GGUF_VECTORS);
+    }
+
+    strata_tokenizer_free(hf);
+    strata_tokenizer_free(mpt);
+    strata_tokenizer_free(bc);
+    strata_tokenizer_free(l2);
+    strata_tokenizer_free(l2c);
+    unlink(spm_json);
+    unlink(mpt_json);
+    unlink(bc_model);
+    unlink(l2_model);
+    free(spm_json);
+    free(mpt_json);
+    free(bc_model);
+    free(l2_model);
+    free(vocab_dir);
+}
+
+/* (h) Chunk ends from tok_pretok_next vs Python's re on the same pattern. */
+static void test_split_patterns(bool san)
+{
+    static const char *tricky[] = {
+        "", "a", " ", "  ", "\n", "\r\n", " \n ", "Hello world", "Hello  world", "  lead",
+        "trail  ", "I'M HE'S THEY'RE WE'VE YOU'LL SHE'D IT'S DON'T", "i'm he's they're",
+        "'s 'S 'ſ 'x ' s", "1234567 12 1 0000", "12,345.67", "x123y", "a1b2c3",
+        "Hello, world!", "wait... what?!", "a !b ?? c", " !!! ", "a\n\nb", "a \n\n b",
+        "a\r\n\r\nb", "x  \t", "x  y", "tab\there", "\t\tx", "\n\n\n", " \n", "\n ",
+        "end.\n", "ok?!\n\nNext", "日本語のテキスト", "中文 测试，好的。", "Привет, мир",
+        "🦙🦙 llama 🦙", "👍🏽 thumbs", "👨‍👩‍👧 family", "½ ⅷ ١٢٣ ²³", "naïve café",
+        "\xc2\xa0nbsp\xc2\xa0\xc2\xa0x", "em\xe2\x80\x83space", "ideo\xe3\x80\x80space",
+        "line\xe2\x80\xa8sep", "\xc2\x85nel", "\x0b\x0c", "<|begin_of_text|>hi", "a__b--c",
+        "$100 & 50%", "Ünïcödé ÀÉÎ", "x'", "'", "''s", "it's'", "🦙's", "3'd",
+    };
+    int n_fixed = (int)(sizeof tricky / sizeof tricky[0]);
+    int n_rand = san ? 200 : 2000;
+    static const char *alpha[] = {
+        "a", "Z", "'", "s", "S", "t", "T", "re", "RE", "ve", "m", "ll", "LL", "d", "D",
+        "0", "7", "9", " ", " ", " ", "  ", "\t", "\n", "\r", "\r\n", "!", "?", ".", ",", "-",
+        "_", "日", "本", "½", "🦙", "ſ", "ü", "\xc2\xa0", "\xe2\x80\x83", "\xe3\x80\x80",
+        "\x0b", "\xc2\x85", "\xd9\xa1", "\xe2\x85\xb7", "\xf0\x9f\x91\x8d", "\xcc\x81",
+    };
+    int n_alpha = (int)(sizeof alpha / sizeof alpha[0]);
+    int n_all = n_fixed + n_rand;
+    char **text = malloc((size_t)n_all * sizeof *text);
+    uint64_t state = 12345;
+    for (int i = 0; i < n_all; i++) {
+        if (i < n_fixed) {
+            text[i] = strdup(tricky[i]);
+            continue;
+        }
+        int len = (int)(strata_rng_next(&state) % 24);
+        text[i] = calloc(24 * 4 + 1, 1);
+        for (int k = 0; k < len; k++) strcat(text[i], alpha[strata_rng_next(&state) % (uint64_t)n_alpha]);
+    }
+    char *in = path_of(tmp_dir, "split.in"), *out = path_of(tmp_dir, "split.out");
+    FILE *f = fopen(in, "wb");
+    for (int i = 0; f && i < n_all; i++) {
+        uint32_t n = (uint32_t)strlen(text[i]);
+        fwrite(&n, 4, 1, f);
+        fwrite(text[i], 1, n, f);
+    }
+    if (f) fclose(f);
+    static const char *const names[] = {"gpt2", "llama3"};
+    static const enum tok_pretok kinds[] = {PRE_GPT2, PRE_LLAMA3};
+    for (int w = 0; w < 2; w++) {
+        char args[8192];
+        snprintf(args, sizeof args, "tests/test_tokenizer_pretok.py %s %s %s", names[w], in, out);
+        CHECK(run_python(args));
+        char *ref = check_slurp(out, NULL);
+        CHECK(ref != NULL);
+        if (!ref) continue;
+        int n_same = 0, n_printed = 0;
+        char *line = ref;
+        for (int i = 0; i < n_all && line; i++) {
+            char *eol = strchr(line, '\n');
+            if (eol) *eol = '\0';
+            char got[4096] = "";
+            size_t n = strlen(text[i]), at = 0;
+            for (size_t pos = 0; pos < n;) {
+                pos = tok_pretok_next(kinds[w], text[i], n, pos);
+                at += (size_t)snprintf(got + at, sizeof got - at, at ? " %zu" : "%zu", pos);
+            }
+            if (strcmp(got, line) == 0) n_same++;
+            else if (n_printed++ < 5)
+                fprintf(stderr, "%s split differs on [%s]:\n  want %s\n  got  %s\n", names[w],
+                        text[i], line, got);
+            line = eol ? eol + 1 : NULL;
+        }
+        CHECK(n_same == n_all);
+        free(ref);
+    }
+    unlink(in);
+    unlink(out);
+    free(in);
+    free(out);
+    for (int i = 0; i < n_all; i++) free(text[i]);
+    free(text);
+}
+
+static char *write_tmp(const char *name, const char *content, size_t n)
+{
+    char *p = path_of(tmp_dir, name);
+    spit(p, content, n);
+    return p;
+}
+
+/* A tokenizer.json with the given model/pre_tokenizer parts; for failure
+ * cases and the hand-worked example. */
+static char *hf_json(const char *name, const char *vocab, const char *merges,
+                     const char *pre, const char *extra)
+{
+    char buf[8192];
+    int n = snprintf(buf, sizeof buf,
+                     "{\"added_tokens\": [{\"id\": 0, \"content\": \"<unk>\", \"special\": true, "
+                     "\"normalized\": false}, {\"id\": 7, \"content\": \"<s>\", \"special\": "
+                     "true, \"normalized\": false}], \"normalizer\": {\"type\": \"Sequence\", "
+                     "\"normalizers\": [{\"type\": \"Prepend\", \"prepend\": \"\xe2\x96\x81\"}, "
+                     "{\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": "
+                     "\"\xe2\x96\x81\"}]}, \"pre_tokenizer\": %s, \"model\": {\"type\": "
+                     "\"BPE\", \"unk_token\": \"<unk>\", \"fuse_unk\": true, %s \"vocab\": %s, "
+                     "\"merges\": %s}}",
+                     pre, extra, vocab, merges);
+    return write_tmp(name, buf, (size_t)n);
+}
+
+/* (i) */
+static void test_checkpoint_failures(const char *model)
+{
+    struct strata_tokenizer *tok = NULL;
+    static const char vocab[] =
+        "{\"<unk>\": 0, \"\xe2\x96\x81\": 1, \"a\": 2, \"b\": 3, \"\xe2\x96\x81" "a\": 4, "
+        "\"ab\": 5, \"\xe2\x96\x81" "ab\": 6, \"<s>\": 7}";
+    /* By hand: "ab" -> ▁ a b; "▁ a" (rank 0) beats "a b" (rank 1) -> ▁a b;
+     * then "▁a b" (rank 2) -> ▁ab. "ba" -> ▁ b a: "▁ b" is no merge, "b a"
+     * neither -> 1 3 2. "c" and "cc" are unknown -> one fused <unk>; "<s>"
+     * in the text is the added token 7. Arrays and "a b" strings both work. */
+    char *ok = hf_json("ok.json", vocab, "[\"\xe2\x96\x81 a\", [\"a\", \"b\"], \"\xe2\x96\x81" "a b\"]",
+                       "null", "");
+    CHECK_OK(strata_tokenizer_open(&tok, ok));
+    if (tok) {
+        CHECK(strcmp(strata_tokenizer_kind(tok), "hf-bpe") == 0);
+        CHECK(strata_tokenizer_bos(tok) == 7 && strata_tokenizer_eos(tok) == -1);
+        static const int32_t ab[] = {6}, ba[] = {1, 3, 2}, cc[] = {1, 0}, s_ab[] = {7, 6};
+        CHECK(encodes_to(tok, "ab", 2, false, false, ab, 1));
+        CHECK(encodes_to(tok, "ba", 2, false, false, ba, 3));
+        CHECK(encodes_to(tok, "cc", 2, false, false, cc, 2));
+        CHECK(encodes_to(tok, "<s>ab", 5, false, false, s_ab, 2));
+        int32_t *ids = (int32_t *)1;
+        int64_t n = 5;
+        CHECK(strata_tokenizer_encode(tok, &ids, &n, "a", 1, false, true) == STRATA_E_ARG);
+        CHECK(ids == NULL && n == 0 && error_names("EOS"));
+        strata_tokenizer_free(tok);
+        tok = NULL;
+    }
+    unlink(ok);
+    free(ok);
+
+    struct {
+        const char *name, *vocab, *merges, *pre, *extra, *needle;
+    } bad[] = {
+        {"merge-unknown.json", vocab, "[\"a c\"]", "null", "", "merges[0]"},
+        {"merge-nojoin.json", vocab, "[\"b a\"]", "null", "", "merged token"},
+        {"merge-shape.json", vocab, "[\"a b c\"]", "null", "", "merges[0]"},
+        {"regex.json", vocab, "[]",
+         "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+         "{\"Regex\": \"\\\\w+|[^\\\\w\\\\s]+\"}, \"behavior\": \"Isolated\", \"invert\": false}, "
+         "{\"type\": \"ByteLevel\", \"use_regex\": false}]}", "", "\\w+|[^\\w\\s]+"},
+        {"pretok.json", vocab, "[]", "{\"type\": \"Whitespace\"}", "", "Whitespace"},
+        {"vocab-hole.json", "{\"a\": 1, \"b\": 3}", "[]", "null", "", "id 2"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *p = hf_json(bad[i].name, bad[i].vocab, bad[i].merges, bad[i].pre, bad[i].extra);
+        tok = (struct strata_tokenizer *)1;
+        int rc = strata_tokenizer_open(&tok, p);
+        CHECK(rc == STRATA_E_FORMAT && tok == NULL && error_names(p) && error_names(bad[i].needle));
+        if (rc != STRATA_E_FORMAT || !error_names(bad[i].needle))
+            fprintf(stderr, "%s: rc %d: %s\n", bad[i].name, rc, strata_last_error());
+        unlink(p);
+        free(p);
+    }
+
+    static const char *const bad_json[] = {
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, ",
+        "{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}",
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}}",
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -3}, \"merges\": []}}",
+        "{}",
+    };
+    static const char *const needles[] = {"malformed JSON", "Unigram", "merges", "model.vocab",
+                                          "model"};
+    for (int i = 0; i < 5; i++) {
+        char *p = write_tmp("bad.json", bad_json[i], strlen(bad_json[i]));
+        CHECK(strata_tokenizer_open(&tok, p) == STRATA_E_FORMAT && error_names(p) &&
+              error_names(needles[i]));
+        unlink(p);
+        free(p);
+    }
+
+    /* tokenizer.model cut short anywhere: never loads, never crashes. */
+    size_t size = 0;
+    char *good = check_slurp(model, &size);
+    CHECK(good && size > 1000);
+    if (good) {
+        char *p = path_of(tmp_dir, "tokenizer.model");
+        size_t cuts[] = {size / 2, size - 1, 100, 5, 3};
+        int n_refused = 0;
+        for (int i = 0; i < 5; i++) {
+            spit(p, good, cuts[i]);
+            int rc = strata_tokenizer_open(&tok, p);
+            n_refused += rc == STRATA_E_FORMAT && tok == NULL && error_names(p);
+            if (rc == 0) strata_tokenizer_free(tok);
+        }
+        CHECK(n_refused == 5);
+        /* A UNIGRAM model: one piece, trainer_spec.model_type = 1. */
+        static const unsigned char unigram[] = {0x0A, 0x09, 0x0A, 0x05, '<', 'u', 'n', 'k', '>',
+                                                0x18, 0x02, 0x12, 0x02, 0x18, 0x01};
+        spit(p, unigram, sizeof unigram);
+        CHECK(strata_tokenizer_open(&tok, p) == STRATA_E_FORMAT && error_names("UNIGRAM"));
+        unlink(p);
+        free(p);
+        free(good);
+    }
+
+    /* Empty directory, missing path. */
+    char *dir = path_of(tmp_dir, "empty-ckpt");
+    mkdir(dir, 0755);
+    CHECK(strata_tokenizer_open(&tok, dir) == STRATA_E_IO && error_names(dir) &&
+          error_names("tokenizer.json"));
+    rmdir(dir);
+    CHECK(strata_tokenizer_open(&tok, dir) == STRATA_E_IO && error_names(dir));
+    free(dir);
+    CHECK(strata_tokenizer_bos(NULL) == -1 && strata_tokenizer_eos(NULL) == -1);
+}
+
 int main(void)
 {
     shared_dir = getenv("SHARED") ? getenv("SHARED") : "../shared";
@@ -850,6 +1326,20 @@ int main(void)
     test_sentencepiece_vectors(llama);
     test_against_reference(tok512, 512, &d, san, "tok512");
     test_against_reference(llama, 32000, &d, san, "llama2");
+
+    char *model = path_of(shared_dir, "models/llama2-tokenizer/tokenizer.model");
+    test_spm_model(model, llama, &d);
+    test_hf_json(llama, &d, san);
+    test_split_patterns(san);
+    test_checkpoint_failures(model);
+    free(model);
+
+    /* strata_tokenizer_open on a llama2.c file counts its entries. */
+    struct strata_tokenizer *t512 = NULL;
+    CHECK_OK(strata_tokenizer_open(&t512, tok512));
+    CHECK(t512 && strata_tokenizer_n_vocab(t512) == 512 &&
+          strcmp(strata_tokenizer_kind(t512), "llama2c") == 0);
+    strata_tokenizer_free(t512);
 
     free_docs(&d);
     free(tok512);

@@ -1,0 +1,119 @@
+/* forward_dump — test tool: run a model (any format strata loads) over the
+ * given token ids and write the residual stream at every boundary and the
+ * logits as float32 .npy files, for the numpy references to compare against
+ * (tests/test_hf_ref.py, tests/test_convert.py).
+ *
+ * usage: forward_dump --model PATH --tokens 1,5,9 --hidden H.npy --logits L.npy
+ *                     [--positions rope|rope-half|rope-interleaved|alibi|none]
+ *                     [--attn-block B]
+ */
+#include "cli.h"
+
+struct capture {
+    float *hidden; /* (L+1, T, D) */
+    int64_t T, D;
+};
+
+static bool cap_wants(void *user, int32_t layer, enum strata_site site)
+{
+    (void)user;
+    return (layer == 0 && site == STRATA_SITE_RESID_PRE) || site == STRATA_SITE_RESID_POST;
+}
+
+static int cap_observe(void *user, const struct strata_view *v)
+{
+    struct capture *c = user;
+    int64_t boundary = v->site == STRATA_SITE_RESID_PRE ? 0 : v->layer + 1;
+    for (int64_t t = 0; t < v->n_rows; t++)
+        memcpy(c->hidden + (boundary * c->T + v->row0 + t) * c->D, v->data + t * v->ld,
+               (size_t)c->D * sizeof(float));
+    return 0;
+}
+
+/* NumPy format 1.0: magic, version, header length, a Python dict literal
+ * padded so the data starts at a multiple of 64 bytes. */
+static void write_npy(const char *path, const float *data, const int64_t *shape, int n_dim)
+{
+    char dict[256];
+    int k = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+    int64_t n = 1;
+    for (int i = 0; i < n_dim; i++) {
+        k += snprintf(dict + k, sizeof dict - (size_t)k, "%lld, ", (long long)shape[i]);
+        n *= shape[i];
+    }
+    k += snprintf(dict + k, sizeof dict - (size_t)k, "), }");
+    while ((10 + k + 1) % 64) dict[k++] = ' ';
+    dict[k++] = '\n';
+    struct cli_out o;
+    FILE *f = cli_out_open(&o, path);
+    unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(k & 0xff),
+                              (unsigned char)(k >> 8)};
+    if (fwrite(head, 1, 10, f) != 10 || fwrite(dict, 1, (size_t)k, f) != (size_t)k ||
+        fwrite(data, sizeof(float), (size_t)n, f) != (size_t)n)
+        cli_die(NULL, "%s: write failed", path);
+    cli_out_commit(&o);
+}
+
+int main(int argc, char **argv)
+{
+    cli_init("forward_dump");
+    const char *model_path = NULL, *tokens_arg = NULL, *hidden_path = NULL, *logits_path = NULL;
+    const char *positions = NULL;
+    int64_t attn_block = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--model")) model_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--tokens")) tokens_arg = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--hidden")) hidden_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--logits")) logits_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--positions")) positions = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--attn-block"))
+            attn_block = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 20);
+        else cli_die("see the usage in tests/forward_dump.c", "unknown option '%s'", a);
+    }
+    if (!model_path || !tokens_arg || !hidden_path || !logits_path)
+        cli_die("give --model, --tokens, --hidden and --logits", "missing argument");
+
+    struct strata_model *m = NULL;
+    cli_check(strata_model_load(&m, model_path), NULL);
+    if (positions) {
+        struct strata_config c = *strata_model_config(m);
+        cli_check(strata_pos_parse(positions, c.pos, &c.pos), NULL);
+        cli_check(strata_model_set_config(m, &c), NULL);
+    }
+    const struct strata_config *cfg = strata_model_config(m);
+
+    int64_t T = 1;
+    for (const char *p = tokens_arg; *p; p++) T += *p == ',';
+    int32_t *tok = malloc((size_t)T * sizeof *tok); /* (T) */
+    const char *p = tokens_arg;
+    for (int64_t t = 0; t < T; t++) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || (*end && *end != ',')) cli_die(NULL, "--tokens: '%s' is not a list of ids", tokens_arg);
+        tok[t] = (int32_t)v;
+        p = *end ? end + 1 : end;
+    }
+
+    struct strata_ctx_params cp = strata_ctx_default_params();
+    cp.n_ctx = T;
+    if (attn_block) cp.attn_block = attn_block;
+    struct strata_ctx *ctx = NULL;
+    cli_check(strata_ctx_create(&ctx, m, &cp), NULL);
+    const int64_t L = cfg->n_layer, D = cfg->dim, V = cfg->vocab_size;
+    struct capture cap = {calloc((size_t)((L + 1) * T * D), sizeof(float)), T, D};
+    float *logits = malloc((size_t)(T * V) * sizeof(float)); /* (T, V) */
+    struct strata_observer obs = {cap_wants, cap_observe, &cap};
+    cli_check(strata_ctx_add_observer(ctx, &obs), NULL);
+    cli_check(strata_forward(ctx, logits, tok, T, STRATA_LOGITS_ALL), NULL);
+
+    const int64_t hs[3] = {L + 1, T, D}, ls[2] = {T, V};
+    write_npy(hidden_path, cap.hidden, hs, 3);
+    write_npy(logits_path, logits, ls, 2);
+    free(cap.hidden);
+    free(logits);
+    free(tok);
+    strata_ctx_free(ctx);
+    strata_model_free(m);
+    return 0;
+}
