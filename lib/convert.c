@@ -107,7 +107,13 @@ static char *config_json(const struct strata_model *m, int32_t n_layer, enum str
                                               : t == STRATA_WT_F16 ? "float16"
                                                                    : "bfloat16");
     const bool rope = c->pos == STRATA_POS_ROPE_HALF || c->pos == STRATA_POS_ROPE_INTERLEAVED;
-    if (rope) cJSON_AddNumberToObject(j, "rope_theta", c->rope_base);
+    /* Static NTK is a change of base, which every loader understands. */
+    const bool ntk = c->scaling.type == STRATA_SCALING_NTK;
+    const double d = c->head_dim;
+    if (rope)
+        cJSON_AddNumberToObject(j, "rope_theta",
+                                ntk ? c->rope_base * pow(c->scaling.factor, d / (d - 2.0))
+                                    : c->rope_base);
     /* Baichuan's scheme is decided by shape unless stated; others are RoPE
      * unless stated. State it whenever the default could differ. */
     if (baichuan || !rope)
@@ -116,8 +122,8 @@ static char *config_json(const struct strata_model *m, int32_t n_layer, enum str
                                                                                       : "none");
     if (c->sliding_window > 0) cJSON_AddNumberToObject(j, "sliding_window", (double)c->sliding_window);
     const struct strata_rope_scaling_params *r = &c->scaling;
-    if (rope && r->type != STRATA_SCALING_NONE) {
-        static const char *names[] = {"default", "linear", "dynamic", "yarn", "llama3"};
+    if (rope && r->type != STRATA_SCALING_NONE && !ntk) {
+        static const char *names[] = {"default", "linear", "dynamic", "yarn", "llama3", "ntk"};
         cJSON *s = cJSON_AddObjectToObject(j, "rope_scaling");
         cJSON_AddStringToObject(s, "rope_type", names[r->type]);
         cJSON_AddNumberToObject(s, "factor", r->factor);

@@ -36,8 +36,10 @@ struct strata_ctx {
     struct strata_ctx_params p;
     int64_t n_past; /* positions held in the K/V cache */
 
-    struct strata_observer obs[MAX_OBSERVERS];
-    int n_obs;
+    struct strata_observer obs[MAX_OBSERVERS]; /* editors first, then observers */
+    int n_obs;                                 /* both */
+    int n_ed;                                  /* editors */
+    bool *skip;                                /* (L) blocks to skip */
     uint32_t *want; /* (L, SITE_COUNT) bit i: observer i wants the site */
 
     float *x;     /* (n_ctx, D) residual stream */
@@ -56,16 +58,25 @@ struct strata_ctx {
     float *wbuf;                /* (one block's widened weights) or NULL */
     float *cls_buf;             /* (R, D) widened classifier rows, or NULL */
     float *rms_final;           /* (D) final norm weights in float32 */
+    int64_t bytes;              /* scratch allocated */
     int64_t cls_rows;           /* R */
 };
 
 struct strata_ctx_params strata_ctx_default_params(void)
 {
-    struct strata_ctx_params p = {.n_ctx = 0, .kv_cache = false, .attn_block = 64};
+    struct strata_ctx_params p = {.n_ctx = 0, .kv_cache = false, .attn_block = 64,
+                                  .skip_layers = NULL, .n_skip = 0, .attn_scale = 1.0};
     return p;
 }
 
 static float *alloc_floats(int64_t n) { return xmalloc((size_t)n * sizeof(float)); }
+
+/* Scratch of a context, counted for strata_ctx_bytes. */
+static float *ctx_floats(struct strata_ctx *ctx, int64_t n)
+{
+    ctx->bytes += n * (int64_t)sizeof(float);
+    return alloc_floats(n);
+}
 
 /* ------------------------------------------------------------ positions */
 
@@ -92,6 +103,7 @@ static double rope_freqs(const struct strata_config *c, int64_t P, double *theta
     double base = c->rope_base, mscale = 1.0;
     if (r->type == STRATA_SCALING_DYNAMIC && (double)P > C0)
         base *= pow(s * (double)P / C0 - (s - 1.0), (double)d / (double)(d - 2));
+    if (r->type == STRATA_SCALING_NTK) base *= pow(s, (double)d / (double)(d - 2));
     for (int64_t i = 0; i < half; i++) theta[i] = pow(base, -2.0 * (double)i / (double)d);
     switch (r->type) {
     case STRATA_SCALING_LINEAR:
@@ -168,6 +180,15 @@ int strata_ctx_create(struct strata_ctx **out, const struct strata_model *model,
     struct strata_ctx_params p = params ? *params : strata_ctx_default_params();
     if (p.n_ctx <= 0) p.n_ctx = c->seq_len;
     if (p.attn_block <= 0) p.attn_block = 64;
+    if (p.attn_scale == 0.0) p.attn_scale = 1.0;
+    if (!(p.attn_scale > 0.0) || !isfinite(p.attn_scale))
+        return strata_fail(STRATA_E_ARG, "attention scale %g must be finite and > 0", p.attn_scale);
+    if (p.n_skip < 0 || (p.n_skip > 0 && !p.skip_layers))
+        return strata_fail(STRATA_E_ARG, "n_skip %d without skip_layers", (int)p.n_skip);
+    for (int32_t i = 0; i < p.n_skip; i++)
+        if (p.skip_layers[i] < 0 || p.skip_layers[i] >= c->n_layer)
+            return strata_fail(STRATA_E_ARG, "layer %d to skip is out of range (blocks 0..%d)",
+                               (int)p.skip_layers[i], (int)c->n_layer - 1);
     if (p.n_ctx > (int64_t)1 << 24)
         return strata_fail(STRATA_E_ARG, "context of %lld positions is beyond the supported 2^24",
                            (long long)p.n_ctx);
@@ -179,21 +200,24 @@ int strata_ctx_create(struct strata_ctx **out, const struct strata_model *model,
     ctx->model = model;
     ctx->p = p;
     ctx->want = xcalloc((size_t)c->n_layer * STRATA_SITE_COUNT, sizeof *ctx->want);
-    ctx->x = alloc_floats(n * D);
-    ctx->xb = alloc_floats(n * D);
-    ctx->delta = alloc_floats(n * D);
-    ctx->q = alloc_floats(n * Hd);
-    ctx->att = alloc_floats(n * Hd);
-    ctx->hg = alloc_floats(n * F);
-    ctx->hu = alloc_floats(n * F);
-    ctx->kc = alloc_floats(Lc * n * kvd);
-    ctx->vc = alloc_floats(Lc * n * kvd);
-    ctx->tile = alloc_floats(p.attn_block * n);
-    ctx->rope_cos = alloc_floats(n * d / 2);
-    ctx->rope_sin = alloc_floats(n * d / 2);
+    ctx->skip = xcalloc((size_t)c->n_layer, sizeof *ctx->skip);
+    for (int32_t i = 0; i < p.n_skip; i++) ctx->skip[p.skip_layers[i]] = true;
+    ctx->p.skip_layers = NULL; /* not kept: the caller's array may go away */
+    ctx->x = ctx_floats(ctx, n * D);
+    ctx->xb = ctx_floats(ctx, n * D);
+    ctx->delta = ctx_floats(ctx, n * D);
+    ctx->q = ctx_floats(ctx, n * Hd);
+    ctx->att = ctx_floats(ctx, n * Hd);
+    ctx->hg = ctx_floats(ctx, n * F);
+    ctx->hu = ctx_floats(ctx, n * F);
+    ctx->kc = ctx_floats(ctx, Lc * n * kvd);
+    ctx->vc = ctx_floats(ctx, Lc * n * kvd);
+    ctx->tile = ctx_floats(ctx, p.attn_block * n);
+    ctx->rope_cos = ctx_floats(ctx, n * d / 2);
+    ctx->rope_sin = ctx_floats(ctx, n * d / 2);
     ctx->rope_key = -1;
     if (c->pos == STRATA_POS_ALIBI) {
-        ctx->alibi = alloc_floats(c->n_head);
+        ctx->alibi = ctx_floats(ctx, c->n_head);
         alibi_slopes(ctx->alibi, c->n_head);
     }
     /* Scratch for the largest block's weights that cannot be used in place. */
@@ -205,13 +229,13 @@ int strata_ctx_create(struct strata_ctx **out, const struct strata_model *model,
             if (!strata_w_direct(&ws[i])) need += ws[i].n;
         if (need > wmax) wmax = need;
     }
-    if (wmax) ctx->wbuf = alloc_floats(wmax);
-    ctx->rms_final = alloc_floats(D);
+    if (wmax) ctx->wbuf = ctx_floats(ctx, wmax);
+    ctx->rms_final = ctx_floats(ctx, D);
     strata_widen(ctx->rms_final, model->rms_final.data, model->rms_final.dtype, D);
     if (!strata_w_direct(&model->wcls)) {
         int64_t R = ((int64_t)1 << 23) / D; /* 32 MiB of rows */
         ctx->cls_rows = R < 1 ? 1 : R > c->vocab_size ? c->vocab_size : R;
-        ctx->cls_buf = alloc_floats(ctx->cls_rows * D);
+        ctx->cls_buf = ctx_floats(ctx, ctx->cls_rows * D);
     }
     *out = ctx;
     return 0;
@@ -221,6 +245,7 @@ void strata_ctx_free(struct strata_ctx *ctx)
 {
     if (!ctx) return;
     free(ctx->want);
+    free(ctx->skip);
     free(ctx->x);
     free(ctx->xb);
     free(ctx->delta);
@@ -243,18 +268,32 @@ void strata_ctx_free(struct strata_ctx *ctx)
 int strata_ctx_add_observer(struct strata_ctx *ctx, const struct strata_observer *obs)
 {
     if (ctx->n_obs >= MAX_OBSERVERS)
-        return strata_fail(STRATA_E_ARG, "at most %d observers per context", MAX_OBSERVERS);
+        return strata_fail(STRATA_E_ARG, "at most %d observers and editors per context",
+                           MAX_OBSERVERS);
     if (!obs || !obs->wants || !obs->observe)
         return strata_fail(STRATA_E_ARG, "observer needs both wants() and observe()");
     ctx->obs[ctx->n_obs++] = *obs;
     return 0;
 }
 
-void strata_ctx_clear_observers(struct strata_ctx *ctx) { ctx->n_obs = 0; }
+int strata_ctx_add_editor(struct strata_ctx *ctx, const struct strata_observer *ed)
+{
+    int rc = strata_ctx_add_observer(ctx, ed);
+    if (rc) return rc;
+    /* Move it behind the editors already there, ahead of every observer. */
+    struct strata_observer e = ctx->obs[ctx->n_obs - 1];
+    memmove(&ctx->obs[ctx->n_ed + 1], &ctx->obs[ctx->n_ed],
+            (size_t)(ctx->n_obs - 1 - ctx->n_ed) * sizeof e);
+    ctx->obs[ctx->n_ed++] = e;
+    return 0;
+}
+
+void strata_ctx_clear_observers(struct strata_ctx *ctx) { ctx->n_obs = ctx->n_ed = 0; }
 void strata_ctx_reset(struct strata_ctx *ctx) { ctx->n_past = 0; }
 int64_t strata_ctx_n_past(const struct strata_ctx *ctx) { return ctx->n_past; }
+int64_t strata_ctx_bytes(const struct strata_ctx *ctx) { return ctx->bytes; }
 
-static const char *site_names[STRATA_SITE_COUNT] = {"resid_pre", "attn_probs", "attn_out",
+static const char *site_names[STRATA_SITE_COUNT] = {"resid_pre", "attn_logits", "attn_probs", "attn_out",
                                                     "mlp_out", "resid_post"};
 
 const char *strata_site_name(enum strata_site site)
@@ -279,6 +318,29 @@ int strata_site_parse(const char *name, int32_t *layer, enum strata_site *site)
                        "site '%s': unknown site name '%s' (resid_pre, attn_probs, attn_out, "
                        "mlp_out, resid_post)",
                        name, name + off);
+}
+
+static bool hidden_wants(void *user, int32_t layer, enum strata_site site)
+{
+    (void)user;
+    return (layer == 0 && site == STRATA_SITE_RESID_PRE) || site == STRATA_SITE_RESID_POST;
+}
+
+static int hidden_observe(void *user, const struct strata_view *v)
+{
+    struct strata_hidden_capture *c = user;
+    const int64_t boundary = v->site == STRATA_SITE_RESID_PRE ? 0 : v->layer + 1;
+    if (v->row0 + v->n_rows > c->T) return 1; /* more positions than the buffer holds */
+    for (int64_t t = 0; t < v->n_rows; t++)
+        memcpy(c->hidden + (boundary * c->T + v->row0 + t) * c->D, v->data + t * v->ld,
+               (size_t)c->D * sizeof(float));
+    return 0;
+}
+
+struct strata_observer strata_observer_hidden(struct strata_hidden_capture *cap)
+{
+    struct strata_observer o = {.wants = hidden_wants, .observe = hidden_observe, .user = cap};
+    return o;
 }
 
 /* ------------------------------------------------------------ kernels */
@@ -332,9 +394,11 @@ static void add_into(float *x, const float *dx, int64_t n)
 
 /* ------------------------------------------------------------ forward */
 
+/* Hand a view to the editors (with `mut`, the writable rows at residual
+ * sites) and then the observers that want (layer, site). */
 static int notify(struct strata_ctx *ctx, int32_t layer, enum strata_site site, int32_t head,
                   int64_t row0, int64_t col0, int64_t n_rows, int64_t n_cols, int64_t ld,
-                  const float *data)
+                  const float *data, float *mut)
 {
     uint32_t mask = ctx->want[(int64_t)layer * STRATA_SITE_COUNT + site];
     if (!mask) return 0;
@@ -343,6 +407,7 @@ static int notify(struct strata_ctx *ctx, int32_t layer, enum strata_site site, 
                             .data = data};
     for (int i = 0; i < ctx->n_obs; i++) {
         if (!(mask & (1u << i))) continue;
+        v.edit = i < ctx->n_ed ? mut : NULL;
         if (ctx->obs[i].observe(ctx->obs[i].user, &v) != 0)
             return strata_fail(STRATA_E_OBSERVER, "observer %d stopped the forward pass at blk.%d.%s",
                                i, (int)layer, site_names[site]);
@@ -361,8 +426,9 @@ static int attention(struct strata_ctx *ctx, int32_t layer, const float *k, cons
     const int64_t d = c->head_dim, Hd = (int64_t)c->n_head * d;
     const int64_t kvd = (int64_t)c->n_kv_head * d, group = c->n_head / c->n_kv_head;
     const int64_t B = ctx->p.attn_block, W = c->sliding_window;
-    const float scale = (float)(1.0 / sqrt((double)d));
+    const float scale = (float)(ctx->p.attn_scale / sqrt((double)d));
     const bool want_probs = ctx->want[(int64_t)layer * STRATA_SITE_COUNT + STRATA_SITE_ATTN_PROBS];
+    const bool want_logits = ctx->want[(int64_t)layer * STRATA_SITE_COUNT + STRATA_SITE_ATTN_LOGITS];
     float *S = ctx->tile; /* (nq, nk) with ld nk */
 
     for (int64_t h = 0; h < c->n_head; h++) {
@@ -383,13 +449,28 @@ static int attention(struct strata_ctx *ctx, int32_t layer, const float *k, cons
                 const int64_t j1 = qp + 1 - col0; /* visible keys: j0 <= j < j1 */
                 if (ctx->alibi)
                     for (int64_t j = j0; j < j1; j++) row[j] += slope * (float)(col0 + j - qp);
+                if (want_logits) { /* masked keys as -Inf for the logits view */
+                    for (int64_t j = 0; j < j0; j++) row[j] = -INFINITY;
+                    for (int64_t j = j1; j < nk; j++) row[j] = -INFINITY;
+                }
+            }
+            if (want_logits) {
+                int rc = notify(ctx, layer, STRATA_SITE_ATTN_LOGITS, (int32_t)h, qs, col0, nq, nk,
+                                nk, S, NULL);
+                if (rc) return rc;
+            }
+            for (int64_t i = 0; i < nq; i++) {
+                float *row = S + i * nk;
+                const int64_t qp = qs + i;
+                const int64_t j0 = W > 0 && qp - W + 1 > col0 ? qp - W + 1 - col0 : 0;
+                const int64_t j1 = qp + 1 - col0;
                 for (int64_t j = 0; j < j0; j++) row[j] = 0.0f;
                 strata_softmax(row + j0, j1 - j0);
                 for (int64_t j = j1; j < nk; j++) row[j] = 0.0f;
             }
             if (want_probs) {
                 int rc = notify(ctx, layer, STRATA_SITE_ATTN_PROBS, (int32_t)h, qs, col0, nq, nk,
-                                nk, S);
+                                nk, S, NULL);
                 if (rc) return rc;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)d, (int)nk, 1.0f,
@@ -489,15 +570,19 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
 
     int rc = 0;
     for (int32_t l = 0; l < c->n_layer; l++) {
+        float *kc = ctx->kc + (ctx->p.kv_cache ? (int64_t)l * n * kvd : 0); /* (P, G*d) */
+        float *vc = ctx->vc + (ctx->p.kv_cache ? (int64_t)l * n * kvd : 0);
+        if ((rc = notify(ctx, l, STRATA_SITE_RESID_PRE, -1, pos0, 0, T, D, D, x, x))) return rc;
+        if (ctx->skip[l]) { /* the block is removed: its output is its input */
+            if ((rc = notify(ctx, l, STRATA_SITE_RESID_POST, -1, pos0, 0, T, D, D, x, x))) return rc;
+            continue;
+        }
         const float *wp[STRATA_BLOCK_N_W];
         block_weights(ctx, l, wp);
         const struct {
             const float *rms_att, *wq, *wk, *wv, *wo, *rms_ffn, *w1, *w2, *w3;
         } W = {wp[0], wp[1], wp[2], wp[3], wp[4], wp[5], wp[6], wp[7], wp[8]},
           *w = &W;
-        float *kc = ctx->kc + (ctx->p.kv_cache ? (int64_t)l * n * kvd : 0); /* (P, G*d) */
-        float *vc = ctx->vc + (ctx->p.kv_cache ? (int64_t)l * n * kvd : 0);
-        if ((rc = notify(ctx, l, STRATA_SITE_RESID_PRE, -1, pos0, 0, T, D, D, x))) return rc;
 
         rmsnorm(ctx->xb, x, w->rms_att, T, D, c->norm_eps);
         linear(ctx->q, ctx->xb, w->wq, T, Hd, D);
@@ -510,7 +595,7 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
         }
         if ((rc = attention(ctx, l, kc, vc, T, pos0))) return rc;
         linear(ctx->delta, ctx->att, w->wo, T, D, Hd);
-        if ((rc = notify(ctx, l, STRATA_SITE_ATTN_OUT, -1, pos0, 0, T, D, D, ctx->delta))) return rc;
+        if ((rc = notify(ctx, l, STRATA_SITE_ATTN_OUT, -1, pos0, 0, T, D, D, ctx->delta, NULL))) return rc;
         add_into(x, ctx->delta, T * D);
 
         rmsnorm(ctx->xb, x, w->rms_ffn, T, D, c->norm_eps);
@@ -518,9 +603,9 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
         linear(ctx->hu, ctx->xb, w->w3, T, F, D);
         strata_swiglu(ctx->hg, ctx->hu, T * F);
         linear(ctx->delta, ctx->hg, w->w2, T, D, F);
-        if ((rc = notify(ctx, l, STRATA_SITE_MLP_OUT, -1, pos0, 0, T, D, D, ctx->delta))) return rc;
+        if ((rc = notify(ctx, l, STRATA_SITE_MLP_OUT, -1, pos0, 0, T, D, D, ctx->delta, NULL))) return rc;
         add_into(x, ctx->delta, T * D);
-        if ((rc = notify(ctx, l, STRATA_SITE_RESID_POST, -1, pos0, 0, T, D, D, x))) return rc;
+        if ((rc = notify(ctx, l, STRATA_SITE_RESID_POST, -1, pos0, 0, T, D, D, x, x))) return rc;
     }
 
     if (mode != STRATA_LOGITS_NONE) {

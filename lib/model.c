@@ -187,7 +187,7 @@ const struct strata_config *strata_model_config(const struct strata_model *model
 }
 
 static const char *pos_names[] = {"none", "rope-interleaved", "rope-half", "alibi"};
-static const char *scaling_names[] = {"none", "linear", "dynamic", "yarn", "llama3"};
+static const char *scaling_names[] = {"none", "linear", "dynamic", "yarn", "llama3", "ntk"};
 
 const char *strata_pos_name(enum strata_pos pos)
 {
@@ -223,14 +223,14 @@ int strata_rope_scaling_parse(const char *s, int64_t original_max,
         const char *colon = strchr(s, ':');
         size_t n = colon ? (size_t)(colon - s) : strlen(s);
         int t = -1;
-        for (int i = 1; i <= STRATA_SCALING_LLAMA3; i++)
+        for (int i = 1; i <= STRATA_SCALING_NTK; i++)
             if (strlen(scaling_names[i]) == n && !strncmp(s, scaling_names[i], n)) t = i;
         char *end = NULL;
         double f = colon ? strtod(colon + 1, &end) : (double)NAN;
         if (t < 0 || !colon || end == colon + 1 || *end || !(f >= 1.0) || !isfinite(f))
             return strata_fail(STRATA_E_ARG,
                                "rope scaling '%s': expected none or TYPE:FACTOR with TYPE linear, "
-                               "dynamic, yarn or llama3 and FACTOR >= 1 (e.g. linear:2)",
+                               "ntk, dynamic, yarn or llama3 and FACTOR >= 1 (e.g. linear:2)",
                                s);
         p.type = (enum strata_rope_scaling)t;
         p.factor = f;
@@ -254,7 +254,7 @@ int strata_config_check_positions(const struct strata_config *c)
     if (c->sliding_window < 0)
         return strata_fail(STRATA_E_ARG, "config: sliding_window %lld must be >= 0 (0: none)",
                            (long long)c->sliding_window);
-    if ((unsigned)r->type > STRATA_SCALING_LLAMA3)
+    if ((unsigned)r->type > STRATA_SCALING_NTK)
         return strata_fail(STRATA_E_ARG, "config: rope_scaling type %d is unknown", (int)r->type);
     if (r->type == STRATA_SCALING_NONE) return 0;
     if (!rope)
@@ -263,7 +263,7 @@ int strata_config_check_positions(const struct strata_config *c)
     if (!(r->factor > 0.0 && isfinite(r->factor)))
         return strata_fail(STRATA_E_ARG, "config: rope_scaling.factor %g must be finite and > 0",
                            r->factor);
-    if (r->type != STRATA_SCALING_LINEAR && r->original_max <= 0)
+    if (r->type != STRATA_SCALING_LINEAR && r->type != STRATA_SCALING_NTK && r->original_max <= 0)
         return strata_fail(STRATA_E_ARG,
                            "config: rope_scaling '%s' needs original_max_position_embeddings > 0",
                            scaling_names[r->type]);

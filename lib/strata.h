@@ -74,7 +74,8 @@ enum strata_rope_scaling {
     STRATA_SCALING_LINEAR,  /* theta_i / factor */
     STRATA_SCALING_DYNAMIC, /* NTK base growth once positions exceed original_max */
     STRATA_SCALING_YARN,    /* ramped interpolation + attention factor */
-    STRATA_SCALING_LLAMA3   /* wavelength-banded interpolation */
+    STRATA_SCALING_LLAMA3,  /* wavelength-banded interpolation */
+    STRATA_SCALING_NTK      /* static NTK-aware: base * factor^(d/(d-2)) */
 };
 
 struct strata_rope_scaling_params {
@@ -169,6 +170,7 @@ int strata_model_save_hf(const struct strata_model *model, const char *dir,
  * residual stream after the block (= resid_pre of block l+1). */
 enum strata_site {
     STRATA_SITE_RESID_PRE,
+    STRATA_SITE_ATTN_LOGITS,
     STRATA_SITE_ATTN_PROBS,
     STRATA_SITE_ATTN_OUT,
     STRATA_SITE_MLP_OUT,
@@ -184,6 +186,9 @@ int strata_site_parse(const char *name, int32_t *layer, enum strata_site *site);
 /* A borrowed view handed to an observer; valid only during the callback.
  * Residual sites (resid_pre, attn_out, mlp_out, resid_post): data is
  *   (n_rows = T, n_cols = D) with leading dimension ld, row0 = first position.
+ * attn_logits: the same tiles before the softmax: scale * q.k / sqrt(d)
+ *   plus the ALiBi bias, -Inf where the mask hides a key (right of the
+ *   diagonal, left of a sliding window).
  * attn_probs: one tile of one head's causal attention probabilities:
  *   rows are queries row0 .. row0+n_rows-1, columns are keys col0 ..
  *   col0+n_cols-1, entries right of the diagonal (and left of a sliding
@@ -199,6 +204,8 @@ struct strata_view {
                                with a sliding window); otherwise 0 */
     int64_t ld;             /* distance between rows, in floats */
     const float *data;      /* (n_rows, ld) */
+    float *edit;            /* editors at residual sites: the same rows, writable;
+                               NULL for observers and at attention sites */
 };
 
 /* An observer says which sites it wants (asked once per forward call for
@@ -211,14 +218,32 @@ struct strata_observer {
     void *user;
 };
 
+/* A ready-made observer: copies the residual stream at every boundary
+ * (0 = token embeddings, l = after block l) into hidden (L+1, T, D): the
+ * rows of positions row0.. of each call land at rows row0.. . cap must
+ * outlive the context's use of the observer. */
+struct strata_hidden_capture {
+    float *hidden; /* (L+1, T, D), caller-owned */
+    int64_t T;     /* rows per boundary */
+    int64_t D;
+};
+struct strata_observer strata_observer_hidden(struct strata_hidden_capture *cap);
+
 /* --------------------------------------------------------------- runtime */
 
+/* Options of a context: its size, and the interventions of the runtime
+ * (hidden-state edits are editors, see strata_ctx_add_editor). */
 struct strata_ctx_params {
     int64_t n_ctx;   /* most positions one context handles (default: model seq_len) */
     bool kv_cache;   /* keep K/V of every layer so calls continue the sequence
                         (generation); otherwise every call starts at position 0
                         and attention memory is one layer's K/V */
     int64_t attn_block; /* query rows per attention tile (default 64) */
+    const int32_t *skip_layers; /* blocks to skip (the residual passes through
+                                   unchanged; their sites are not visited); copied */
+    int32_t n_skip;
+    double attn_scale;  /* lambda: attention logits are lambda * q.k / sqrt(d)
+                           (+ ALiBi bias); default 1 (P1's temperature) */
 };
 struct strata_ctx_params strata_ctx_default_params(void);
 
@@ -228,8 +253,18 @@ struct strata_ctx;
 int strata_ctx_create(struct strata_ctx **out, const struct strata_model *model,
                       const struct strata_ctx_params *params);
 void strata_ctx_free(struct strata_ctx *ctx);
-/* Copies *obs; at most 16 observers. */
+/* Copies *obs; at most 16 observers and editors together. */
 int strata_ctx_add_observer(struct strata_ctx *ctx, const struct strata_observer *obs);
+/* An editor is an observer that may change the residual stream: at
+ * resid_pre and resid_post its view has `edit` set (the rows, writable), and
+ * what it writes is what the rest of the forward pass (and every observer)
+ * sees. Editors run before observers at each site, in the order added.
+ * resid_post of block l is the same boundary as resid_pre of block l+1 and is
+ * visited once, as resid_post (boundary 0 is resid_pre of block 0). */
+int strata_ctx_add_editor(struct strata_ctx *ctx, const struct strata_observer *ed);
+/* Bytes of scratch the context holds (for checking that memory grows
+ * linearly with n_ctx). */
+int64_t strata_ctx_bytes(const struct strata_ctx *ctx);
 void strata_ctx_clear_observers(struct strata_ctx *ctx);
 /* Forget the cached sequence (kv_cache contexts). */
 void strata_ctx_reset(struct strata_ctx *ctx);

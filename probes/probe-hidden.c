@@ -32,27 +32,6 @@ static void usage(void)
            "the current sample and leaves OUT.h5.partial with the completed samples.\n");
 }
 
-struct capture {
-    float *hidden; /* (L+1, T, D) one sample */
-    int64_t T, D;
-};
-
-static bool cap_wants(void *user, int32_t layer, enum strata_site site)
-{
-    (void)user;
-    return (layer == 0 && site == STRATA_SITE_RESID_PRE) || site == STRATA_SITE_RESID_POST;
-}
-
-static int cap_observe(void *user, const struct strata_view *v)
-{
-    struct capture *c = user;
-    int64_t boundary = v->site == STRATA_SITE_RESID_PRE ? 0 : v->layer + 1;
-    float *dst = c->hidden + boundary * c->T * c->D;
-    for (int64_t t = 0; t < v->n_rows; t++)
-        memcpy(dst + t * c->D, v->data + t * v->ld, (size_t)c->D * sizeof(float));
-    return 0;
-}
-
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig)
 {
@@ -119,10 +98,10 @@ int main(int argc, char **argv)
     cp.n_ctx = T;
     struct strata_ctx *ctx = NULL;
     cli_check(strata_ctx_create(&ctx, model, &cp), NULL);
-    struct capture cap = {.T = T, .D = D};
+    struct strata_hidden_capture cap = {.T = T, .D = D};
     cap.hidden = malloc((size_t)(L1 * T * D) * sizeof(float));
     if (!cap.hidden) cli_die("lower --seq-len", "out of memory for one sample's hidden states");
-    struct strata_observer obs = {.wants = cap_wants, .observe = cap_observe, .user = &cap};
+    struct strata_observer obs = strata_observer_hidden(&cap);
     cli_check(strata_ctx_add_observer(ctx, &obs), NULL);
 
     struct strata_dump_params dp = {.n_samples = n_samples, .n_layers = L1, .seq_len = T,

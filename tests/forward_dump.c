@@ -9,27 +9,6 @@
  */
 #include "cli.h"
 
-struct capture {
-    float *hidden; /* (L+1, T, D) */
-    int64_t T, D;
-};
-
-static bool cap_wants(void *user, int32_t layer, enum strata_site site)
-{
-    (void)user;
-    return (layer == 0 && site == STRATA_SITE_RESID_PRE) || site == STRATA_SITE_RESID_POST;
-}
-
-static int cap_observe(void *user, const struct strata_view *v)
-{
-    struct capture *c = user;
-    int64_t boundary = v->site == STRATA_SITE_RESID_PRE ? 0 : v->layer + 1;
-    for (int64_t t = 0; t < v->n_rows; t++)
-        memcpy(c->hidden + (boundary * c->T + v->row0 + t) * c->D, v->data + t * v->ld,
-               (size_t)c->D * sizeof(float));
-    return 0;
-}
-
 /* NumPy format 1.0: magic, version, header length, a Python dict literal
  * padded so the data starts at a multiple of 64 bytes. */
 static void write_npy(const char *path, const float *data, const int64_t *shape, int n_dim)
@@ -101,9 +80,9 @@ int main(int argc, char **argv)
     struct strata_ctx *ctx = NULL;
     cli_check(strata_ctx_create(&ctx, m, &cp), NULL);
     const int64_t L = cfg->n_layer, D = cfg->dim, V = cfg->vocab_size;
-    struct capture cap = {calloc((size_t)((L + 1) * T * D), sizeof(float)), T, D};
+    struct strata_hidden_capture cap = {calloc((size_t)((L + 1) * T * D), sizeof(float)), T, D};
     float *logits = malloc((size_t)(T * V) * sizeof(float)); /* (T, V) */
-    struct strata_observer obs = {cap_wants, cap_observe, &cap};
+    struct strata_observer obs = strata_observer_hidden(&cap);
     cli_check(strata_ctx_add_observer(ctx, &obs), NULL);
     cli_check(strata_forward(ctx, logits, tok, T, STRATA_LOGITS_ALL), NULL);
 

@@ -1,10 +1,31 @@
 """pycheck.py — the Python twin of tests/check.h: check() counts, done()
 prints "<name>: N passed, N failed" (the line tests/run.sh reads) and exits
-non-zero on any failure."""
+non-zero on any failure; plus what every Python test shares: the paths
+tests/run.sh passes (BUILD, BINDIR, SHARED), run() for programs under test,
+and main() that gives the test a scratch directory and turns a crash into a
+counted failure."""
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
+import traceback
 
 passed = 0
 failed = 0
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def from_root(p):
+    return p if os.path.isabs(p) else os.path.join(ROOT, p)
+
+
+BUILD = from_root(os.environ.get("BUILD", "build"))
+BINDIR = from_root(os.environ.get("BINDIR", "bin"))
+SHARED = from_root(os.environ.get("SHARED", os.path.join("..", "shared")))
+SAN = os.environ.get("STRATA_SAN") == "1"
 
 
 def check(cond, what):
@@ -20,3 +41,36 @@ def check(cond, what):
 def done(name):
     print(f"{name}: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
+
+
+def run(cmd, timeout=600):
+    """(returncode, stdout, stderr) of cmd; never raises for the command's
+    own failure, so one broken program does not stop the other checks."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, timeout=timeout)
+        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+    except OSError as e:
+        return 127, "", f"{cmd[0]}: {e}"
+    except subprocess.TimeoutExpired:
+        return 124, "", f"{cmd[0]}: timed out after {timeout}s"
+
+
+def main(name, body):
+    """Run body(tmp) with tmp = $STRATA_TMP/<name> (or a temporary directory
+    removed afterwards), count an exception as a failure, then done(name)."""
+    owned = None
+    tmp = os.environ.get("STRATA_TMP")
+    if tmp:
+        tmp = os.path.join(tmp, name)
+        os.makedirs(tmp, exist_ok=True)
+    else:
+        tmp = owned = tempfile.mkdtemp(prefix=f"strata-{name}.")
+    try:
+        body(tmp)
+    except Exception as e:  # a crash is a failure with a result line, not a traceback only
+        traceback.print_exc()
+        check(False, f"unexpected exception: {e!r}")
+    finally:
+        if owned:
+            shutil.rmtree(owned, ignore_errors=True)
+    done(name)

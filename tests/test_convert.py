@@ -29,41 +29,22 @@ Environment: BUILD, BINDIR, SHARED, STRATA_TMP as tests/run.sh sets them.
 """
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from pycheck import check, done  # noqa: E402
 import hfio  # noqa: E402
+from pycheck import BINDIR, BUILD, SHARED, check, main, run  # noqa: E402
 
-
-def from_root(p):
-    return p if os.path.isabs(p) else os.path.join(ROOT, p)
-
-
-BUILD = from_root(os.environ.get("BUILD", "build"))
-BINDIR = from_root(os.environ.get("BINDIR", "bin"))
-SHARED = from_root(os.environ.get("SHARED", os.path.join("..", "shared")))
-TMP = os.environ.get("STRATA_TMP") or tempfile.mkdtemp(prefix="strata-convert-")
+TMP = None  # set by main()
 STORIES = os.path.join(SHARED, "models", "stories260K", "stories260K.bin")
 TOK = os.path.join(SHARED, "models", "stories260K", "tok512.bin")
 CONVERT = os.path.join(BINDIR, "strata-convert")
 GENERATE = os.path.join(BINDIR, "strata-generate")
 DUMP = os.path.join(BUILD, "tests", "forward_dump")
 GOLDEN = os.path.join(HERE, "golden", "stories260K_greedy200.txt")
-
-
-def run(cmd, timeout=600):
-    try:
-        p = subprocess.run(cmd, capture_output=True, timeout=timeout)
-        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
-    except OSError as e:
-        return 127, "", str(e)
 
 
 def forward(model, tokens, tag):
@@ -226,7 +207,12 @@ def test_hf_roundtrip():
               "and logits")
 
 
-if __name__ == "__main__":
+def body(tmp):
+    global TMP
+    TMP = tmp
     test_stories()
     test_hf_roundtrip()
-    done("test_convert")
+
+
+if __name__ == "__main__":
+    main("test_convert", body)

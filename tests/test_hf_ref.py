@@ -58,29 +58,20 @@ import json
 import os
 import shutil
 import struct
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import hfio  # noqa: E402
 import mkhf  # noqa: E402
 import ref_hf  # noqa: E402
 import ref_llama2c  # noqa: E402
-from pycheck import check, done  # noqa: E402
+from pycheck import BUILD, SAN, check, main, run  # noqa: E402
 
 
-def from_root(p):
-    return p if os.path.isabs(p) else os.path.join(ROOT, p)
-
-
-BUILD = from_root(os.environ.get("BUILD", "build"))
 DUMP = os.path.join(BUILD, "tests", "forward_dump")
-SAN = os.environ.get("STRATA_SAN") == "1"
 REL_TOL, ABS_TOL = 1e-4, 1e-5
 
 T_RUN = 32 if SAN else 64          # tokens of the reference self-checks
@@ -88,17 +79,6 @@ T_CASES = (24, 32, 37) if SAN else (40, 64, 70)   # case i runs T_CASES[i % 3] t
 ATTN_BLOCK = 16                    # a second run with --attn-block 16 (several tiles)
 WINDOW = 8 if SAN else 16          # Mistral sliding window (< min(T_CASES))
 C_DYN = 16 if SAN else 32          # max_position_embeddings of the dynamic case (< T)
-
-
-def run(cmd, timeout=300):
-    """(returncode, stdout, stderr); never raises for the command's failure."""
-    try:
-        p = subprocess.run(cmd, capture_output=True, timeout=timeout)
-        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
-    except OSError as e:
-        return 127, "", f"{cmd[0]}: {e}"
-    except subprocess.TimeoutExpired:
-        return 124, "", f"{cmd[0]}: timed out after {timeout}s"
 
 
 def tokens_for(seed, T, V=512):
@@ -574,31 +554,14 @@ def check_failures(tmp):
 
 # ----------------------------------------------------------------- main
 
-def main():
-    tmp_owned = None
-    tmp = os.environ.get("STRATA_TMP")
-    if tmp:
-        tmp = os.path.join(tmp, "hf_ref")
-        os.makedirs(tmp, exist_ok=True)
-    else:
-        tmp = tmp_owned = tempfile.mkdtemp(prefix="strata-hf-ref.")
-    try:
-        check_reference_alone(tmp)
-        have = check(os.access(DUMP, os.X_OK), f"{DUMP} exists (make builds it)")
-        run_cases(tmp, have)
-        if have:
-            check_header_magic(tmp)
-            check_failures(tmp)
-    finally:
-        if tmp_owned:
-            shutil.rmtree(tmp_owned, ignore_errors=True)
+def body(tmp):
+    check_reference_alone(tmp)
+    have = check(os.access(DUMP, os.X_OK), f"{DUMP} exists (make builds it)")
+    run_cases(tmp, have)
+    if have:
+        check_header_magic(tmp)
+        check_failures(tmp)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception as e:  # a crash is a failure with a result line, not a traceback only
-        import traceback
-        traceback.print_exc()
-        check(False, f"unexpected exception: {e!r}")
-    done("test_hf_ref")
+    main("test_hf_ref", body)

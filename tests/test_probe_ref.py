@@ -37,17 +37,14 @@ Prints "test_probe_ref: N passed, N failed" last; exits non-zero on failure.
 import csv
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import ref_llama2c as ref  # noqa: E402
+from pycheck import BINDIR, BUILD, SHARED, check, main, run  # noqa: E402
 
 try:
     import h5py
@@ -55,13 +52,6 @@ except ImportError:  # reported as a failure below, not a crash
     h5py = None
 
 
-def from_root(p):
-    return p if os.path.isabs(p) else os.path.join(ROOT, p)
-
-
-BUILD = from_root(os.environ.get("BUILD", "build"))
-BINDIR = from_root(os.environ.get("BINDIR", "bin"))
-SHARED = from_root(os.environ.get("SHARED", os.path.join("..", "shared")))
 STORIES = os.path.join(SHARED, "models", "stories260K", "stories260K.bin")
 TOK = os.path.join(SHARED, "models", "stories260K", "tok512.bin")
 CORPUS = os.path.join(SHARED, "corpora", "tinystories-val-1000.txt")
@@ -82,19 +72,6 @@ REL_TOL, ABS_TOL, BI_TOL = 1e-4, 1e-5, 1e-6
 PROVENANCE = ("strata_version", "command_line", "model_path", "model_config",
               "tokenizer_path", "corpus_path", "seed", "dtype")
 
-from pycheck import check, done  # noqa: E402
-
-
-def run(cmd, timeout=600):
-    """(returncode, stdout, stderr) of cmd; never raises for the command's
-    own failure, so one broken program does not stop the other checks."""
-    try:
-        p = subprocess.run(cmd, capture_output=True, timeout=timeout)
-        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
-    except OSError as e:
-        return 127, "", f"{cmd[0]}: {e}"
-    except subprocess.TimeoutExpired:
-        return 124, "", f"{cmd[0]}: timed out after {timeout}s"
 
 
 def attr_str(v):
@@ -363,68 +340,51 @@ def check_bad_inputs(tmp, good_dump):
 
 # ----------------------------------------------------------------- main
 
-def main():
-    tmp_owned = None
-    tmp = os.environ.get("STRATA_TMP")
-    if tmp:
-        tmp = os.path.join(tmp, "probe_ref")
-        os.makedirs(tmp, exist_ok=True)
-    else:
-        tmp = tmp_owned = tempfile.mkdtemp(prefix="strata-probe-ref.")
-    try:
-        check_reference_alone()
-        if not check(h5py is not None, "h5py importable (python3-h5py)"):
-            return
-        have = [check(os.access(x, os.X_OK), f"{x} exists (make all builds it)")
-                for x in (PROBE, BLOCKINF)]
-        models = make_models(tmp)
-        pieces, _ = ref.load_tokenizer(TOK, 512)
-        first_dump = None
-        if have[0]:
-            for name, path in models:
-                m = ref.load(path)
-                runs = [(4, 64, 3), (2, 300, 5)] if name in ("stories260K", "gqa4_hs16_sep_l4") \
-                    else [(4, 64, 3)]
-                for n, t, seed in runs:
-                    label = f"{name} {n}x{t}"
-                    out = os.path.join(tmp, f"{name}_{n}x{t}.h5")
-                    rc, _, err = probe(path, out, n, t, seed)
-                    if not check(rc == 0, f"{label}: strata-probe-hidden exit {rc}: "
-                                 f"{err.strip()[-400:]}"):
-                        continue
-                    got = check_dump(label, out, m, n, t, seed, "f32", path)
-                    if got is None:
-                        continue
-                    hidden, tokens = got
-                    first_dump = first_dump or out
-                    check_tokens_from_corpus(label, tokens, pieces)
-                    compare_hidden(label, m, hidden, tokens)
-                    if have[1]:
-                        check_blockinf(label.replace(" ", "_"), out, hidden, tmp)
-                    if name == "stories260K" and t == 64:
-                        out16 = os.path.join(tmp, f"{name}_{n}x{t}_f16.h5")
-                        rc, _, err = probe(path, out16, n, t, seed, "f16")
-                        if check(rc == 0, f"{label} f16: exit {rc}: {err.strip()[-400:]}"):
-                            got16 = check_dump(label + " f16", out16, m, n, t, seed, "f16", path)
-                            if got16 is not None:
-                                check(np.array_equal(got16[1], tokens),
-                                      f"{label} f16: same tokens as the f32 run")
-                                same = np.array_equal(got16[0], hidden.astype(np.float16))
-                                check(same, f"{label} f16: /hidden == f32 dump.astype(float16)")
-                                print(f"{label} f16: equals the f32 dump rounded to float16: "
-                                      f"{'yes' if same else 'NO'}")
-        if have[0] and have[1]:
-            check_bad_inputs(tmp, first_dump)
-    finally:
-        if tmp_owned:
-            shutil.rmtree(tmp_owned, ignore_errors=True)
+def body(tmp):
+    check_reference_alone()
+    if not check(h5py is not None, "h5py importable (python3-h5py)"):
+        return
+    have = [check(os.access(x, os.X_OK), f"{x} exists (make all builds it)")
+            for x in (PROBE, BLOCKINF)]
+    models = make_models(tmp)
+    pieces, _ = ref.load_tokenizer(TOK, 512)
+    first_dump = None
+    if have[0]:
+        for name, path in models:
+            m = ref.load(path)
+            runs = [(4, 64, 3), (2, 300, 5)] if name in ("stories260K", "gqa4_hs16_sep_l4") \
+                else [(4, 64, 3)]
+            for n, t, seed in runs:
+                label = f"{name} {n}x{t}"
+                out = os.path.join(tmp, f"{name}_{n}x{t}.h5")
+                rc, _, err = probe(path, out, n, t, seed)
+                if not check(rc == 0, f"{label}: strata-probe-hidden exit {rc}: "
+                             f"{err.strip()[-400:]}"):
+                    continue
+                got = check_dump(label, out, m, n, t, seed, "f32", path)
+                if got is None:
+                    continue
+                hidden, tokens = got
+                first_dump = first_dump or out
+                check_tokens_from_corpus(label, tokens, pieces)
+                compare_hidden(label, m, hidden, tokens)
+                if have[1]:
+                    check_blockinf(label.replace(" ", "_"), out, hidden, tmp)
+                if name == "stories260K" and t == 64:
+                    out16 = os.path.join(tmp, f"{name}_{n}x{t}_f16.h5")
+                    rc, _, err = probe(path, out16, n, t, seed, "f16")
+                    if check(rc == 0, f"{label} f16: exit {rc}: {err.strip()[-400:]}"):
+                        got16 = check_dump(label + " f16", out16, m, n, t, seed, "f16", path)
+                        if got16 is not None:
+                            check(np.array_equal(got16[1], tokens),
+                                  f"{label} f16: same tokens as the f32 run")
+                            same = np.array_equal(got16[0], hidden.astype(np.float16))
+                            check(same, f"{label} f16: /hidden == f32 dump.astype(float16)")
+                            print(f"{label} f16: equals the f32 dump rounded to float16: "
+                                  f"{'yes' if same else 'NO'}")
+    if have[0] and have[1]:
+        check_bad_inputs(tmp, first_dump)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception as e:  # a crash is a failure with a result line, not a traceback only
-        import traceback
-        traceback.print_exc()
-        check(False, f"unexpected exception: {e!r}")
-    done("test_probe_ref")
+    main("test_probe_ref", body)
