@@ -534,8 +534,9 @@ static void ask_observers(struct strata_ctx *ctx)
                     ctx->want[(int64_t)l * STRATA_SITE_COUNT + s] |= 1u << i;
 }
 
-int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens, int64_t n_tok,
-                   enum strata_logits mode)
+/* The blocks: tokens (T) at positions pos0.. ; the residual stream after
+ * the last block is left in ctx->x (T, D). */
+static int run_blocks(struct strata_ctx *ctx, const int32_t *tokens, int64_t n_tok)
 {
     const struct strata_model *m = ctx->model;
     const struct strata_config *c = &m->cfg;
@@ -550,8 +551,6 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
                            "%lld tokens at position %lld exceed the context of %lld positions; "
                            "create the context with a larger n_ctx",
                            (long long)T, (long long)pos0, (long long)n);
-    if (mode != STRATA_LOGITS_NONE && !logits)
-        return strata_fail(STRATA_E_ARG, "logits requested but no buffer given");
     for (int64_t t = 0; t < T; t++)
         if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
             return strata_fail(STRATA_E_ARG, "token %d at index %lld is outside the vocabulary (0..%d)",
@@ -608,12 +607,53 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
         if ((rc = notify(ctx, l, STRATA_SITE_RESID_POST, -1, pos0, 0, T, D, D, x, x))) return rc;
     }
 
+    return 0;
+}
+
+int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens, int64_t n_tok,
+                   enum strata_logits mode)
+{
+    const struct strata_config *c = &ctx->model->cfg;
+    const int64_t T = n_tok, D = c->dim;
+    if (mode != STRATA_LOGITS_NONE && !logits)
+        return strata_fail(STRATA_E_ARG, "logits requested but no buffer given");
+    int rc = run_blocks(ctx, tokens, n_tok);
+    if (rc) return rc;
     if (mode != STRATA_LOGITS_NONE) {
         const int64_t first = mode == STRATA_LOGITS_LAST ? T - 1 : 0;
-        rmsnorm(ctx->xb, x + first * D, ctx->rms_final, T - first, D, c->norm_eps);
+        rmsnorm(ctx->xb, ctx->x + first * D, ctx->rms_final, T - first, D, c->norm_eps);
         classifier(ctx, logits, ctx->xb, T - first);
     }
     if (ctx->p.kv_cache) ctx->n_past += T;
+    return 0;
+}
+
+int strata_forward_nll(struct strata_ctx *ctx, double *nll, const int32_t *tokens, int64_t n_tok)
+{
+    const struct strata_config *c = &ctx->model->cfg;
+    const int64_t T = n_tok, D = c->dim, V = c->vocab_size;
+    if (ctx->p.kv_cache)
+        return strata_fail(STRATA_E_ARG, "strata_forward_nll needs a context without kv_cache");
+    if (T < 2) return strata_fail(STRATA_E_ARG, "next-token NLL needs at least two tokens");
+    int rc = run_blocks(ctx, tokens, n_tok);
+    if (rc) return rc;
+    /* Rows per chunk: about 32 MiB of logits at a time. */
+    int64_t R = ((int64_t)1 << 23) / V;
+    R = R < 1 ? 1 : R > T - 1 ? T - 1 : R;
+    float *lg = alloc_floats(R * V); /* (R, V) */
+    rmsnorm(ctx->xb, ctx->x, ctx->rms_final, T - 1, D, c->norm_eps);
+    for (int64_t t0 = 0; t0 < T - 1; t0 += R) {
+        const int64_t nr = T - 1 - t0 < R ? T - 1 - t0 : R;
+        classifier(ctx, lg, ctx->xb + t0 * D, nr);
+        for (int64_t i = 0; i < nr; i++) {
+            const float *row = lg + i * V;
+            double mx = -INFINITY, sum = 0.0;
+            for (int64_t v = 0; v < V; v++) mx = (double)row[v] > mx ? (double)row[v] : mx;
+            for (int64_t v = 0; v < V; v++) sum += exp((double)row[v] - mx);
+            nll[t0 + i] = mx + log(sum) - (double)row[tokens[t0 + i + 1]];
+        }
+    }
+    free(lg);
     return 0;
 }
 

@@ -283,6 +283,14 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
  * prompt forced for its length, argmax afterwards, stop when the model emits
  * `stop` (BOS for llama2.c). out (steps) receives the tokens after the first
  * prompt token; *n_out their count. ctx needs kv_cache and n_ctx >= steps. */
+/* Run tokens (T) from position 0 and write the negative log-likelihood
+ * (natural log) of each next token: nll (T-1), nll[t] = -log p(tokens[t+1] |
+ * tokens[0..t]), from float32 logits reduced in double. The logits are made
+ * in row chunks, so memory does not grow with T * V. Not for kv_cache
+ * contexts. */
+int strata_forward_nll(struct strata_ctx *ctx, double *nll, const int32_t *tokens,
+                       int64_t n_tok);
+
 int strata_generate_greedy(struct strata_ctx *ctx, int32_t *out, int64_t *n_out,
                            const int32_t *prompt, int64_t n_prompt, int64_t steps,
                            int32_t stop);
@@ -419,6 +427,62 @@ int strata_dump_read_sample(const struct strata_dump *dump, int64_t s, float *hi
                             int32_t *tokens);
 /* Read one boundary l of sample s into out (T, D). */
 int strata_dump_read_layer(const struct strata_dump *dump, int64_t s, int64_t l, float *out);
+
+/* -------------------------------------------------------- result files */
+
+/* Generic HDF5 result files (attention maps and reductions, per-position
+ * NLL, positional vectors, ...): named datasets of float32, float64 or int32
+ * in C order, groups made by "/" in names, string/int/double attributes on
+ * the root or on a dataset. Written under path.partial; strata_h5_finish
+ * renames it to path. Object timestamps are off, so identical inputs give
+ * identical files. docs/FORMAT.md lists every file strata writes. */
+enum strata_h5_type { STRATA_H5_F32, STRATA_H5_F64, STRATA_H5_I32 };
+#define STRATA_H5_MAX_DIMS 8
+
+struct strata_h5;
+
+/* Create path.partial for writing. */
+int strata_h5_create(struct strata_h5 **out, const char *path);
+/* Open an existing file (finished or .partial, by its own name) read-only. */
+int strata_h5_open(struct strata_h5 **out, const char *path);
+/* Close; a writer not finished leaves path.partial. Accepts NULL. */
+void strata_h5_free(struct strata_h5 *f);
+/* Flush, fsync, close and rename path.partial to path. */
+int strata_h5_finish(struct strata_h5 *f);
+
+/* Write a whole dataset at once (data in C order, `type` in memory and in
+ * the file). */
+int strata_h5_write(struct strata_h5 *f, const char *name, enum strata_h5_type type, int n_dim,
+                    const int64_t *shape, const void *data);
+/* Create a dataset of the given full shape to be filled by rows along
+ * axis 0 (chunked so one row is one contiguous read), then write rows
+ * row0 .. row0+n_rows-1 in any order. */
+int strata_h5_create_dataset(struct strata_h5 *f, const char *name, enum strata_h5_type type,
+                             int n_dim, const int64_t *shape);
+int strata_h5_write_rows(struct strata_h5 *f, const char *name, int64_t row0, int64_t n_rows,
+                         const void *data);
+/* Attributes: obj is "/" or a dataset name. */
+int strata_h5_set_attr_str(struct strata_h5 *f, const char *obj, const char *name,
+                           const char *value);
+int strata_h5_set_attr_i64(struct strata_h5 *f, const char *obj, const char *name, int64_t value);
+int strata_h5_set_attr_f64(struct strata_h5 *f, const char *obj, const char *name, double value);
+
+/* Reading. *n_dim and shape (STRATA_H5_MAX_DIMS) of dataset name;
+ * STRATA_E_FORMAT naming the file and dataset if it is absent. */
+int strata_h5_shape(const struct strata_h5 *f, const char *name, int *n_dim, int64_t *shape);
+/* Whole dataset, converted to `type`. */
+int strata_h5_read(const struct strata_h5 *f, const char *name, enum strata_h5_type type,
+                   void *data);
+/* Rows row0 .. row0+n_rows-1 along axis 0, converted to `type`. */
+int strata_h5_read_rows(const struct strata_h5 *f, const char *name, enum strata_h5_type type,
+                        int64_t row0, int64_t n_rows, void *data);
+/* *value malloc'ed; caller free()s. */
+int strata_h5_get_attr_str(const struct strata_h5 *f, const char *obj, const char *name,
+                           char **value);
+int strata_h5_get_attr_i64(const struct strata_h5 *f, const char *obj, const char *name,
+                           int64_t *value);
+int strata_h5_get_attr_f64(const struct strata_h5 *f, const char *obj, const char *name,
+                           double *value);
 
 /* ------------------------------------------------------------ numerics */
 
