@@ -27,9 +27,11 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #define MAX_OBSERVERS 16
+#define MAX_THREADS 16
 
 struct strata_ctx {
     const struct strata_model *model;
@@ -59,6 +61,7 @@ struct strata_ctx {
     float *cls_buf;             /* (R, D) widened classifier rows, or NULL */
     float *rms_final;           /* (D) final norm weights in float32 */
     int64_t bytes;              /* scratch allocated */
+    int n_threads;              /* attention threads (OpenBLAS' count) */
     int64_t cls_rows;           /* R */
 };
 
@@ -212,7 +215,9 @@ int strata_ctx_create(struct strata_ctx **out, const struct strata_model *model,
     ctx->hu = ctx_floats(ctx, n * F);
     ctx->kc = ctx_floats(ctx, Lc * n * kvd);
     ctx->vc = ctx_floats(ctx, Lc * n * kvd);
-    ctx->tile = ctx_floats(ctx, p.attn_block * n);
+    ctx->n_threads = openblas_get_num_threads();
+    ctx->n_threads = ctx->n_threads < 1 ? 1 : ctx->n_threads > MAX_THREADS ? MAX_THREADS : ctx->n_threads;
+    ctx->tile = ctx_floats(ctx, ctx->n_threads * p.attn_block * n); /* one tile per thread */
     ctx->rope_cos = ctx_floats(ctx, n * d / 2);
     ctx->rope_sin = ctx_floats(ctx, n * d / 2);
     ctx->rope_key = -1;
@@ -416,11 +421,12 @@ static int notify(struct strata_ctx *ctx, int32_t layer, enum strata_site site, 
 }
 
 /* Causal self-attention of T queries (positions pos0..pos0+T-1) against the
- * P = pos0+T keys in k, v (P, G*d); result in ctx->att (T, H*d). A tile of
- * queries qs..qs+nq-1 needs keys col0..qs+nq-1 only, where col0 > 0 when a
- * sliding window hides the oldest keys. */
-static int attention(struct strata_ctx *ctx, int32_t layer, const float *k, const float *v,
-                     int64_t T, int64_t pos0)
+ * P = pos0+T keys in k, v (P, G*d), for heads h0, h0+step, ... with tile
+ * buffer S; result in ctx->att (T, H*d). A tile of queries qs..qs+nq-1
+ * needs keys col0..qs+nq-1 only, where col0 > 0 when a sliding window hides
+ * the oldest keys. */
+static int attend_heads(struct strata_ctx *ctx, int32_t layer, const float *k, const float *v,
+                        int64_t T, int64_t pos0, int64_t h0, int64_t step, float *S)
 {
     const struct strata_config *c = &ctx->model->cfg;
     const int64_t d = c->head_dim, Hd = (int64_t)c->n_head * d;
@@ -429,9 +435,9 @@ static int attention(struct strata_ctx *ctx, int32_t layer, const float *k, cons
     const float scale = (float)(ctx->p.attn_scale / sqrt((double)d));
     const bool want_probs = ctx->want[(int64_t)layer * STRATA_SITE_COUNT + STRATA_SITE_ATTN_PROBS];
     const bool want_logits = ctx->want[(int64_t)layer * STRATA_SITE_COUNT + STRATA_SITE_ATTN_LOGITS];
-    float *S = ctx->tile; /* (nq, nk) with ld nk */
+    /* S: (nq, nk) with ld nk */
 
-    for (int64_t h = 0; h < c->n_head; h++) {
+    for (int64_t h = h0; h < c->n_head; h += step) {
         const int64_t g = h / group;
         const float slope = ctx->alibi ? ctx->alibi[h] : 0.0f;
         for (int64_t q0 = 0; q0 < T; q0 += B) {
@@ -478,6 +484,53 @@ static int attention(struct strata_ctx *ctx, int32_t layer, const float *k, cons
                         ctx->att + q0 * Hd + h * d, (int)Hd);
         }
     }
+    return 0;
+}
+
+struct head_job {
+    struct strata_ctx *ctx;
+    int32_t layer;
+    const float *k, *v;
+    int64_t T, pos0, h0, step;
+    float *S;
+};
+
+static void *head_worker(void *arg)
+{
+    struct head_job *j = arg;
+    attend_heads(j->ctx, j->layer, j->k, j->v, j->T, j->pos0, j->h0, j->step, j->S);
+    return NULL;
+}
+
+/* Why threads here: the projections are large GEMMs that OpenBLAS already
+ * spreads over the cores, but attention is many small tile GEMMs plus the
+ * softmax, which would run on one core. Heads are independent, so they are
+ * dealt to ctx->n_threads threads (OpenBLAS single-threaded inside them).
+ * When an observer wants this layer's attention tiles, the heads run in
+ * order on the calling thread so observers see tiles in the documented
+ * order and need not be thread-safe. */
+static int attention(struct strata_ctx *ctx, int32_t layer, const float *k, const float *v,
+                     int64_t T, int64_t pos0)
+{
+    const int64_t H = ctx->model->cfg.n_head, tile = ctx->p.attn_block * ctx->p.n_ctx;
+    const uint32_t *want = ctx->want + (int64_t)layer * STRATA_SITE_COUNT;
+    const bool observed = want[STRATA_SITE_ATTN_PROBS] || want[STRATA_SITE_ATTN_LOGITS];
+    int nt = ctx->n_threads < H ? ctx->n_threads : (int)H;
+    if (observed || nt <= 1) return attend_heads(ctx, layer, k, v, T, pos0, 0, 1, ctx->tile);
+    pthread_t th[MAX_THREADS];
+    struct head_job job[MAX_THREADS];
+    bool started[MAX_THREADS] = {false};
+    const int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    for (int i = 0; i < nt; i++)
+        job[i] = (struct head_job){ctx, layer, k, v, T, pos0, i, nt, ctx->tile + i * tile};
+    for (int i = 1; i < nt; i++) started[i] = pthread_create(&th[i], NULL, head_worker, &job[i]) == 0;
+    head_worker(&job[0]);
+    for (int i = 1; i < nt; i++) {
+        if (started[i]) pthread_join(th[i], NULL);
+        else head_worker(&job[i]); /* no thread: do its heads here */
+    }
+    openblas_set_num_threads(blas_threads);
     return 0;
 }
 
