@@ -147,7 +147,8 @@ struct cli_model {
     "                   or a llama2.c .bin (docs/CHECKPOINTS.md)\n"                      \
     "  --tokenizer TOK  tokenizer.json, tokenizer.model or a llama2.c tokenizer\n"      \
     "                   (default: the one beside the weights)\n"                         \
-    "  --positions P    override the position scheme: rope, alibi, none\n"              \
+    "  --position-embedding P  override the position scheme: rope, alibi, none\n"       \
+    "                   (also --positions P where a program does not select positions)\n" \
     "  --rope-base B    override the RoPE base (theta)\n"                              \
     "  --rope-scaling S override rope_scaling: none, linear:F, dynamic:F, yarn:F or\n" \
     "                   llama3:F (trained window = the model's)\n"
@@ -158,7 +159,12 @@ static inline bool cli_model_option(struct cli_model *cm, int argc, char **argv,
     const char *a = argv[*i];
     if (!strcmp(a, "--model")) cm->model_path = cli_value(argc, argv, i);
     else if (!strcmp(a, "--tokenizer")) cm->tok_path = cli_value(argc, argv, i);
-    else if (!strcmp(a, "--positions")) cm->positions = cli_value(argc, argv, i);
+    else if (!strcmp(a, "--position-embedding")) cm->positions = cli_value(argc, argv, i);
+    /* --positions is also the position selection of probes (a list of
+     * numbers); a scheme name only is taken here. */
+    else if (!strcmp(a, "--positions") && *i + 1 < argc &&
+             (argv[*i + 1][0] < '0' || argv[*i + 1][0] > '9'))
+        cm->positions = cli_value(argc, argv, i);
     else if (!strcmp(a, "--rope-scaling")) cm->rope_scaling = cli_value(argc, argv, i);
     else if (!strcmp(a, "--rope-base")) {
         cm->rope_base = cli_double(a, cli_value(argc, argv, i));
@@ -207,8 +213,6 @@ static inline void cli_model_free(struct cli_model *cm)
     cm->model = NULL;
 }
 
-#endif
-
 /* Outputs are written under OUT.partial and renamed when complete, so an
  * interrupted run never leaves a file that looks finished. path "-" is stdout. */
 struct cli_out {
@@ -246,3 +250,5 @@ static inline void cli_out_commit(struct cli_out *o)
         cli_die("check free space and permissions", "%s: write failed", o->path);
     }
 }
+
+#endif

@@ -95,61 +95,6 @@ static void alibi_slopes(float *slope, int64_t H)
         slope[n + k] = (float)pow(2.0, -8.0 * (double)(2 * k + 1) / (double)(2 * n));
 }
 
-/* RoPE frequencies theta_i (d/2) for a sequence of P positions and the
- * factor cos/sin are multiplied by, per docs/CHECKPOINTS.md (Hugging Face
- * rope_scaling semantics, evaluated in double). */
-static double rope_freqs(const struct strata_config *c, int64_t P, double *theta)
-{
-    const struct strata_rope_scaling_params *r = &c->scaling;
-    const int64_t d = c->head_dim, half = d / 2;
-    const double s = r->factor, C0 = (double)r->original_max;
-    double base = c->rope_base, mscale = 1.0;
-    if (r->type == STRATA_SCALING_DYNAMIC && (double)P > C0)
-        base *= pow(s * (double)P / C0 - (s - 1.0), (double)d / (double)(d - 2));
-    if (r->type == STRATA_SCALING_NTK) base *= pow(s, (double)d / (double)(d - 2));
-    for (int64_t i = 0; i < half; i++) theta[i] = pow(base, -2.0 * (double)i / (double)d);
-    switch (r->type) {
-    case STRATA_SCALING_LINEAR:
-        for (int64_t i = 0; i < half; i++) theta[i] /= s;
-        break;
-    case STRATA_SCALING_YARN: {
-        const double two_pi = 6.283185307179586;
-        double lo = floor((double)d * log(C0 / (two_pi * r->beta_fast)) / (2.0 * log(base)));
-        double hi = ceil((double)d * log(C0 / (two_pi * r->beta_slow)) / (2.0 * log(base)));
-        if (lo < 0.0) lo = 0.0;
-        if (hi > (double)(d - 1)) hi = (double)(d - 1);
-        if (lo == hi) hi += 0.001;
-        for (int64_t i = 0; i < half; i++) {
-            double ramp = ((double)i - lo) / (hi - lo);
-            ramp = ramp < 0.0 ? 0.0 : ramp > 1.0 ? 1.0 : ramp;
-            double e = 1.0 - ramp; /* weight of the unscaled (extrapolated) frequency */
-            theta[i] = theta[i] / s * (1.0 - e) + theta[i] * e;
-        }
-        mscale = r->attention_factor > 0.0 ? r->attention_factor
-                 : s > 1.0                 ? 0.1 * log(s) + 1.0
-                                           : 1.0;
-        break;
-    }
-    case STRATA_SCALING_LLAMA3: {
-        const double lo_wl = C0 / r->low_freq_factor, hi_wl = C0 / r->high_freq_factor;
-        for (int64_t i = 0; i < half; i++) {
-            double wl = 6.283185307179586 / theta[i];
-            if (wl > lo_wl) {
-                theta[i] /= s;
-            } else if (wl >= hi_wl) {
-                double sm = (C0 / wl - r->low_freq_factor) /
-                            (r->high_freq_factor - r->low_freq_factor);
-                theta[i] = (1.0 - sm) * theta[i] / s + sm * theta[i];
-            }
-        }
-        break;
-    }
-    default:
-        break;
-    }
-    return mscale;
-}
-
 /* cos/sin tables (n_ctx, d/2) valid for a sequence of P positions; rebuilt
  * only when P changes what dynamic NTK scaling computes. Angles in double:
  * at long positions float m*theta loses the low bits that decide the
@@ -163,7 +108,7 @@ static void ensure_rope(struct strata_ctx *ctx, int64_t P)
     if (key == ctx->rope_key) return;
     const int64_t half = c->head_dim / 2, n = ctx->p.n_ctx;
     double *theta = xmalloc((size_t)half * sizeof *theta); /* (d/2) */
-    double mscale = rope_freqs(c, P, theta);
+    double mscale = strata_rope_freqs(theta, c->head_dim, c->rope_base, &c->scaling, P);
     for (int64_t pos = 0; pos < n; pos++) {
         for (int64_t i = 0; i < half; i++) {
             double a = (double)pos * theta[i];
@@ -320,8 +265,8 @@ int strata_site_parse(const char *name, int32_t *layer, enum strata_site *site)
         }
     }
     return strata_fail(STRATA_E_ARG,
-                       "site '%s': unknown site name '%s' (resid_pre, attn_probs, attn_out, "
-                       "mlp_out, resid_post)",
+                       "site '%s': unknown site name '%s' (resid_pre, attn_logits, attn_probs, "
+                       "attn_out, mlp_out, resid_post)",
                        name, name + off);
 }
 

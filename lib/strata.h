@@ -259,8 +259,10 @@ int strata_ctx_add_observer(struct strata_ctx *ctx, const struct strata_observer
  * resid_pre and resid_post its view has `edit` set (the rows, writable), and
  * what it writes is what the rest of the forward pass (and every observer)
  * sees. Editors run before observers at each site, in the order added.
- * resid_post of block l is the same boundary as resid_pre of block l+1 and is
- * visited once, as resid_post (boundary 0 is resid_pre of block 0). */
+ * resid_post of block l and resid_pre of block l+1 are the same rows, visited
+ * one after the other; an editor asks for one of them only (strata's own
+ * editors use resid_pre of block 0 for boundary 0, resid_post of block l-1
+ * for boundary l). */
 int strata_ctx_add_editor(struct strata_ctx *ctx, const struct strata_observer *ed);
 /* Bytes of scratch the context holds (for checking that memory grows
  * linearly with n_ctx). */
@@ -279,10 +281,6 @@ enum strata_logits { STRATA_LOGITS_NONE, STRATA_LOGITS_LAST, STRATA_LOGITS_ALL }
 int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
                    int64_t n_tok, enum strata_logits mode);
 
-/* Greedy decoding as llama2.c's run.c does it: positions 0 .. steps-1, the
- * prompt forced for its length, argmax afterwards, stop when the model emits
- * `stop` (BOS for llama2.c). out (steps) receives the tokens after the first
- * prompt token; *n_out their count. ctx needs kv_cache and n_ctx >= steps. */
 /* Run tokens (T) from position 0 and write the negative log-likelihood
  * (natural log) of each next token: nll (T-1), nll[t] = -log p(tokens[t+1] |
  * tokens[0..t]), from float32 logits reduced in double. The logits are made
@@ -291,6 +289,10 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
 int strata_forward_nll(struct strata_ctx *ctx, double *nll, const int32_t *tokens,
                        int64_t n_tok);
 
+/* Greedy decoding as llama2.c's run.c does it: positions 0 .. steps-1, the
+ * prompt forced for its length, argmax afterwards, stop when the model emits
+ * `stop` (BOS for llama2.c). out (steps) receives the tokens after the first
+ * prompt token; *n_out their count. ctx needs kv_cache and n_ctx >= steps. */
 int strata_generate_greedy(struct strata_ctx *ctx, int32_t *out, int64_t *n_out,
                            const int32_t *prompt, int64_t n_prompt, int64_t steps,
                            int32_t stop);
@@ -345,29 +347,68 @@ int strata_tokenizer_decode(const struct strata_tokenizer *tok, char **text,
 
 struct strata_corpus;
 
-/* Read a text file of documents separated by `sep`. Each document is
- * trimmed of surrounding white space; empty ones are dropped. */
+/* How a corpus file is read (docs/FORMAT.md, "Corpus inputs"). */
+enum strata_corpus_kind {
+    STRATA_CORPUS_AUTO,  /* a directory: DIR; *.jsonl: JSONL; *.ids: IDS; else TEXT */
+    STRATA_CORPUS_TEXT,  /* documents separated by `sep` */
+    STRATA_CORPUS_JSONL, /* one JSON object a line; the document is its string `field` */
+    STRATA_CORPUS_DIR,   /* every *.txt file of a directory, sorted by name, one document each */
+    STRATA_CORPUS_IDS    /* pre-tokenized: one document a line of whitespace-separated ids */
+};
+struct strata_corpus_params {
+    enum strata_corpus_kind kind;
+    const char *sep;     /* TEXT; default "<|endoftext|>" */
+    const char *field;   /* JSONL; default "text" */
+};
+struct strata_corpus_params strata_corpus_default_params(void);
+/* "text", "jsonl", "dir", "ids" (AUTO resolved); static. */
+const char *strata_corpus_kind_name(enum strata_corpus_kind kind);
+int strata_corpus_kind_parse(const char *s, enum strata_corpus_kind *out);
+
+/* Read a corpus. Text documents are trimmed of surrounding white space;
+ * empty documents are dropped. Caller owns *out: strata_corpus_free. */
+int strata_corpus_open(struct strata_corpus **out, const char *path,
+                       const struct strata_corpus_params *params);
+/* A text file of documents separated by `sep` (= kind TEXT). */
 int strata_corpus_load(struct strata_corpus **out, const char *path, const char *sep);
 void strata_corpus_free(struct strata_corpus *corpus);
 int64_t strata_corpus_n_docs(const struct strata_corpus *corpus);
-/* Borrowed; valid until strata_corpus_free. */
+/* The kind actually read (never AUTO). */
+enum strata_corpus_kind strata_corpus_kind(const struct strata_corpus *corpus);
+/* Text of document i; NULL for an IDS corpus. Borrowed; valid until
+ * strata_corpus_free. */
 const char *strata_corpus_doc(const struct strata_corpus *corpus, int64_t i, size_t *len);
 
 /* Fixed-length samples drawn from a corpus.
- * Rule: documents are tokenized with BOS first and concatenated; the stream
- * is cut into non-overlapping windows of seq_len tokens, each starting at a
- * document start (so position 0 is BOS); n of the windows are chosen by a
- * seeded shuffle and kept in increasing stream order. */
+ * Rule: documents are tokenized with BOS first and concatenated (an IDS
+ * document is taken as given, with BOS put first if it does not start with
+ * it); the stream is cut into non-overlapping windows of seq_len tokens, each
+ * starting at a document start (so position 0 is BOS); a seeded partial
+ * Fisher-Yates shuffle orders the windows (draw 0, 1, ...); a run takes the
+ * draws first .. first+n-1, kept in increasing stream order. The first n
+ * draws do not depend on how many are taken, so draws n .. n+m-1 add m new
+ * windows to a run of n (append, shards). */
 struct strata_samples {
     int64_t n;          /* N */
     int64_t seq_len;    /* T */
     int64_t n_windows;  /* windows available before choosing */
     int32_t *tokens;    /* (N, T) */
     int64_t *doc;       /* (N) index of the document each sample starts at */
+    int64_t *window;    /* (N) index of its window among the n_windows (stream order) */
+    int64_t *draw;      /* (N) its draw in the seeded shuffle */
 };
 int strata_samples_build(struct strata_samples *out, const struct strata_corpus *corpus,
                          const struct strata_tokenizer *tok, int64_t n,
                          int64_t seq_len, uint64_t seed);
+/* Draws first .. first+n-1 of the same shuffle. */
+int strata_samples_build_range(struct strata_samples *out, const struct strata_corpus *corpus,
+                               const struct strata_tokenizer *tok, int64_t first, int64_t n,
+                               int64_t seq_len, uint64_t seed);
+/* Exactly the given windows (n of them, e.g. read back from a dump to
+ * resume it), in that order; draw (n) is copied into out->draw. */
+int strata_samples_build_windows(struct strata_samples *out, const struct strata_corpus *corpus,
+                                 const struct strata_tokenizer *tok, const int64_t *window,
+                                 const int64_t *draw, int64_t n, int64_t seq_len);
 /* Frees the arrays; the struct itself is the caller's. */
 void strata_samples_free(struct strata_samples *samples);
 
@@ -375,14 +416,32 @@ void strata_samples_free(struct strata_samples *samples);
 
 enum strata_dtype { STRATA_F32, STRATA_F16 };
 
-/* Shape and options of a hidden-state dump (docs/FORMAT.md). */
+/* What a dump keeps of each sample (bits of strata_dump_params.sites):
+ * the residual stream at chosen boundaries (/hidden), and the outputs of the
+ * attention and MLP sub-blocks of chosen blocks before they are added to the
+ * stream (/attn_out, /mlp_out: observer sites STRATA_SITE_ATTN_OUT, MLP_OUT). */
+enum strata_dump_site {
+    STRATA_DUMP_RESID = 1,
+    STRATA_DUMP_ATTN_OUT = 2,
+    STRATA_DUMP_MLP_OUT = 4
+};
+
+/* Shape and options of a hidden-state dump (docs/FORMAT.md, strata-dump/2).
+ * Fields after gzip may stay zero: every boundary, every position, /hidden
+ * only. */
 struct strata_dump_params {
     int64_t n_samples;     /* N */
-    int64_t n_layers;      /* L+1 residual-stream boundaries */
-    int64_t seq_len;       /* T */
+    int64_t n_layers;      /* boundaries kept in /hidden (L+1 for all; 0 without resid) */
+    int64_t seq_len;       /* T: tokens per sample (/tokens keeps all T) */
     int64_t dim;           /* D */
-    enum strata_dtype dtype; /* file type of /hidden */
+    enum strata_dtype dtype; /* file type of /hidden, /attn_out, /mlp_out */
     int gzip;              /* 0 (default): raw; 1..9: deflate level */
+    const int32_t *layers; /* (n_layers) boundary ids, increasing; NULL: 0 .. n_layers-1 */
+    const int32_t *positions; /* (n_pos) positions kept, increasing, < T; NULL: all T */
+    int64_t n_pos;         /* P (ignored when positions is NULL) */
+    unsigned sites;        /* STRATA_DUMP_* bits; 0 means STRATA_DUMP_RESID */
+    const int32_t *blocks; /* (n_blocks) blocks kept for attn_out / mlp_out, increasing */
+    int64_t n_blocks;
 };
 
 /* Facts of an opened dump. */
@@ -391,42 +450,212 @@ struct strata_dump_info {
     enum strata_dtype dtype;
     int64_t n_complete;    /* samples fully written */
     bool complete;         /* the run finished */
+    int64_t n_pos;         /* P positions kept per sample */
+    int64_t n_blocks;      /* blocks kept in /attn_out and /mlp_out */
+    unsigned sites;        /* STRATA_DUMP_* bits */
+    int format;            /* schema version read: 1 or 2 */
 };
 
 struct strata_dump;
 
 /* Create `path`.partial for writing; strata_dump_finish renames it to path.
- * A dump freed before finishing stays as path.partial, marked incomplete. */
+ * A dump freed before finishing stays as path.partial, marked incomplete.
+ * All storage is allocated here, so later writes only fill it in place. */
 int strata_dump_create(struct strata_dump **out, const char *path,
                        const struct strata_dump_params *params);
-/* Open a finished dump for reading (a .partial file too, by its own name). */
+/* Continue an unfinished run: open path.partial read-write; writing goes on
+ * at sample n_complete. Checking that it is the same run is the caller's. */
+int strata_dump_resume(struct strata_dump **out, const char *path);
+/* Add n_more samples to the finished dump `path`: it is renamed to
+ * path.partial, grown to N + n_more samples and marked incomplete; writing
+ * goes on at sample N and strata_dump_finish renames it back. */
+int strata_dump_append(struct strata_dump **out, const char *path, int64_t n_more);
+/* Open a dump for reading (a .partial file too, by its own name). Reads
+ * strata-dump/2 and strata-dump/1. */
 int strata_dump_open(struct strata_dump **out, const char *path);
+/* Open n dumps (shards of one run) as one: its samples are the completed
+ * samples of each shard in order. The shards must agree on the shape, the
+ * kept layers, positions, blocks and sites, dtype, and the root attributes
+ * model_config, corpus_path, seq_len and seed, and must not share a draw
+ * (/sample_draw); complete is true when every shard is. */
+int strata_dump_open_many(struct strata_dump **out, const char *const *paths, int n);
 void strata_dump_free(struct strata_dump *dump);
-/* Path given to create/open. Borrowed. */
+/* Path given to create/open (the first shard's). Borrowed. */
 const char *strata_dump_path(const struct strata_dump *dump);
 
 int strata_dump_info(const struct strata_dump *dump, struct strata_dump_info *info);
-/* Root attributes (provenance). Strings are stored as UTF-8 variable-length. */
+/* Kept boundary ids (n_layers), positions (n_pos), blocks (n_blocks).
+ * Borrowed; valid until strata_dump_free. */
+const int32_t *strata_dump_layers(const struct strata_dump *dump);
+const int32_t *strata_dump_positions(const struct strata_dump *dump);
+const int32_t *strata_dump_blocks(const struct strata_dump *dump);
+/* Root attributes (provenance). Strings are stored as UTF-8 variable-length.
+ * Reading a multi-shard dump reads the first shard's. */
 int strata_dump_set_attr_str(struct strata_dump *dump, const char *name, const char *value);
 int strata_dump_set_attr_i64(struct strata_dump *dump, const char *name, int64_t value);
 /* *value is malloc'ed; caller free()s. */
 int strata_dump_get_attr_str(const struct strata_dump *dump, const char *name, char **value);
 int strata_dump_get_attr_i64(const struct strata_dump *dump, const char *name, int64_t *value);
 
-/* Write sample s: hidden (L+1, T, D) in float32 (converted to the file
- * dtype), tokens (T). Samples go in order (s == n_complete); n_complete
- * follows. For f16, a finite value beyond +-65504 is STRATA_E_NAN. */
+/* Where samples s0 .. s0+n-1 come from: the document each starts at, its
+ * window among those available (stream order), its draw in the seeded
+ * shuffle (struct strata_samples). Written by the probe; any may be read. */
+int strata_dump_write_origin(struct strata_dump *dump, int64_t s0, int64_t n, const int64_t *doc,
+                             const int64_t *window, const int64_t *draw);
+int strata_dump_read_origin(const struct strata_dump *dump, int64_t s0, int64_t n, int64_t *doc,
+                            int64_t *window, int64_t *draw);
+
+/* Write sample s: hidden holds the kept sites in the order resid
+ * (n_layers, P, D), attn_out (n_blocks, P, D), mlp_out (n_blocks, P, D), one
+ * after the other, float32 (converted to the file dtype); tokens (T).
+ * Samples go in order (s == n_complete); n_complete follows. For f16, a
+ * finite value beyond +-65504 is STRATA_E_NAN. */
 int strata_dump_write_sample(struct strata_dump *dump, int64_t s, const float *hidden,
                              const int32_t *tokens);
 /* Mark complete, flush, fsync, close and rename path.partial to path;
  * refused unless all N samples were written. */
 int strata_dump_finish(struct strata_dump *dump);
 
-/* Read sample s into hidden (L+1, T, D) float32 and tokens (T); either may be NULL. */
+/* Read sample s into hidden (n_layers, P, D) float32 (the resid site) and
+ * tokens (T); either may be NULL. */
 int strata_dump_read_sample(const struct strata_dump *dump, int64_t s, float *hidden,
                             int32_t *tokens);
-/* Read one boundary l of sample s into out (T, D). */
+/* Read kept boundary l (index into strata_dump_layers) of sample s into
+ * out (P, D). */
 int strata_dump_read_layer(const struct strata_dump *dump, int64_t s, int64_t l, float *out);
+/* Read entry i of `site` (STRATA_DUMP_RESID: index into the kept layers;
+ * ATTN_OUT / MLP_OUT: into the kept blocks) of sample s into out (P, D). */
+int strata_dump_read_site(const struct strata_dump *dump, enum strata_dump_site site, int64_t s,
+                          int64_t i, float *out);
+
+/* --------------------------------------------------- positional vectors */
+
+/* P1's mean-based decomposition (../shared/docs/PAPERS.md; lib/posvec_math.c,
+ * docs/POSVEC.md) from hidden states h[s,b,t] (Lk boundaries, T positions,
+ * D width, N samples): p[b,t] = mean_s h[s,b,t], u[b] = mean_t p[b,t],
+ * m[b,t] = p[b,t] - u[b], c[s,b,t] = h[s,b,t] - p[b,t]. Accumulated as
+ * mergeable sums in double, so shards of a run summed in any grouping give
+ * the same p up to double rounding. Plain data; strata_pvsum_free frees
+ * the arrays, not the struct. */
+struct strata_pvsum {
+    int64_t n_layers; /* Lk: boundaries accumulated */
+    int64_t seq_len;  /* T: positions */
+    int64_t dim;      /* D */
+    int64_t n;        /* N: samples added */
+    double *sum;      /* (Lk, T, D) sum over samples of h */
+    double *sumsq;    /* (Lk, T) sum over samples of |h|^2 */
+};
+/* Zeroed sums of the given shape (STRATA_E_ARG for a size <= 0). */
+int strata_pvsum_init(struct strata_pvsum *acc, int64_t n_layers, int64_t seq_len, int64_t dim);
+void strata_pvsum_free(struct strata_pvsum *acc);
+/* Add boundary b (0 .. Lk-1) of one sample: h (T, D). Does not count the
+ * sample: after all boundaries of a sample call strata_pvsum_count. */
+void strata_pvsum_add_layer(struct strata_pvsum *acc, int64_t b, const float *h);
+void strata_pvsum_count(struct strata_pvsum *acc, int64_t n_samples);
+/* dst += src; STRATA_E_SHAPE if the shapes differ. */
+int strata_pvsum_merge(struct strata_pvsum *dst, const struct strata_pvsum *src);
+/* p (Lk, T, D) float32 = sum / n; STRATA_E_DATA if n == 0. */
+int strata_pvsum_mean(const struct strata_pvsum *acc, float *p);
+
+/* Per-boundary summary of the decomposition (population variances over all
+ * N*T states of the boundary, from the sums). */
+struct strata_pv_stats {
+    double var_total; /* mean_{s,t} |h - u|^2 */
+    double var_pos;   /* mean_t |m[t]|^2: the part explained by position */
+    double frac_pos;  /* var_pos / var_total */
+    double u_norm;    /* |u| */
+    double p_norm;    /* mean_t |p[t]| */
+    double c_rms;     /* sqrt(mean_{s,t} |c|^2) = sqrt(var_total - var_pos) */
+    double frac_pos_corr; /* frac_pos without the sampling noise of the means:
+                             (var_pos - c_rms^2 / (N-1)) / var_total; NaN for N = 1 */
+};
+/* out (Lk). STRATA_E_DATA if n == 0. */
+int strata_pvsum_stats(const struct strata_pvsum *acc, struct strata_pv_stats *out);
+
+/* PCA of the rows of x (T, D) centred on their mean: eigval (D) the
+ * covariance eigenvalues (divided by T) in decreasing order, comp (D, D) row
+ * k the unit eigenvector of eigval[k] (sign: its largest-magnitude entry is
+ * positive). LAPACKE dsyevd in double. STRATA_E_DATA if LAPACK fails. */
+int strata_pv_pca(double *eigval, double *comp, const float *x, int64_t T, int64_t D);
+/* cos(a, b) (n) in double; 0 if either is zero. */
+double strata_pv_cos(const float *a, const float *b, int64_t n);
+/* Distinct vectors among the rows of x (T, D) by leader clustering in row
+ * order: row t joins the first leader with cos >= threshold, else becomes a
+ * leader. leader (T) receives each row's leader; returns the number of
+ * leaders. */
+int64_t strata_pv_clusters(int32_t *leader, const float *x, int64_t T, int64_t D,
+                           double threshold);
+
+/* --------------------------------------------------------- interventions */
+
+/* Hidden-state edits of P1 (../shared/docs/PAPERS.md) as editors
+ * (strata_ctx_add_editor), driven by a positional-vector file: HDF5 with
+ * the dataset /positional (L+1, T, D) float32, p[b,t] = the mean over
+ * samples of a dump's hidden states at boundary b (0 = token embeddings,
+ * b = after block b) and position t (docs/FORMAT.md). Derived from it:
+ * the shared mean u[b] = mean over the file's T positions of p[b,t], and
+ * the positional basis m[b,t] = p[b,t] - u[b].
+ *
+ * Site: boundary 0 is edited at blk.0.resid_pre (the token embeddings),
+ * boundary b = 1..L at blk.<b-1>.resid_post (after block b-1, the input of
+ * block b) -- the rows strata_observer_hidden and the dumps record as layer
+ * b, so captures of that boundary and everything after it see the edit.
+ * Only positions t0 <= t < t1 are changed. */
+struct strata_posvec;
+
+/* Read /positional from `path` (via strata_h5_open): STRATA_E_FORMAT if it
+ * is absent or not 3-D, STRATA_E_NAN if it holds NaN/Inf (the message names
+ * boundary and position). Caller owns *out: strata_posvec_free. */
+int strata_posvec_load(struct strata_posvec **out, const char *path);
+void strata_posvec_free(struct strata_posvec *pv);
+/* n_layers = L+1 boundaries, seq_len = T, dim = D of the file; any may be NULL. */
+void strata_posvec_shape(const struct strata_posvec *pv, int64_t *n_layers, int64_t *seq_len,
+                         int64_t *dim);
+/* p (L+1, T, D). Borrowed; valid until strata_posvec_free. */
+const float *strata_posvec_data(const struct strata_posvec *pv);
+/* Path given to strata_posvec_load. Borrowed. */
+const char *strata_posvec_path(const struct strata_posvec *pv);
+
+enum strata_edit_kind {
+    STRATA_EDIT_SUB_POSITIONAL, /* h -= p[b,t] */
+    STRATA_EDIT_ADD_POSITIONAL, /* h += p[b,t] (undoes the above up to float rounding) */
+    STRATA_EDIT_SUB_BASIS,      /* h -= m[b,t] = p[b,t] - u[b] */
+    STRATA_EDIT_SUB_SEMANTIC,   /* h := p[b,t] (removes c = h - p) */
+    STRATA_EDIT_REPLACE         /* h += alpha * p_interp(t / r) - p[b,t] (P1's
+                                   positional vector replacement) */
+};
+/* "sub-positional", "add-positional", "sub-basis", "sub-semantic", "replace";
+ * static. */
+const char *strata_edit_kind_name(enum strata_edit_kind kind);
+int strata_edit_kind_parse(const char *s, enum strata_edit_kind *out);
+
+/* p_interp(x) for x = t / r: linear interpolation between p[b,floor(x)] and
+ * p[b,floor(x)+1] over the in-window positions 0 .. C-1, C = min(the model's
+ * seq_len, the file's T); x > C-1 takes p[b,C-1]. At integer x it is exactly
+ * p[b,x], and the edit is applied as one added delta computed in double, so
+ * r = 1, alpha = 1 inside the window leaves h bit-identical. */
+struct strata_edit_params {
+    enum strata_edit_kind kind;
+    int32_t boundary; /* b: 0 .. L */
+    int64_t t0, t1;   /* positions t0 <= t < t1 are edited; t1 <= the file's T */
+    double ratio;     /* replace: r > 0 */
+    double alpha;     /* replace: scale of the interpolated vector */
+};
+/* sub-positional at boundary 0 for no positions (t0 = t1 = 0), r = 1, alpha = 1. */
+struct strata_edit_params strata_edit_default_params(void);
+
+struct strata_editor;
+
+/* An editor for contexts of `model`. Checked: the file has L+1 boundaries
+ * and width D, 0 <= b <= L, 0 <= t0 < t1 <= the file's T, r and alpha
+ * finite (r > 0). The editor copies what it needs of pv (boundary b's rows
+ * and u[b]); pv may be freed afterwards. Caller owns *out:
+ * strata_editor_free, after the last forward call of a context using it. */
+int strata_editor_create(struct strata_editor **out, const struct strata_model *model,
+                         const struct strata_posvec *pv, const struct strata_edit_params *params);
+void strata_editor_free(struct strata_editor *ed);
+/* The observer to pass to strata_ctx_add_editor (user = ed, borrowed). */
+struct strata_observer strata_editor_observer(struct strata_editor *ed);
 
 /* -------------------------------------------------------- result files */
 
@@ -483,6 +712,66 @@ int strata_h5_get_attr_i64(const struct strata_h5 *f, const char *obj, const cha
                            int64_t *value);
 int strata_h5_get_attr_f64(const struct strata_h5 *f, const char *obj, const char *name,
                            double *value);
+
+/* ------------------------------------------------------------ RoPE decay */
+
+/* P2 (Men et al. 2024, ../shared/docs/PAPERS.md): the long-term-decay sum
+ *   B(m) = sum_{i<n} cos(m * theta_i),  n = d/2 frequencies,
+ * the upper bound U(m) = sum_{k=1}^{n} |sum_{l<k} e^{i m theta_l}|, and the
+ * paper's lower bound on the base per context length. lib/decay.c states
+ * the numerical accuracy of each. */
+
+/* Evaluate as the paper's float32 code would (theta_i = 1 / powf(base,
+ * 2i/d), angle = float(m) * theta in float32, cosf, float32 sum in order i)
+ * or in double (angles m*theta_i exact, sum in double). */
+enum strata_decay_prec { STRATA_DECAY_F64, STRATA_DECAY_F32 };
+
+/* The paper's base grid (i + j/10) * 10^x, x = 3..9, i = 1..9, j = 0..9, in
+ * increasing order: STRATA_DECAY_GRID_N values written to bases. */
+#define STRATA_DECAY_GRID_N 630
+void strata_decay_grid(double *bases);
+
+/* RoPE frequencies theta (d/2) of a head of width d with base `base` and
+ * scaling sc (NULL: none) for a sequence of P positions, per
+ * docs/CHECKPOINTS.md, in double; returns the factor cos and sin are
+ * multiplied by (YaRN's attention factor; 1 otherwise). d even, >= 2. */
+double strata_rope_freqs(double *theta, int32_t d, double base,
+                         const struct strata_rope_scaling_params *sc, int64_t P);
+
+/* B(m) for m = m0 .. m0+n-1 into out (n), frequencies theta (n_freq) in
+ * double. 0 <= m0, m0 + n <= 2^40. */
+void strata_decay_eval(double *out, const double *theta, int32_t n_freq, int64_t m0, int64_t n);
+/* B(m) of the pure base `base`, head width d, in precision prec (F32:
+ * m0 + n <= 2^24, where float32 still counts integers exactly). */
+void strata_decay_eval_base(double *out, double base, int32_t d, enum strata_decay_prec prec,
+                            int64_t m0, int64_t n);
+/* U(m) for m = m0 .. m0+n-1 into out (n). */
+void strata_decay_upper(double *out, const double *theta, int32_t n_freq, int64_t m0, int64_t n);
+
+/* The first m in [0, limit) with B(m) < 0, or limit if there is none;
+ * *value (may be NULL) receives B there (0 if none). */
+int64_t strata_decay_first_neg(const double *theta, int32_t n_freq, int64_t limit, double *value);
+int64_t strata_decay_first_neg_base(double base, int32_t d, enum strata_decay_prec prec,
+                                    int64_t limit, double *value);
+
+/* One row of the lower-bound table. */
+struct strata_decay_bound {
+    int64_t length;         /* L: B(m) >= 0 is required for 0 <= m < L */
+    double base;            /* the first grid base that meets it; 0: none on the grid */
+    double min_b;           /* min B(m), m < L, at that base (its margin) */
+    double prev_base;       /* the grid base just below (fails); 0 if none */
+    int64_t prev_first_neg; /* its first m with B(m) < 0 */
+    double prev_b;          /* B there (< 0) */
+};
+/* The paper's search: for each of lengths (n_len, any order, each >= 1; F32:
+ * <= 2^24), the first base of strata_decay_grid with no negative B(m) for
+ * m = 0 .. L-1, for head width d (even, 2 .. 4096). out (n_len) in the order
+ * of lengths. The bases are scanned once upward; each stops at its first
+ * negative m. Valid because a base that fails length L fails every longer
+ * length too (its negative m lies inside the longer range), so the bound
+ * never decreases with L. */
+int strata_decay_bound(struct strata_decay_bound *out, int32_t d, const int64_t *lengths,
+                       int32_t n_len, enum strata_decay_prec prec);
 
 /* ------------------------------------------------------------ numerics */
 

@@ -69,8 +69,31 @@ echo "== Block Influence"
 cat "$OUT/blockinf.csv"
 "$PYTHON" scripts/plot_blockinf.py "$OUT/blockinf.csv" -o "$OUT/blockinf.png" --title "stories260K, ${SAMPLES}x${SEQ_LEN} tokens"
 
+echo "== RoPE decay (P2): B(m) curves, the paper's base bound table, the gap in stories260K"
+"$BINDIR/strata-decay" curve --base 10000,100000,1000000,10000000 --dim 128 --max-dist 20000 \
+    --every 4 --summary "$OUT/decay_first_neg.csv" -o "$OUT/decay_curve.csv"
+T0=$(date +%s%N)
+"$BINDIR/strata-decay" bound --dim 128 -o "$OUT/decay_bound.csv"
+MS=$((($(date +%s%N) - T0) / 1000000))
+echo "bound table (d = 128, the paper's lengths) took $((MS / 1000)).$(printf %03d $((MS % 1000))) s:"
+cut -d, -f1-5 "$OUT/decay_bound.csv"
+"$BINDIR/strata-decay" check --config "$MODEL"
+"$BINDIR/strata-decay" gap --model "$MODEL" --tokenizer "$TOKENIZER" --seq-len 256 --trials 32 \
+    -o "$OUT/decay_gap.csv"
+"$PYTHON" scripts/plot_decay.py curve "$OUT/decay_curve.csv" -o "$OUT/decay_curve.png"
+"$PYTHON" scripts/plot_decay.py bound "$OUT/decay_bound.csv" -o "$OUT/decay_bound.png"
+"$PYTHON" scripts/plot_decay.py gap "$OUT/decay_gap.csv" -o "$OUT/decay_gap.png" --title "stories260K"
+if [ -x "$BINDIR/strata-probe-attn" ]; then
+    "$BINDIR/strata-probe-attn" --model "$MODEL" --tokenizer "$TOKENIZER" --corpus "$CORPUS" \
+        --samples 50 --seq-len "$SEQ_LEN" --seed 0 -o "$OUT/attn.h5"
+    "$BINDIR/strata-decay" empirical "$OUT/attn.h5" -o "$OUT/decay_empirical.csv"
+    "$PYTHON" scripts/plot_decay.py empirical "$OUT/decay_empirical.csv" \
+        -o "$OUT/decay_empirical.png" --title "stories260K"
+fi
+
 echo
 echo "demo done in ${SECONDS} s. Results:"
 echo "  $OUT/hidden.h5      hidden states (docs/FORMAT.md)"
 echo "  $OUT/blockinf.csv   Block Influence per block"
 echo "  $OUT/blockinf.png   the figure"
+echo "  $OUT/decay_*.csv    RoPE decay: curve, bound table (+ fit), gap, empirical; decay_*.png"

@@ -312,7 +312,7 @@ static void check_contents(const char *path, const struct strata_dump_params *p,
     CHECK(bad_tok == 0);
     char *v = NULL;
     CHECK_OK(strata_dump_get_attr_str(d, "format", &v));
-    CHECK(v && !strcmp(v, "strata-dump/1"));
+    CHECK(v && !strcmp(v, "strata-dump/2"));
     free(v);
     int64_t x = -1;
     CHECK_OK(strata_dump_get_attr_i64(d, "n_complete", &x));
@@ -333,7 +333,7 @@ static void test_round_trips(void)
     /* f32 exact; f16 = the half rounding of lib/util.c, special values too. */
     for (int dt = 0; dt < 2; dt++) {
         for (int gz = 0; gz < 2; gz++) {
-            struct strata_dump_params p = {3, 4, 5, 6, dt ? STRATA_F16 : STRATA_F32, gz ? 6 : 0};
+            struct strata_dump_params p = {.n_samples = 3, .n_layers = 4, .seq_len = 5, .dim = 6, .dtype = dt ? STRATA_F16 : STRATA_F32, .gzip = gz ? 6 : 0};
             const char *path = tmp_path(dt ? (gz ? "rt16z.h5" : "rt16.h5") : (gz ? "rt32z.h5" : "rt32.h5"));
             CHECK_OK(write_dump(path, &p, p.n_samples, true));
             check_contents(path, &p, p.n_samples, true);
@@ -346,7 +346,7 @@ static void test_round_trips(void)
                                     65504.0f, 65519.0f, 1.0f + 0x1p-11f, -1e-30f};
     const int n_sp = (int)(sizeof special / sizeof special[0]);
     for (int dt = 0; dt < 2; dt++) {
-        struct strata_dump_params p = {1, 1, 1, n_sp, dt ? STRATA_F16 : STRATA_F32, 0};
+        struct strata_dump_params p = {.n_samples = 1, .n_layers = 1, .seq_len = 1, .dim = n_sp, .dtype = dt ? STRATA_F16 : STRATA_F32, .gzip = 0};
         const char *path = tmp_path("special.h5");
         struct strata_dump *d = NULL;
         int32_t tok = 7;
@@ -371,7 +371,7 @@ static void test_round_trips(void)
      * Inf itself is stored as Inf. */
     for (int k = 0; k < 2; k++) {
         const float big[2] = {1.0f, k ? 65520.0f : -1e9f};
-        struct strata_dump_params p = {1, 1, 1, 2, STRATA_F16, 0};
+        struct strata_dump_params p = {.n_samples = 1, .n_layers = 1, .seq_len = 1, .dim = 2, .dtype = STRATA_F16, .gzip = 0};
         const char *path = tmp_path("overflow.h5");
         struct strata_dump *d = NULL;
         int32_t tok = 7;
@@ -387,7 +387,7 @@ static void test_partial(void)
     const char *path = tmp_path("part.h5");
     char partial[4300];
     snprintf(partial, sizeof partial, "%s.partial", path);
-    struct strata_dump_params p = {4, 3, 7, 5, STRATA_F16, 0};
+    struct strata_dump_params p = {.n_samples = 4, .n_layers = 3, .seq_len = 7, .dim = 5, .dtype = STRATA_F16, .gzip = 0};
 
     /* free() before finish: a valid .partial, complete = 0, n_complete = 2 */
     CHECK_OK(write_dump(path, &p, 2, false));
@@ -487,7 +487,7 @@ static void test_partial(void)
 static void test_attrs(void)
 {
     const char *path = tmp_path("attrs.h5");
-    struct strata_dump_params p = {1, 2, 3, 4, STRATA_F32, 0};
+    struct strata_dump_params p = {.n_samples = 1, .n_layers = 2, .seq_len = 3, .dim = 4, .dtype = STRATA_F32, .gzip = 0};
     struct strata_dump *d = NULL;
     CHECK_OK(strata_dump_create(&d, path, &p));
     if (!d) return;
@@ -575,7 +575,7 @@ static void test_attrs(void)
 static void test_reader_read_only(void)
 {
     const char *path = tmp_path("ro.h5");
-    struct strata_dump_params p = {2, 2, 3, 4, STRATA_F16, 0};
+    struct strata_dump_params p = {.n_samples = 2, .n_layers = 2, .seq_len = 3, .dim = 4, .dtype = STRATA_F16, .gzip = 0};
     CHECK_OK(write_dump(path, &p, 2, true));
     size_t n0 = 0;
     unsigned char *before = (unsigned char *)check_slurp(path, &n0);
@@ -599,7 +599,7 @@ static void test_reader_read_only(void)
 static void test_identical_runs(void)
 {
     /* L1 = 6 boundaries of 256 KiB: chunks of 4, so edge chunks are partial */
-    struct strata_dump_params p = {2, 6, 64, 1024, STRATA_F32, 0};
+    struct strata_dump_params p = {.n_samples = 2, .n_layers = 6, .seq_len = 64, .dim = 1024, .dtype = STRATA_F32, .gzip = 0};
     const char *a = tmp_path("same_a.h5"), *b = tmp_path("same_b.h5");
     CHECK_OK(write_dump(a, &p, 2, true));
     CHECK_OK(write_dump(b, &p, 2, true));
@@ -616,7 +616,7 @@ static void test_identical_runs(void)
         CHECK(oi.atime == 0 && oi.mtime == 0 && oi.ctime == 0 && oi.btime == 0);
     }
     H5Fclose(file);
-    struct strata_dump_params q = {3, 5, 40, 24, STRATA_F16, 5};
+    struct strata_dump_params q = {.n_samples = 3, .n_layers = 5, .seq_len = 40, .dim = 24, .dtype = STRATA_F16, .gzip = 5};
     CHECK_OK(write_dump(a, &q, 2, false)); /* partial ones too */
     char pa[4300], pb[4300];
     snprintf(pa, sizeof pa, "%s.partial", a);
@@ -690,7 +690,7 @@ static void test_errors(void)
 
     /* the first half of a real dump */
     const char *whole = tmp_path("whole.h5");
-    struct strata_dump_params p = {4, 3, 32, 64, STRATA_F32, 0};
+    struct strata_dump_params p = {.n_samples = 4, .n_layers = 3, .seq_len = 32, .dim = 64, .dtype = STRATA_F32, .gzip = 0};
     CHECK_OK(write_dump(whole, &p, 4, true));
     size_t n = 0;
     unsigned char *bytes = (unsigned char *)check_slurp(whole, &n);
@@ -702,7 +702,7 @@ static void test_errors(void)
     CHECK_FAILS(strata_dump_open(&d, path), STRATA_E_FORMAT, path);
     CHECK(strstr(strata_last_error(), "truncated") != NULL);
 
-    /* valid HDF5, broken as a dump */
+    /* valid HDF5, broken as a dump (strata-dump/1 layout: still read) */
     static const struct {
         const char *name;
         struct fake f;
@@ -768,16 +768,16 @@ static void write_schema_files(void)
 {
     char path[4300];
     /* f32: boundaries of 256 KiB, 4 to a chunk (the last chunk partial) */
-    struct strata_dump_params p32 = {2, 6, 64, 1024, STRATA_F32, 0};
+    struct strata_dump_params p32 = {.n_samples = 2, .n_layers = 6, .seq_len = 64, .dim = 1024, .dtype = STRATA_F32, .gzip = 0};
     snprintf(path, sizeof path, "%s/schema_f32.h5", schema_dir);
     CHECK_OK(write_dump(path, &p32, p32.n_samples, true));
     check_contents(path, &p32, p32.n_samples, true);
     /* f16, tiny: one chunk holds every boundary */
-    struct strata_dump_params p16 = {3, 5, 16, 8, STRATA_F16, 0};
+    struct strata_dump_params p16 = {.n_samples = 3, .n_layers = 5, .seq_len = 16, .dim = 8, .dtype = STRATA_F16, .gzip = 0};
     snprintf(path, sizeof path, "%s/schema_f16.h5", schema_dir);
     CHECK_OK(write_dump(path, &p16, p16.n_samples, true));
     /* f16 + gzip, boundaries of 4.1 MiB: T is split into 5 chunks */
-    struct strata_dump_params ps = {2, 2, 2100, 1024, STRATA_F16, 1};
+    struct strata_dump_params ps = {.n_samples = 2, .n_layers = 2, .seq_len = 2100, .dim = 1024, .dtype = STRATA_F16, .gzip = 1};
     snprintf(path, sizeof path, "%s/schema_split.h5", schema_dir);
     CHECK_OK(write_dump(path, &ps, ps.n_samples, true));
     check_contents(path, &ps, ps.n_samples, true);
@@ -802,6 +802,165 @@ static int make_dirs(void)
     return mkdtemp(tmp_dir) ? 0 : -1;
 }
 
+/* ------------------------------------------------------ result files */
+
+/* A result file written by strata_h5_*: whole datasets of each type, a
+ * scalar, datasets filled by rows out of order (one with rows of 5 MiB, so
+ * its rows are cut into chunks), groups from "/" in names, attributes on the
+ * root and on a dataset. Values are formulas, so reads check exactly. */
+static int write_result(const char *path, bool finish)
+{
+    struct strata_h5 *f = NULL;
+    int rc = strata_h5_create(&f, path);
+    if (rc) return rc;
+    float a[3][4];
+    double b[5];
+    int32_t c[2][3][2];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 4; j++) a[i][j] = (float)(i * 10 + j) + 0.25f;
+    for (int i = 0; i < 5; i++) b[i] = 1.0 / (i + 1);
+    for (int i = 0; i < 12; i++) (&c[0][0][0])[i] = -6 + i;
+    const int64_t sa[2] = {3, 4}, sb[1] = {5}, sc[3] = {2, 3, 2};
+    const double pi = 3.14159;
+    const int64_t big[2] = {3, 5 << 18}; /* rows of 5 MiB f32 */
+    const int64_t small[3] = {7, 3, 2};
+    float *row = malloc((size_t)big[1] * sizeof *row);
+    if ((rc = strata_h5_write(f, "a", STRATA_H5_F32, 2, sa, a)) ||
+        (rc = strata_h5_write(f, "/grp/sub/b", STRATA_H5_F64, 1, sb, b)) ||
+        (rc = strata_h5_write(f, "grp/c", STRATA_H5_I32, 3, sc, c)) ||
+        (rc = strata_h5_write(f, "scalar", STRATA_H5_F64, 0, NULL, &pi)) ||
+        (rc = strata_h5_create_dataset(f, "rows/big", STRATA_H5_F32, 2, big)) ||
+        (rc = strata_h5_create_dataset(f, "rows/small", STRATA_H5_F64, 3, small)))
+        goto done;
+    for (int r = 2; r >= 0 && !rc; r--) { /* last row first */
+        for (int64_t j = 0; j < big[1]; j++) row[j] = (float)(r * 1000003 + j);
+        rc = strata_h5_write_rows(f, "rows/big", r, 1, row);
+    }
+    double sm[7][3][2];
+    for (int i = 0; i < 42; i++) (&sm[0][0][0])[i] = i * 0.5;
+    if (rc || (rc = strata_h5_write_rows(f, "rows/small", 4, 3, sm[4])) ||
+        (rc = strata_h5_write_rows(f, "rows/small", 0, 4, sm[0])))
+        goto done;
+    if ((rc = strata_h5_set_attr_str(f, "/", "program", "test_h5io")) ||
+        (rc = strata_h5_set_attr_i64(f, "/", "n", 42)) ||
+        (rc = strata_h5_set_attr_i64(f, "/", "n", 43)) || /* replaced */
+        (rc = strata_h5_set_attr_f64(f, "grp/c", "scale", 0.125)) ||
+        (rc = strata_h5_set_attr_str(f, "rows/big", "unit", "nats")))
+        goto done;
+    if (finish) rc = strata_h5_finish(f);
+done:
+    free(row);
+    strata_h5_free(f);
+    return rc;
+}
+
+static void test_result_files(void)
+{
+    const char *path = tmp_path("result.h5");
+    char partial[4300];
+    snprintf(partial, sizeof partial, "%s.partial", path);
+    CHECK_OK(write_result(path, true));
+    CHECK(file_exists(path) && !file_exists(partial));
+
+    struct strata_h5 *f = NULL;
+    CHECK_OK(strata_h5_open(&f, path));
+    if (!f) return;
+    int nd = -1;
+    int64_t sh[STRATA_H5_MAX_DIMS];
+    CHECK_OK(strata_h5_shape(f, "a", &nd, sh));
+    CHECK(nd == 2 && sh[0] == 3 && sh[1] == 4);
+    CHECK_OK(strata_h5_shape(f, "/grp/c", &nd, sh));
+    CHECK(nd == 3 && sh[0] == 2 && sh[1] == 3 && sh[2] == 2);
+    CHECK_OK(strata_h5_shape(f, "scalar", &nd, sh));
+    CHECK(nd == 0);
+    float a[12];
+    CHECK_OK(strata_h5_read(f, "a", STRATA_H5_F32, a));
+    int bad = 0;
+    for (int i = 0; i < 12; i++) bad += a[i] != (float)((i / 4) * 10 + i % 4) + 0.25f;
+    double b[5], c[12], pi = 0;
+    CHECK_OK(strata_h5_read(f, "grp/sub/b", STRATA_H5_F64, b));
+    for (int i = 0; i < 5; i++) bad += b[i] != 1.0 / (i + 1);
+    CHECK_OK(strata_h5_read(f, "grp/c", STRATA_H5_F64, c)); /* int32 converted to double */
+    for (int i = 0; i < 12; i++) bad += c[i] != -6.0 + i;
+    CHECK_OK(strata_h5_read(f, "scalar", STRATA_H5_F64, &pi));
+    bad += pi != 3.14159;
+    int32_t ci[2 * 3 * 2];
+    CHECK_OK(strata_h5_read_rows(f, "grp/c", STRATA_H5_I32, 1, 1, ci));
+    for (int i = 0; i < 6; i++) bad += ci[i] != i;
+    const int64_t W = 5 << 18;
+    float *row = malloc((size_t)W * sizeof *row);
+    for (int r = 0; r < 3; r++) {
+        CHECK_OK(strata_h5_read_rows(f, "rows/big", STRATA_H5_F32, r, 1, row));
+        for (int64_t j = 0; j < W; j++) bad += row[j] != (float)(r * 1000003 + j);
+    }
+    free(row);
+    double sm[7 * 6];
+    CHECK_OK(strata_h5_read(f, "rows/small", STRATA_H5_F64, sm));
+    for (int i = 0; i < 42; i++) bad += sm[i] != i * 0.5;
+    CHECK(bad == 0);
+    char *s = NULL;
+    int64_t n = 0;
+    double x = 0;
+    CHECK_OK(strata_h5_get_attr_str(f, "/", "program", &s));
+    CHECK(s && !strcmp(s, "test_h5io"));
+    free(s);
+    CHECK_OK(strata_h5_get_attr_i64(f, "/", "n", &n));
+    CHECK(n == 43);
+    CHECK_OK(strata_h5_get_attr_f64(f, "/", "n", &x)); /* integers read as double too */
+    CHECK(x == 43.0);
+    CHECK_OK(strata_h5_get_attr_f64(f, "/grp/c", "scale", &x));
+    CHECK(x == 0.125);
+    CHECK_OK(strata_h5_get_attr_str(f, "rows/big", "unit", &s));
+    CHECK(s && !strcmp(s, "nats"));
+    free(s);
+
+    /* Failures a caller can cause name the file and the dataset. */
+    CHECK_FAILS(strata_h5_shape(f, "nope", &nd, sh), STRATA_E_FORMAT, path);
+    CHECK(strstr(strata_last_error(), "/nope") != NULL);
+    CHECK_FAILS(strata_h5_read(f, "grp/nope", STRATA_H5_F32, a), STRATA_E_FORMAT, path);
+    CHECK(strstr(strata_last_error(), "grp/nope") != NULL);
+    CHECK_FAILS(strata_h5_read_rows(f, "rows/small", STRATA_H5_F64, 5, 3, sm), STRATA_E_ARG, path);
+    CHECK(strstr(strata_last_error(), "rows/small") != NULL);
+    CHECK_FAILS(strata_h5_get_attr_i64(f, "/", "missing", &n), STRATA_E_FORMAT, path);
+    CHECK_FAILS(strata_h5_get_attr_i64(f, "/", "program", &n), STRATA_E_FORMAT, path);
+    CHECK_FAILS(strata_h5_write_rows(f, "rows/small", 0, 1, sm), STRATA_E_ARG, path);
+    CHECK_FAILS(strata_h5_set_attr_i64(f, "/", "n", 1), STRATA_E_ARG, path);
+    strata_h5_free(f);
+
+    /* Identical inputs, identical bytes. */
+    const char *path2 = tmp_path("result2.h5");
+    CHECK_OK(write_result(path2, true));
+    CHECK(same_bytes(path, path2));
+
+    /* A writer freed unfinished leaves a readable path.partial, no path. */
+    const char *path3 = tmp_path("result3.h5");
+    char partial3[4300];
+    snprintf(partial3, sizeof partial3, "%s.partial", path3);
+    CHECK_OK(write_result(path3, false));
+    CHECK(!file_exists(path3) && file_exists(partial3));
+    CHECK_OK(strata_h5_open(&f, partial3));
+    CHECK_OK(strata_h5_shape(f, "rows/big", &nd, sh));
+    CHECK(nd == 2 && sh[0] == 3);
+    strata_h5_free(f);
+
+    /* Writer-side mistakes. */
+    CHECK_OK(strata_h5_create(&f, path3));
+    const int64_t s2[2] = {2, 2}, s0[2] = {0, 2};
+    float v[4] = {1, 2, 3, 4};
+    CHECK_OK(strata_h5_write(f, "v", STRATA_H5_F32, 2, s2, v));
+    CHECK_FAILS(strata_h5_write(f, "v", STRATA_H5_F32, 2, s2, v), STRATA_E_ARG, path3);
+    CHECK(strstr(strata_last_error(), "/v") != NULL);
+    CHECK_FAILS(strata_h5_create_dataset(f, "z", STRATA_H5_F32, 2, s0), STRATA_E_ARG, path3);
+    CHECK_FAILS(strata_h5_write_rows(f, "v", 1, 2, v), STRATA_E_ARG, path3);
+    CHECK_FAILS(strata_h5_set_attr_i64(f, "absent", "x", 1), STRATA_E_FORMAT, path3);
+    CHECK_OK(strata_h5_finish(f));
+    CHECK_FAILS(strata_h5_write(f, "w", STRATA_H5_F32, 2, s2, v), STRATA_E_ARG, path3);
+    strata_h5_free(f);
+    CHECK_FAILS(strata_h5_open(&f, tmp_path("absent.h5")), STRATA_E_IO, "absent.h5");
+    CHECK(f == NULL);
+    CHECK_FAILS(strata_h5_create(&f, "/nonexistent-dir/x.h5"), STRATA_E_IO, "/nonexistent-dir/x.h5");
+}
+
 int main(void)
 {
     if (make_dirs() != 0) {
@@ -815,6 +974,7 @@ int main(void)
     test_reader_read_only();
     test_identical_runs();
     test_errors();
+    test_result_files();
     write_schema_files();
     remove_dir(tmp_dir);
     if (own_schema_dir) remove_dir(schema_dir);

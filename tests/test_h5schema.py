@@ -33,7 +33,7 @@ except ImportError as e:  # a missing package is a failure, not a skip
     check(False, f"import h5py/numpy: {e} (install python3-h5py python3-numpy)")
     done()
 
-FORMAT = "strata-dump/1"
+FORMAT = "strata-dump/2"
 MiB = 1 << 20
 
 
@@ -74,7 +74,15 @@ FILES = {
 def check_file(path, shape, dtype, gzip, n_written, complete):
     name = os.path.basename(path)
     with h5py.File(path, "r") as f:
-        check(sorted(f.keys()) == ["hidden", "tokens"], f"{name}: datasets {sorted(f.keys())}")
+        check(sorted(f.keys()) == ["hidden", "layers", "positions", "sample_doc", "sample_draw",
+                                   "sample_window", "tokens"], f"{name}: datasets {sorted(f.keys())}")
+        check(np.array_equal(f["layers"][:], np.arange(shape[1])) and f["layers"].dtype == "<i4",
+              f"{name}: /layers lists every boundary")
+        check(np.array_equal(f["positions"][:], np.arange(shape[2]))
+              and f["positions"].dtype == "<i4", f"{name}: /positions lists every position")
+        for k in ("sample_doc", "sample_draw", "sample_window"):
+            check(f[k].shape == (shape[0],) and f[k].dtype == "<i8" and f[k].maxshape == (None,)
+                  and [x.label for x in f[k].dims] == ["sample"], f"{name}: /{k} (N) int64")
         a = f.attrs
         for key, typ in [("format", str), ("n_complete", np.int64), ("complete", np.int64),
                          ("strata_version", str), ("command_line", str), ("model_config", str),
@@ -104,7 +112,9 @@ def check_file(path, shape, dtype, gzip, n_written, complete):
         if gzip:
             check(h.compression_opts == gzip, f"{name}: gzip level {h.compression_opts}")
             check(h.shuffle, f"{name}: shuffle before gzip")
-        check(t.chunks is None and t.compression is None, f"{name}: tokens contiguous, raw")
+        check(t.compression is None and t.maxshape == (None, shape[2])
+              and t.chunks[1] == shape[2], f"{name}: tokens raw, whole rows, growable")
+        check(h.maxshape == (None,) + shape[1:], f"{name}: hidden grows along samples only")
 
         # values: written samples equal the formula (f16: numpy's rounding)
         want = expected_hidden((n_written,) + shape[1:])
@@ -132,6 +142,55 @@ def check_file(path, shape, dtype, gzip, n_written, complete):
                        capture_output=True, text=True)
     check(r.returncode == 0 and "(0,0): 0, 11, 22" in r.stdout,
           f"h5dump -d /tokens {name}: {r.stdout[-200:]}")
+
+
+def check_probe_dump(tmp):
+    """A real dump from strata-probe-hidden with every site, f16 and
+    selections, against docs/FORMAT.md: datasets, shapes, types, labels,
+    chunks, the root attributes of the provenance table and their types."""
+    bindir = os.environ.get("BINDIR", "bin")
+    shared = os.environ.get("SHARED", os.path.join("..", "shared"))
+    out = os.path.join(tmp, "probe.h5")
+    r = subprocess.run([os.path.join(bindir, "strata-probe-hidden"), "--model",
+                        os.path.join(shared, "models/stories260K/stories260K.bin"),
+                        "--tokenizer", os.path.join(shared, "models/stories260K/tok512.bin"),
+                        "--corpus", os.path.join(shared, "corpora/tinystories-val-1000.txt"),
+                        "--samples", "3", "--seq-len", "64", "--layers", "1,3-5",
+                        "--positions", "0-9,10-63:9", "--sites", "resid,attn_out,mlp_out",
+                        "--dtype", "f16", "-o", out], capture_output=True, text=True)
+    check(r.returncode == 0, f"probe-hidden: {r.stderr[-300:]}")
+    if r.returncode:
+        return
+    with h5py.File(out, "r") as f:
+        check(sorted(f.keys()) == ["attn_out", "blocks", "hidden", "layers", "mlp_out",
+                                   "positions", "sample_doc", "sample_draw", "sample_window",
+                                   "tokens"], f"probe dump datasets {sorted(f.keys())}")
+        lay, blk, pos = f["layers"][:], f["blocks"][:], f["positions"][:]
+        check(list(lay) == [1, 3, 4, 5] and list(blk) == [1, 3, 4], f"layers {lay} blocks {blk}")
+        check(list(pos) == list(range(10)) + list(range(10, 64, 9)), f"positions {pos}")
+        P = len(pos)
+        for k, n, lab in (("hidden", 4, "layer"), ("attn_out", 3, "block"), ("mlp_out", 3, "block")):
+            d = f[k]
+            check(d.shape == (3, n, P, 64) and d.dtype == np.float16, f"/{k} {d.shape} {d.dtype}")
+            check([x.label for x in d.dims] == ["sample", lab, "position", "dim"], f"/{k} labels")
+            check(d.chunks == chunk_rule(n, P, 64, 2), f"/{k} chunks {d.chunks}")
+            check(np.all(np.isfinite(d[:])), f"/{k} finite")
+        check(f["tokens"].shape == (3, 64) and np.all(f["tokens"][:, 0] == 1), "tokens, BOS first")
+        a = f.attrs
+        strings = ["format", "strata_version", "command_line", "model_path", "model_config",
+                   "tokenizer_path", "corpus_path", "corpus_format", "separator", "jsonl_field",
+                   "seed", "seq_len", "sample_offset", "layers_spec", "positions_spec", "sites",
+                   "dtype", "interventions", "sampling"]
+        for key in strings:
+            check(key in a and type(a[key]) is str, f"probe attribute {key}: {type(a.get(key))}")
+        for key in ("n_complete", "complete", "n_windows"):
+            check(key in a and type(a[key]) is np.int64, f"probe attribute {key}")
+        check(a["format"] == FORMAT and a["complete"] == 1 and a["n_complete"] == 3
+              and a["sites"] == "resid,attn_out,mlp_out" and a["dtype"] == "f16"
+              and a["corpus_format"] == "text", "probe attribute values")
+        draws = f["sample_draw"][:]
+        check(sorted(draws) == [0, 1, 2] and np.all(np.diff(f["sample_window"][:]) > 0),
+              f"draws 0..2 kept in stream order: {draws}")
 
 
 def main():
@@ -169,6 +228,10 @@ def main():
                 check(False, f"{name}: {traceback.format_exc()}")
             with open(p0, "rb") as a, open(p1, "rb") as b:
                 check(a.read() == b.read(), f"{name}: two identical runs gave different bytes")
+        try:
+            check_probe_dump(top)
+        except Exception:
+            check(False, f"probe dump: {traceback.format_exc()}")
         check(not os.path.exists(os.path.join(d0, "schema_partial.h5")),
               "unfinished dump appeared under its final name")
     finally:

@@ -1,0 +1,614 @@
+/* strata-decay — RoPE's long-term decay and the lower bound of its base
+ * (P2, "Base of RoPE bounds context length", Men et al. 2024;
+ * ../shared/docs/PAPERS.md). Theory from lib/decay.c (B(m), the upper
+ * bound, the paper's grid search), a model's config checked against it,
+ * and the decay measured in a model: from strata-probe-attn's reductions
+ * (docs/FORMAT.md) and by running the model on inputs built so the
+ * query's token reappears at known distances (the similar-vs-random gap).
+ *
+ * Legend: d head width, n = d/2 frequencies, m relative distance, L context
+ * length / layers as the subcommand says, H heads, T tokens. */
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+
+static const int64_t paper_lengths[] = {1000,   2000,   4000,   8000,   16000,  32000,
+                                        64000,  128000, 256000, 512000, 1000000};
+
+static void usage(void)
+{
+    printf(
+        "usage: strata-decay COMMAND [options]   (COMMAND --help for its options)\n"
+        "\n"
+        "RoPE long-term decay B(m) = sum_{i<d/2} cos(m base^(-2i/d)) (P2, Men et al. 2024).\n"
+        "  curve      B(m) and B(m)/(d/2) for m = 0..M for one or more bases (--upper:\n"
+        "             also the bound sum_n |sum_{l<n} e^{i m theta_l}|)\n"
+        "  upper      the same as curve --upper\n"
+        "  bound      the paper's lower bound on the base per context length, with the\n"
+        "             power-law fit base = a * L^k\n"
+        "  check      does a model's RoPE base (config.json or checkpoint) clear the bound\n"
+        "  empirical  mean attention logit/probability against distance from a\n"
+        "             strata-probe-attn file (docs/FORMAT.md)\n"
+        "  gap        similar-vs-random attention logit gap against distance, by running\n"
+        "             a model on inputs where the query's token reappears\n"
+        "CSV goes to stdout or -o FILE (written as FILE.partial, then renamed).\n");
+}
+
+/* "a,b,c" of numbers > lo into a malloc'ed array. */
+static double *parse_list(const char *opt, const char *s, int *n, double lo)
+{
+    double *v = NULL;
+    *n = 0;
+    char *copy = strdup(s), *save = NULL;
+    if (!copy) cli_die(NULL, "out of memory");
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        double x = cli_double(opt, t);
+        if (!(x > lo) || !isfinite(x)) cli_die(NULL, "%s: %s must be a number above %g", opt, t, lo);
+        v = realloc(v, (size_t)(*n + 1) * sizeof *v);
+        if (!v) cli_die(NULL, "out of memory");
+        v[(*n)++] = x;
+    }
+    free(copy);
+    if (*n == 0) cli_die(NULL, "%s: empty list", opt);
+    return v;
+}
+
+static int32_t check_dim(int64_t d)
+{
+    if (d <= 0) cli_die("give --dim d, the head width (e.g. 128)", "--dim is required");
+    if (d % 2 || d > 4096) cli_die(NULL, "--dim %lld must be even and at most 4096", (long long)d);
+    return (int32_t)d;
+}
+
+/* ------------------------------------------------------------ curve */
+
+static int cmd_curve(int argc, char **argv, bool upper)
+{
+    const char *out_path = "-", *bases_s = NULL, *summary = NULL;
+    int64_t d = 0, M = 0, every = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("usage: strata-decay curve --base B[,B...] --dim d --max-dist M [--every k]\n"
+                   "                          [--upper] [--summary FILE] [-o CSV]\n"
+                   "Columns: base, m, b (B(m)), b_norm (B(m)/(d/2)) [, upper, upper_norm].\n"
+                   "The first m with B(m) < 0 per base goes to stderr (and --summary FILE as\n"
+                   "CSV base,first_neg,b_at; first_neg = -1 if none up to M).\n");
+            return 0;
+        } else if (!strcmp(a, "--base")) bases_s = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--dim")) d = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 20);
+        else if (!strcmp(a, "--max-dist")) M = cli_int(a, cli_value(argc, argv, &i), 0, (int64_t)1 << 32);
+        else if (!strcmp(a, "--every")) every = cli_int(a, cli_value(argc, argv, &i), 1, (int64_t)1 << 32);
+        else if (!strcmp(a, "--upper")) upper = true;
+        else if (!strcmp(a, "--summary")) summary = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out_path = cli_value(argc, argv, &i);
+        else cli_die("see strata-decay curve --help", "unknown option '%s'", a);
+    }
+    const int32_t dd = check_dim(d);
+    if (!bases_s) cli_die("e.g. --base 10000,500000", "--base is required");
+    if (M <= 0) cli_die("e.g. --max-dist 100000", "--max-dist M (> 0) is required");
+    int nb;
+    double *bases = parse_list("--base", bases_s, &nb, 1.0);
+    const int32_t n = dd / 2;
+    double *theta = malloc((size_t)n * sizeof *theta);
+    const int64_t chunk = 1 << 16;
+    double *b = malloc((size_t)chunk * sizeof *b), *u = malloc((size_t)chunk * sizeof *u);
+    if (!theta || !b || !u) cli_die(NULL, "out of memory");
+    struct cli_out out, sout;
+    FILE *f = cli_out_open(&out, out_path);
+    FILE *sf = summary ? cli_out_open(&sout, summary) : NULL;
+    fprintf(f, "base,m,b,b_norm%s\n", upper ? ",upper,upper_norm" : "");
+    if (sf) fprintf(sf, "base,first_neg,b_at\n");
+    for (int k = 0; k < nb; k++) {
+        strata_rope_freqs(theta, dd, bases[k], NULL, 0);
+        int64_t first = -1;
+        double at = 0;
+        for (int64_t m0 = 0; m0 <= M; m0 += chunk) {
+            int64_t cnt = M + 1 - m0 < chunk ? M + 1 - m0 : chunk;
+            strata_decay_eval(b, theta, n, m0, cnt);
+            if (upper) strata_decay_upper(u, theta, n, m0, cnt);
+            for (int64_t j = 0; j < cnt; j++) {
+                int64_t m = m0 + j;
+                if (first < 0 && b[j] < 0) first = m, at = b[j];
+                if (m % every) continue;
+                fprintf(f, "%.17g,%lld,%.12g,%.12g", bases[k], (long long)m, b[j], b[j] / n);
+                if (upper) fprintf(f, ",%.12g,%.12g", u[j], u[j] / n);
+                fputc('\n', f);
+            }
+        }
+        fprintf(stderr, "%s: base %g, d %d: first m with B(m) < 0: %s%lld\n", cli_prog, bases[k],
+                (int)dd, first < 0 ? "none up to " : "", (long long)(first < 0 ? M : first));
+        if (sf) fprintf(sf, "%.17g,%lld,%.12g\n", bases[k], (long long)first, at);
+    }
+    cli_out_commit(&out);
+    if (sf) cli_out_commit(&sout);
+    free(bases);
+    free(theta);
+    free(b);
+    free(u);
+    return 0;
+}
+
+/* ------------------------------------------------------------ bound */
+
+/* Least squares ln base = ln a + k ln L over rows with a bound. */
+static void power_fit(const struct strata_decay_bound *r, int n, double *a, double *k, double *resid)
+{
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    int cnt = 0;
+    for (int i = 0; i < n; i++) {
+        if (r[i].base <= 0) continue;
+        double x = log((double)r[i].length), y = log(r[i].base);
+        sx += x, sy += y, sxx += x * x, sxy += x * y, cnt++;
+    }
+    *a = *k = (double)NAN;
+    *resid = (double)NAN;
+    double den = cnt * sxx - sx * sx;
+    if (cnt < 2 || den == 0) return;
+    *k = (cnt * sxy - sx * sy) / den;
+    *a = exp((sy - *k * sx) / cnt);
+    *resid = 0;
+    for (int i = 0; i < n; i++)
+        if (r[i].base > 0) {
+            double e = fabs(log(r[i].base) - log(*a) - *k * log((double)r[i].length));
+            *resid = e > *resid ? e : *resid;
+        }
+}
+
+static int cmd_bound(int argc, char **argv)
+{
+    const char *out_path = "-", *lengths_s = NULL;
+    int64_t d = 0;
+    bool f32 = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf(
+                "usage: strata-decay bound --dim d [--lengths L,...] [--float32] [-o CSV]\n"
+                "The paper's search: bases (i + j/10) 10^x, x = 3..9, i = 1..9, j = 0..9,\n"
+                "increasing; the bound for L is the first with B(m) >= 0 for m = 0..L-1.\n"
+                "Default lengths: the paper's 1000 .. 1000000. Columns: length, base (0:\n"
+                "none on the grid), fit (a L^k), fit_a, fit_k, log_resid (|ln base - ln fit|),\n"
+                "min_b (min B(m), m < L, at the bound: its margin), prev_base,\n"
+                "prev_first_neg, prev_b (the grid base below, where it first goes negative).\n"
+                "Double precision (error < 3e-13 in B). --float32 evaluates as the paper's\n"
+                "float32 code would and adds base_f64 and differs (1 where float32 changes\n"
+                "the answer).\n");
+            return 0;
+        } else if (!strcmp(a, "--dim")) d = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 20);
+        else if (!strcmp(a, "--lengths")) lengths_s = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--float32")) f32 = true;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out_path = cli_value(argc, argv, &i);
+        else cli_die("see strata-decay bound --help", "unknown option '%s'", a);
+    }
+    const int32_t dd = check_dim(d);
+    int n = (int)(sizeof paper_lengths / sizeof *paper_lengths);
+    int64_t *len = malloc(64 * sizeof *len + (size_t)n * sizeof *len);
+    if (!len) cli_die(NULL, "out of memory");
+    if (lengths_s) {
+        double *v = parse_list("--lengths", lengths_s, &n, 0.0);
+        len = realloc(len, (size_t)n * sizeof *len);
+        if (!len) cli_die(NULL, "out of memory");
+        for (int i = 0; i < n; i++) {
+            if (v[i] != floor(v[i]) || v[i] > (f32 ? 16777216.0 : 1e12))
+                cli_die(NULL, "--lengths: %g must be a whole number up to %s", v[i],
+                        f32 ? "2^24 with --float32" : "1e12");
+            len[i] = (int64_t)v[i];
+        }
+        free(v);
+    } else {
+        memcpy(len, paper_lengths, sizeof paper_lengths);
+    }
+    struct strata_decay_bound *r = malloc((size_t)n * sizeof *r), *r64 = NULL;
+    if (!r) cli_die(NULL, "out of memory");
+    double t0 = cli_now();
+    cli_check(strata_decay_bound(r, dd, len, n, f32 ? STRATA_DECAY_F32 : STRATA_DECAY_F64), NULL);
+    double t1 = cli_now();
+    if (f32) {
+        r64 = malloc((size_t)n * sizeof *r64);
+        if (!r64) cli_die(NULL, "out of memory");
+        cli_check(strata_decay_bound(r64, dd, len, n, STRATA_DECAY_F64), NULL);
+    }
+    double fa, fk, fres;
+    power_fit(r, n, &fa, &fk, &fres);
+    struct cli_out out;
+    FILE *f = cli_out_open(&out, out_path);
+    fprintf(f, "length,base,fit,fit_a,fit_k,log_resid,min_b,prev_base,prev_first_neg,prev_b%s\n",
+            f32 ? ",base_f64,differs" : "");
+    int ndiff = 0;
+    for (int i = 0; i < n; i++) {
+        double fit = fa * pow((double)len[i], fk);
+        fprintf(f, "%lld,%.17g,%.9g,%.9g,%.9g,%.6g,%.9g,%.17g,%lld,%.9g", (long long)len[i],
+                r[i].base, fit, fa, fk, r[i].base > 0 ? fabs(log(r[i].base / fit)) : (double)NAN,
+                r[i].min_b, r[i].prev_base, (long long)r[i].prev_first_neg, r[i].prev_b);
+        if (f32) {
+            int diff = r64[i].base != r[i].base;
+            ndiff += diff;
+            fprintf(f, ",%.17g,%d", r64[i].base, diff);
+            if (diff)
+                fprintf(stderr, "%s: L = %lld: float32 gives %g, double %g\n", cli_prog,
+                        (long long)len[i], r[i].base, r64[i].base);
+        }
+        fputc('\n', f);
+    }
+    cli_out_commit(&out);
+    fprintf(stderr, "%s: d %d, %d lengths in %.2f s (%s); fit base = %.6g * L^%.6g "
+            "(max |ln residual| %.3g)\n",
+            cli_prog, (int)dd, n, t1 - t0, f32 ? "float32" : "double", fa, fk, fres);
+    if (f32) fprintf(stderr, "%s: float32 changes %d of %d answers\n", cli_prog, ndiff, n);
+    free(len);
+    free(r);
+    free(r64);
+    return 0;
+}
+
+/* ------------------------------------------------------------ check */
+
+struct rope_cfg {
+    double base;
+    int32_t d;
+    int64_t context;
+    struct strata_rope_scaling_params sc;
+};
+
+static double json_num(const cJSON *o, const char *key, double def, const char *path)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (isnan(def)) cli_die("see docs/CHECKPOINTS.md", "%s: field \"%s\" is required", path, key);
+        return def;
+    }
+    if (!cJSON_IsNumber(v)) cli_die(NULL, "%s: field \"%s\" must be a number", path, key);
+    return v->valuedouble;
+}
+
+static void read_config_json(struct rope_cfg *rc, const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) cli_die("give config.json, a checkpoint directory or a llama2.c .bin", "%s: %s", path,
+                     strerror(errno));
+    char *text = NULL;
+    size_t len = 0, cap = 0, got;
+    char buf[65536];
+    while ((got = fread(buf, 1, sizeof buf, fp)) > 0) {
+        if (len + got + 1 > cap && !(text = realloc(text, cap = 2 * (len + got + 1))))
+            cli_die(NULL, "out of memory");
+        memcpy(text + len, buf, got);
+        len += got;
+    }
+    fclose(fp);
+    cJSON *root = text ? cJSON_ParseWithLength(text, len) : NULL;
+    free(text);
+    if (!cJSON_IsObject(root)) cli_die("the file must hold one JSON object", "%s: not valid JSON", path);
+    rc->base = json_num(root, "rope_theta", 10000.0, path);
+    double D = json_num(root, "hidden_size", (double)NAN, path);
+    double H = json_num(root, "num_attention_heads", (double)NAN, path);
+    double d = json_num(root, "head_dim", H > 0 ? D / H : (double)NAN, path);
+    if (!(d >= 2) || d != floor(d) || fmod(d, 2) != 0 || d > 4096)
+        cli_die(NULL, "%s: head width %g (head_dim or hidden_size/num_attention_heads) must be an "
+                "even whole number from 2 to 4096", path, d);
+    rc->d = (int32_t)d;
+    double C = json_num(root, "max_position_embeddings", rc->context > 0 ? 0.0 : (double)NAN, path);
+    if (rc->context <= 0) rc->context = (int64_t)C;
+    memset(&rc->sc, 0, sizeof rc->sc);
+    rc->sc.factor = 1.0;
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    if (cJSON_IsObject(rs)) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+        if (!cJSON_IsString(t)) t = cJSON_GetObjectItemCaseSensitive(rs, "type");
+        if (!cJSON_IsString(t)) cli_die(NULL, "%s: rope_scaling needs \"rope_type\" (or \"type\")", path);
+        const char *names[] = {"default", "linear", "dynamic", "yarn", "llama3"};
+        int ty = -1;
+        for (int i = 0; i < 5; i++)
+            if (!strcmp(t->valuestring, names[i])) ty = i;
+        if (ty < 0) cli_die("see docs/CHECKPOINTS.md", "%s: rope_scaling type \"%s\" is not supported",
+                            path, t->valuestring);
+        rc->sc.type = (enum strata_rope_scaling)ty;
+        if (ty > 0) {
+            rc->sc.factor = json_num(rs, "factor", (double)NAN, path);
+            if (!(rc->sc.factor >= 1)) cli_die(NULL, "%s: rope_scaling factor must be >= 1", path);
+            rc->sc.original_max = (int64_t)json_num(rs, "original_max_position_embeddings",
+                                                    ty == 4 ? (double)NAN : C, path);
+            rc->sc.low_freq_factor = json_num(rs, "low_freq_factor", ty == 4 ? (double)NAN : 1.0, path);
+            rc->sc.high_freq_factor = json_num(rs, "high_freq_factor", ty == 4 ? (double)NAN : 4.0, path);
+            rc->sc.beta_fast = json_num(rs, "beta_fast", 32.0, path);
+            rc->sc.beta_slow = json_num(rs, "beta_slow", 1.0, path);
+            rc->sc.attention_factor = json_num(rs, "attention_factor", 0.0, path);
+            if (rc->sc.original_max <= 0) cli_die(NULL, "%s: rope_scaling needs a trained window", path);
+        }
+    } else if (rs && !cJSON_IsNull(rs)) {
+        cli_die(NULL, "%s: rope_scaling must be an object or null", path);
+    }
+    cJSON_Delete(root);
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    const char *out_path = "-", *cfg_path = NULL;
+    struct rope_cfg rc = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("usage: strata-decay check --config config.json|CHECKPOINT [--context L] [-o CSV]\n"
+                   "Reads rope_theta (default 10000), head_dim (or hidden_size /\n"
+                   "num_attention_heads), max_position_embeddings (or --context) and\n"
+                   "rope_scaling (docs/CHECKPOINTS.md; evaluated with the actual scaled\n"
+                   "frequencies, dynamic at P = context). Columns: config, base, head_dim,\n"
+                   "context, scaling, bound (the paper's bound for the context at this d; 0:\n"
+                   "none on the grid), ratio (base / bound), first_neg (first m with B(m) < 0 for\n"
+                   "the model's frequencies; = context if none before it), verdict (pass when\n"
+                   "B(m) >= 0 for all m < context).\n");
+            return 0;
+        } else if (!strcmp(a, "--config")) cfg_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--context")) rc.context = cli_int(a, cli_value(argc, argv, &i), 1, (int64_t)1 << 32);
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out_path = cli_value(argc, argv, &i);
+        else cli_die("see strata-decay check --help", "unknown option '%s'", a);
+    }
+    if (!cfg_path) cli_die("give --config config.json or a checkpoint", "--config is required");
+    struct stat st;
+    if (stat(cfg_path, &st) != 0)
+        cli_die("give config.json, a checkpoint directory or a llama2.c .bin", "%s: %s", cfg_path,
+                strerror(errno));
+    char json_path[4096];
+    snprintf(json_path, sizeof json_path, "%s/config.json", cfg_path);
+    const size_t pl = strlen(cfg_path);
+    if (S_ISDIR(st.st_mode) && access(json_path, R_OK) == 0) {
+        read_config_json(&rc, json_path);
+    } else if (pl > 5 && !strcmp(cfg_path + pl - 5, ".json")) {
+        read_config_json(&rc, cfg_path);
+    } else {
+        struct strata_model *m = NULL;
+        cli_check(strata_model_load(&m, cfg_path), "give config.json or a checkpoint strata loads");
+        const struct strata_config *c = strata_model_config(m);
+        if (c->pos != STRATA_POS_ROPE_HALF && c->pos != STRATA_POS_ROPE_INTERLEAVED)
+            cli_die(NULL, "%s: the model does not use RoPE (%s)", cfg_path, strata_pos_name(c->pos));
+        rc.base = c->rope_base;
+        rc.d = c->head_dim;
+        if (rc.context <= 0) rc.context = c->seq_len;
+        rc.sc = c->scaling;
+        strata_model_free(m);
+    }
+    if (!(rc.base > 1) || !isfinite(rc.base)) cli_die(NULL, "%s: rope_theta %g must be > 1", cfg_path, rc.base);
+    if (rc.context < 1) cli_die(NULL, "%s: context %lld must be >= 1", cfg_path, (long long)rc.context);
+    const int32_t n = rc.d / 2;
+    double *theta = malloc((size_t)n * sizeof *theta);
+    if (!theta) cli_die(NULL, "out of memory");
+    strata_rope_freqs(theta, rc.d, rc.base, &rc.sc, rc.context);
+    double at = 0;
+    int64_t first = strata_decay_first_neg(theta, n, rc.context, &at);
+    struct strata_decay_bound bd;
+    cli_check(strata_decay_bound(&bd, rc.d, &rc.context, 1, STRATA_DECAY_F64), NULL);
+    const char *sn[] = {"none", "linear", "dynamic", "yarn", "llama3", "ntk"};
+    char scaling[64];
+    snprintf(scaling, sizeof scaling, "%s%s%.6g", sn[rc.sc.type], rc.sc.type ? ":" : "",
+             rc.sc.type ? rc.sc.factor : 0.0);
+    if (!rc.sc.type) scaling[4] = '\0';
+    const bool pass = first >= rc.context;
+    struct cli_out out;
+    FILE *f = cli_out_open(&out, out_path);
+    fprintf(f, "config,base,head_dim,context,scaling,bound,ratio,first_neg,verdict\n");
+    fprintf(f, "%s,%.17g,%d,%lld,%s,%.17g,%.6g,%lld,%s\n", cfg_path, rc.base, (int)rc.d,
+            (long long)rc.context, scaling, bd.base, bd.base > 0 ? rc.base / bd.base : (double)NAN,
+            (long long)first, pass ? "pass" : "fail");
+    cli_out_commit(&out);
+    fprintf(stderr, "%s: base %g, d %d, context %lld, scaling %s: bound %g (base/bound %.3g); "
+            "%s -> %s\n", cli_prog, rc.base, (int)rc.d, (long long)rc.context, scaling, bd.base,
+            bd.base > 0 ? rc.base / bd.base : (double)NAN,
+            pass ? "B(m) >= 0 over the whole context" : "B(m) < 0 inside the context", pass ? "PASS" : "FAIL");
+    if (!pass)
+        fprintf(stderr, "%s: first m with B(m) < 0 is %lld (B = %.4g), %.3g of the context\n",
+                cli_prog, (long long)first, at, (double)first / (double)rc.context);
+    free(theta);
+    return 0;
+}
+
+/* ------------------------------------------------------------ empirical */
+
+static int cmd_empirical(int argc, char **argv)
+{
+    const char *out_path = "-", *in_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("usage: strata-decay empirical ATTN.h5 [-o CSV]\n"
+                   "Mean attention logit and probability against relative distance m from a\n"
+                   "strata-probe-attn file (/dist/*, docs/FORMAT.md). Columns: layer, head\n"
+                   "(-1: mean over the file's heads), distance, logit_mean, prob_mean, count.\n"
+                   "Distances with no visible pair (count 0) are left out.\n");
+            return 0;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out_path = cli_value(argc, argv, &i);
+        else if (a[0] == '-' && a[1]) cli_die("see strata-decay empirical --help", "unknown option '%s'", a);
+        else if (in_path) cli_die(NULL, "more than one input file ('%s')", a);
+        else in_path = a;
+    }
+    if (!in_path) cli_die("give the HDF5 file strata-probe-attn wrote", "no input file given");
+    struct strata_h5 *h = NULL;
+    cli_check(strata_h5_open(&h, in_path), "give the HDF5 file strata-probe-attn wrote");
+    int nd;
+    int64_t sh[STRATA_H5_MAX_DIMS], shl[STRATA_H5_MAX_DIMS], shh[STRATA_H5_MAX_DIMS];
+    const char *hint = "strata-decay empirical reads strata-probe-attn output (docs/FORMAT.md)";
+    cli_check(strata_h5_shape(h, "dist/logit_mean", &nd, sh), hint);
+    if (nd != 3) cli_die(hint, "%s: /dist/logit_mean is not 3-D", in_path);
+    cli_check(strata_h5_shape(h, "layers", &nd, shl), hint);
+    cli_check(strata_h5_shape(h, "heads", &nd, shh), hint);
+    const int64_t Ls = sh[0], Hs = sh[1], T = sh[2];
+    if (shl[0] != Ls || shh[0] != Hs) cli_die(hint, "%s: /layers, /heads disagree with /dist", in_path);
+    const size_t tot = (size_t)(Ls * Hs * T);
+    double *lg = malloc(tot * sizeof *lg), *pr = malloc(tot * sizeof *pr), *ct = malloc(tot * sizeof *ct);
+    int32_t *layers = malloc((size_t)Ls * sizeof *layers), *heads = malloc((size_t)Hs * sizeof *heads);
+    if (!lg || !pr || !ct || !layers || !heads) cli_die(NULL, "out of memory");
+    cli_check(strata_h5_read(h, "dist/logit_mean", STRATA_H5_F64, lg), hint);
+    cli_check(strata_h5_read(h, "dist/prob_mean", STRATA_H5_F64, pr), hint);
+    cli_check(strata_h5_read(h, "dist/count", STRATA_H5_F64, ct), hint);
+    cli_check(strata_h5_read(h, "layers", STRATA_H5_I32, layers), hint);
+    cli_check(strata_h5_read(h, "heads", STRATA_H5_I32, heads), hint);
+    strata_h5_free(h);
+    struct cli_out out;
+    FILE *f = cli_out_open(&out, out_path);
+    fprintf(f, "layer,head,distance,logit_mean,prob_mean,count\n");
+    for (int64_t a = 0; a < Ls; a++)
+        for (int64_t m = 0; m < T; m++) {
+            double sl = 0, sp = 0, sc = 0;
+            int nh = 0;
+            for (int64_t b = 0; b < Hs; b++) {
+                size_t k = (size_t)((a * Hs + b) * T + m);
+                if (!(ct[k] > 0)) continue;
+                fprintf(f, "%d,%d,%lld,%.9g,%.9g,%.17g\n", layers[a], heads[b], (long long)m, lg[k],
+                        pr[k], ct[k]);
+                sl += lg[k], sp += pr[k], sc += ct[k], nh++;
+            }
+            if (nh)
+                fprintf(f, "%d,-1,%lld,%.9g,%.9g,%.17g\n", layers[a], (long long)m, sl / nh, sp / nh, sc);
+        }
+    cli_out_commit(&out);
+    free(lg), free(pr), free(ct), free(layers), free(heads);
+    return 0;
+}
+
+/* ------------------------------------------------------------ gap */
+
+/* Sums of the last query row's logits per (layer, head, distance), split
+ * by whether the key holds the query's token. */
+struct gap_acc {
+    int64_t T, H;
+    const int32_t *tokens; /* (T) of the current input */
+    double *sim, *rnd;     /* (L, H, T) sums */
+    int64_t *n_sim, *n_rnd; /* (L, H, T) counts */
+};
+
+static bool gap_wants(void *user, int32_t layer, enum strata_site site)
+{
+    (void)user, (void)layer;
+    return site == STRATA_SITE_ATTN_LOGITS;
+}
+
+static int gap_observe(void *user, const struct strata_view *v)
+{
+    struct gap_acc *g = user;
+    const int64_t i = g->T - 1; /* the query: last position */
+    if (i < v->row0 || i >= v->row0 + v->n_rows) return 0;
+    const float *row = v->data + (i - v->row0) * v->ld;
+    const int32_t q = g->tokens[i];
+    for (int64_t c = 0; c < v->n_cols; c++) {
+        int64_t j = v->col0 + c;
+        if (j < 1 || j >= i || !isfinite(row[c])) continue; /* skip BOS (the sink) and the query */
+        size_t k = (size_t)(((int64_t)v->layer * g->H + v->head) * g->T + (i - j));
+        if (g->tokens[j] == q) g->sim[k] += (double)row[c], g->n_sim[k]++;
+        else g->rnd[k] += (double)row[c], g->n_rnd[k]++;
+    }
+    return 0;
+}
+
+static int cmd_gap(int argc, char **argv)
+{
+    struct cli_model cm = {0};
+    const char *out_path = "-";
+    int64_t T = 0, trials = 64, stride = 8;
+    uint64_t seed = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("usage: strata-decay gap --model M [--tokenizer T] [--seq-len T] [--trials N]\n"
+                   "                        [--stride K] [--seed S] [-o CSV]\n"
+                   "The similar-vs-random gap (P2): N inputs of T tokens, each BOS then uniform\n"
+                   "random tokens; the last token q is the query, and q is also placed at the\n"
+                   "distances m = 1..T-2 with (m + trial) %% K == 0 (other keys never hold q),\n"
+                   "so over K trials every distance is seen both as a copy of q and as a random\n"
+                   "token. The query row's attention logits (before softmax) are averaged per\n"
+                   "layer, head and distance over copies (similar) and others (random); BOS is\n"
+                   "left out (it is the attention sink). Columns: layer, head (-1: mean over\n"
+                   "heads), distance, similar, random, gap (= similar - random), n_similar,\n"
+                   "n_random.\n%s", CLI_MODEL_HELP);
+            return 0;
+        } else if (cli_model_option(&cm, argc, argv, &i)) {
+        } else if (!strcmp(a, "--seq-len")) T = cli_int(a, cli_value(argc, argv, &i), 4, 1 << 20);
+        else if (!strcmp(a, "--trials")) trials = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 24);
+        else if (!strcmp(a, "--stride")) stride = cli_int(a, cli_value(argc, argv, &i), 2, 1 << 20);
+        else if (!strcmp(a, "--seed")) seed = (uint64_t)cli_int(a, cli_value(argc, argv, &i), 0, INT64_MAX);
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out_path = cli_value(argc, argv, &i);
+        else cli_die("see strata-decay gap --help", "unknown option '%s'", a);
+    }
+    cli_model_load(&cm, true);
+    const struct strata_config *c = strata_model_config(cm.model);
+    if (T == 0) T = c->seq_len;
+    if (T > c->seq_len) fprintf(stderr, "%s: warning: --seq-len %lld beyond the trained %d\n", cli_prog,
+                                (long long)T, (int)c->seq_len);
+    const int64_t L = c->n_layer, H = c->n_head, V = strata_tokenizer_n_vocab(cm.tok);
+    const int32_t bos = strata_tokenizer_bos(cm.tok);
+    const int32_t lo = V > 16 ? 3 : 0; /* llama2.c/SentencePiece: 0..2 are unk, BOS, EOS */
+    if (V - lo < 2) cli_die(NULL, "the vocabulary is too small (%lld)", (long long)V);
+    struct strata_ctx_params cp = strata_ctx_default_params();
+    cp.n_ctx = T;
+    struct strata_ctx *ctx = NULL;
+    cli_check(strata_ctx_create(&ctx, cm.model, &cp), NULL);
+    const size_t n = (size_t)(L * H * T);
+    int32_t *tok = malloc((size_t)T * sizeof *tok);
+    struct gap_acc g = {T, H, tok, calloc(n, sizeof(double)), calloc(n, sizeof(double)),
+                        calloc(n, sizeof(int64_t)), calloc(n, sizeof(int64_t))};
+    if (!tok || !g.sim || !g.rnd || !g.n_sim || !g.n_rnd) cli_die(NULL, "out of memory");
+    struct strata_observer obs = {gap_wants, gap_observe, &g};
+    cli_check(strata_ctx_add_observer(ctx, &obs), NULL);
+    uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 1;
+    struct cli_progress prog;
+    cli_progress_start(&prog);
+    for (int64_t t = 0; t < trials; t++) {
+        const int32_t q = lo + (int32_t)(strata_rng_next(&rng) % (uint64_t)(V - lo));
+        tok[0] = bos >= 0 ? bos : q;
+        for (int64_t j = 1; j < T - 1; j++) {
+            int64_t m = T - 1 - j;
+            if ((m + t) % stride == 0 && m <= T - 2) {
+                tok[j] = q;
+                continue;
+            }
+            do tok[j] = lo + (int32_t)(strata_rng_next(&rng) % (uint64_t)(V - lo));
+            while (tok[j] == q);
+        }
+        tok[T - 1] = q;
+        cli_check(strata_forward(ctx, NULL, tok, T, STRATA_LOGITS_NONE), NULL);
+        cli_progress(&prog, t + 1, trials, (t + 1) * T, 0);
+    }
+    cli_progress(&prog, trials, trials, trials * T, 1);
+    struct cli_out out;
+    FILE *f = cli_out_open(&out, out_path);
+    fprintf(f, "layer,head,distance,similar,random,gap,n_similar,n_random\n");
+    for (int64_t l = 0; l < L; l++)
+        for (int64_t m = 1; m < T - 1; m++) {
+            double ms = 0, mr = 0;
+            int64_t ns = 0, nr = 0, nh = 0;
+            for (int64_t h = 0; h < H; h++) {
+                size_t k = (size_t)((l * H + h) * T + m);
+                if (!g.n_sim[k] || !g.n_rnd[k]) continue;
+                double s = g.sim[k] / (double)g.n_sim[k], r = g.rnd[k] / (double)g.n_rnd[k];
+                fprintf(f, "%lld,%lld,%lld,%.9g,%.9g,%.9g,%lld,%lld\n", (long long)l, (long long)h,
+                        (long long)m, s, r, s - r, (long long)g.n_sim[k], (long long)g.n_rnd[k]);
+                ms += s, mr += r, ns += g.n_sim[k], nr += g.n_rnd[k], nh++;
+            }
+            if (nh)
+                fprintf(f, "%lld,-1,%lld,%.9g,%.9g,%.9g,%lld,%lld\n", (long long)l, (long long)m,
+                        ms / (double)nh, mr / (double)nh, (ms - mr) / (double)nh, (long long)ns,
+                        (long long)nr);
+        }
+    cli_out_commit(&out);
+    strata_ctx_free(ctx);
+    cli_model_free(&cm);
+    free(tok), free(g.sim), free(g.rnd), free(g.n_sim), free(g.n_rnd);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    cli_init("strata-decay");
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage();
+        return argc < 2 ? 1 : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "curve")) return cmd_curve(argc - 1, argv + 1, false);
+    if (!strcmp(cmd, "upper")) return cmd_curve(argc - 1, argv + 1, true);
+    if (!strcmp(cmd, "bound")) return cmd_bound(argc - 1, argv + 1);
+    if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
+    if (!strcmp(cmd, "empirical")) return cmd_empirical(argc - 1, argv + 1);
+    if (!strcmp(cmd, "gap")) return cmd_gap(argc - 1, argv + 1);
+    cli_die("see strata-decay --help", "unknown command '%s'", cmd);
+}
