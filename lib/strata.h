@@ -657,6 +657,48 @@ void strata_editor_free(struct strata_editor *ed);
 /* The observer to pass to strata_ctx_add_editor (user = ed, borrowed). */
 struct strata_observer strata_editor_observer(struct strata_editor *ed);
 
+/* ------------------------------------------------------- block influence */
+
+/* P3 (ShortGPT, Men et al. 2024; ../shared/docs/PAPERS.md, lib/blockinf.c,
+ * docs/BLOCKINF.md): how much block l changes the residual stream, per
+ * token, from x = X_l (the stream entering block l), y = X_{l+n} (leaving
+ * block l+n-1; n = 1 for all but ANGULAR) and the block's sub-block outputs
+ * attn = attn_out, mlp = mlp_out (so X_{l+1} = x + attn + mlp up to float
+ * rounding), all rows of width D, computed in double. Every metric is small
+ * for a block that changes little: lowest first is the removal order. */
+enum strata_bi_metric {
+    STRATA_BI_BI,      /* 1 - cos(x, y), y = X_{l+1} (the paper's BI) */
+    STRATA_BI_ANGULAR, /* arccos(cos(x, y)) / pi, y = X_{l+n} */
+    STRATA_BI_RELMAG,  /* |attn + mlp| / |x + attn + mlp| */
+    STRATA_BI_ATTN,    /* 1 - cos(x, x + attn) */
+    STRATA_BI_MLP,     /* 1 - cos(x + attn, x + attn + mlp) */
+    STRATA_BI_COUNT
+};
+/* "bi", "angular", "relmag", "bi-attn", "bi-mlp"; static. */
+const char *strata_bi_metric_name(enum strata_bi_metric m);
+int strata_bi_metric_parse(const char *s, enum strata_bi_metric *out);
+/* *out = the metric of one token; arguments the metric does not use may be
+ * NULL. STRATA_E_NAN (and *out NaN) if a norm is zero or a value is not
+ * finite. */
+int strata_bi_token(double *out, enum strata_bi_metric m, const float *x, const float *y,
+                    const float *attn, const float *mlp, int64_t D);
+/* Bootstrap over samples. values (N, L): each sample's mean score per block
+ * (NaN: not scored). One splitmix64 stream, state = seed: replicate
+ * b = 0 .. B-1 draws sample indices j = strata_rng_next(&state) % N for
+ * i = 0 .. N-1, and reps (B, L) row b = the mean of the drawn rows. */
+int strata_bi_bootstrap(double *reps, const double *values, int64_t N, int64_t L, int64_t B,
+                        uint64_t seed);
+/* order (L) receives the blocks with a finite score, lowest first (ties: the
+ * lower block first); rank (L, may be NULL) their 1-based place in it, 0 for
+ * blocks without a score. Returns how many are ranked. */
+int64_t strata_bi_order(int64_t *order, int64_t *rank, const double *score, int64_t L);
+/* q-quantile of x (n) by linear interpolation between the order statistics
+ * at q*(n-1) (numpy's default); sorts x in place; NaN if n == 0. */
+double strata_bi_quantile(double *x, int64_t n, double q);
+/* Kendall's tau between two rankings ra, rb (L; 0 = unranked, skipped): the
+ * concordant minus the discordant pairs over all pairs; NaN with < 2 ranked. */
+double strata_bi_kendall(const int64_t *ra, const int64_t *rb, int64_t L);
+
 /* -------------------------------------------------------- result files */
 
 /* Generic HDF5 result files (attention maps and reductions, per-position

@@ -91,9 +91,14 @@ if [ -x "$BINDIR/strata-probe-attn" ]; then
         -o "$OUT/decay_empirical.png" --title "stories260K"
 fi
 
+echo "== positional vectors (P1): decomposition, formation, edits, beyond the window, extension"
+BINDIR="$BINDIR" PYTHON="$PYTHON" MODEL="$MODEL" TOKENIZER="$TOKENIZER" CORPUS="$CORPUS" \
+    OUT="$OUT/posvec" scripts/demo_posvec.sh
+
 echo
 echo "demo done in ${SECONDS} s. Results:"
 echo "  $OUT/hidden.h5      hidden states (docs/FORMAT.md)"
 echo "  $OUT/blockinf.csv   Block Influence per block"
 echo "  $OUT/blockinf.png   the figure"
 echo "  $OUT/decay_*.csv    RoPE decay: curve, bound table (+ fit), gap, empirical; decay_*.png"
+echo "  $OUT/posvec/        positional vectors: CSV and PNG (docs/POSVEC.md)"

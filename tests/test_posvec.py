@@ -1,0 +1,248 @@
+#!/usr/bin/python3
+"""test_posvec.py — strata-posvec (P1 positional vectors, docs/POSVEC.md)
+against independent numpy computations on stories260K dumps.
+
+Checks, with tolerances (p is float32, sums float64):
+- decompose: /positional equals the mean of the dump's /hidden computed with
+  h5py + numpy in float64, |diff| <= 1e-6 * max|p| + 1e-7; /sum equals the
+  numpy float64 sum within 1e-9 relative; the CSV's var_total, var_pos,
+  frac_pos and c_norm_mean equal numpy's within 1e-6 relative.
+- shards: decompose of two dumps of disjoint samples (--sample-offset),
+  `merge` of their two PV files, and decompose of both shards at once all
+  equal the one-pass PV of all samples within 1e-6 * max|p| (double sums in
+  another order).
+- formation: PCA eigenvalues equal numpy.linalg.eigh of the population
+  covariance of {p[b,t]}_t within 1e-6 * the largest; the K written
+  components are orthonormal (|V V^T - I| <= 1e-6) and v_k^T Cov v_k
+  reproduces eigenvalue k; |p| and |m| of norms.csv equal numpy's.
+- interventions through strata-probe-ppl: --replace B:1:1 at every boundary
+  leaves /nll bit-identical; sub-positional then add-positional at the same
+  boundary restores /nll within 1e-4 (float rounding of h - p + p), while
+  sub-positional alone changes it by more (the control that shows the check
+  can fail).
+- the in-process runs of `attention` reproduce strata-probe-ppl (same
+  samples): mean NLL unedited and with one edit within 1e-9 relative.
+- beyond-window / extension / methods run end to end (a PV of 560 > C
+  positions); in `methods`, replacement r = 1, alpha = 1 at length C gives
+  exactly the direct run's mean NLL.
+- bad input: missing dump, a layer-subset PV given to a tool that edits,
+  shards of different shapes, a PV that does not reach beyond the window:
+  non-zero exit and a message naming the problem.
+Prints "test_posvec: N passed, N failed" last.
+"""
+import csv
+import os
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from pycheck import BINDIR, SAN, SHARED, check, main, run  # noqa: E402
+
+import h5py  # noqa: E402
+
+STORIES = os.path.join(SHARED, "models", "stories260K", "stories260K.bin")
+TOK = os.path.join(SHARED, "models", "stories260K", "tok512.bin")
+CORPUS = os.path.join(SHARED, "corpora", "tinystories-val-1000.txt")
+POSVEC = os.path.join(BINDIR, "strata-posvec")
+HIDDEN = os.path.join(BINDIR, "strata-probe-hidden")
+PPL = os.path.join(BINDIR, "strata-probe-ppl")
+MODEL = ["--model", STORIES, "--tokenizer", TOK, "--corpus", CORPUS]
+T = 48 if SAN else 64
+N = 6
+
+
+def ok(cmd, what):
+    rc, out, err = run(cmd)
+    if not check(rc == 0, f"{what}: exit {rc}\n{err[-2000:]}"):
+        return None
+    return err
+
+
+def fails(cmd, what, needle):
+    rc, out, err = run(cmd)
+    check(rc != 0 and needle in err, f"{what}: expected failure mentioning '{needle}', got exit {rc}: {err[-600:]}")
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def dump(tmp, name, extra):
+    path = os.path.join(tmp, name)
+    ok([HIDDEN] + MODEL + ["--seq-len", str(T), "--seed", "3", "-o", path] + extra, f"dump {name}")
+    return path
+
+
+def test_decompose(tmp):
+    full = dump(tmp, "all.h5", ["--samples", str(N)])
+    a = dump(tmp, "a.h5", ["--samples", "2"])
+    b = dump(tmp, "b.h5", ["--samples", str(N - 2), "--sample-offset", "2"])
+    pv = os.path.join(tmp, "pv.h5")
+    ok([POSVEC, "decompose", full, "-o", pv], "decompose")
+    with h5py.File(full, "r") as f:
+        h = f["hidden"][:].astype(np.float64)  # (N, L+1, T, D)
+    p_ref = h.mean(axis=0)
+    with h5py.File(pv, "r") as f:
+        p = f["positional"][:]
+        s = f["sum"][:]
+        layers = f["layers"][:]
+        check(p.dtype == np.float32 and p.shape == p_ref.shape, f"/positional {p.dtype} {p.shape}")
+        check(list(layers) == list(range(h.shape[1])), "/layers lists every boundary")
+        check(int(f.attrs["n_samples"]) == N, "n_samples attribute")
+    d = np.abs(p - p_ref).max()
+    print(f"decompose: max |p - numpy mean| = {d:.3g} (max |p| {np.abs(p_ref).max():.3g})")
+    check(d <= 1e-6 * np.abs(p_ref).max() + 1e-7, f"p equals the numpy mean ({d})")
+    ds = np.abs(s - h.sum(axis=0)).max() / np.abs(h.sum(axis=0)).max()
+    check(ds <= 1e-9, f"/sum equals the numpy sum ({ds})")
+    # per-boundary statistics
+    rows = read_csv(os.path.join(tmp, "pv.csv"))
+    for bi, r in enumerate(rows):
+        hb = h[:, bi]  # (N, T, D)
+        u = p_ref[bi].mean(axis=0)
+        vt = ((hb - u) ** 2).sum(-1).mean()
+        vp = ((p_ref[bi] - u) ** 2).sum(-1).mean()
+        cn = np.sqrt(((hb - p_ref[bi]) ** 2).sum(-1)).mean()
+        for key, ref in (("var_total", vt), ("var_pos", vp), ("frac_pos", vp / vt), ("c_norm_mean", cn)):
+            check(abs(float(r[key]) - ref) <= 1e-6 * abs(ref) + 1e-12, f"boundary {bi} {key}: {r[key]} vs {ref}")
+    # shards: merge and multi-dump decompose equal one pass
+    pa, pb, pm, pab = (os.path.join(tmp, x) for x in ("pa.h5", "pb.h5", "pm.h5", "pab.h5"))
+    ok([POSVEC, "decompose", a, "-o", pa], "decompose shard a")
+    ok([POSVEC, "decompose", b, "-o", pb], "decompose shard b")
+    ok([POSVEC, "merge", pa, pb, "-o", pm], "merge")
+    ok([POSVEC, "decompose", a, b, "-o", pab], "decompose two shards")
+    for path, what in ((pm, "merge"), (pab, "decompose a b")):
+        with h5py.File(path, "r") as f:
+            q = f["positional"][:]
+            n = int(f.attrs["n_samples"])
+        d = np.abs(q - p).max()
+        print(f"{what}: max |p - one pass| = {d:.3g}")
+        check(n == N and d <= 1e-6 * np.abs(p).max(), f"{what} equals one pass ({d}, n {n})")
+    return full, pv, p_ref
+
+
+def test_formation(tmp, pv, p_ref):
+    out = os.path.join(tmp, "form")
+    ok([POSVEC, "formation", pv, "-o", out, "--components", "4"], "formation")
+    var = read_csv(os.path.join(out, "pca_var.csv"))
+    comp = read_csv(os.path.join(out, "pca_components.csv"))
+    norms = read_csv(os.path.join(out, "norms.csv"))
+    D = p_ref.shape[2]
+    worst_e = worst_o = worst_v = worst_n = 0.0
+    for b in range(p_ref.shape[0]):
+        x = p_ref[b].astype(np.float32).astype(np.float64)  # the file's float32 p
+        xc = x - x.mean(axis=0)
+        cov = xc.T @ xc / x.shape[0]
+        ev_ref = np.sort(np.linalg.eigvalsh(cov))[::-1]
+        ev = np.array([float(r["eigval"]) for r in var if int(r["layer"]) == b])
+        worst_e = max(worst_e, np.abs(ev - ev_ref).max() / ev_ref[0])
+        V = np.zeros((4, D))
+        for r in comp:
+            if int(r["layer"]) == b:
+                V[int(r["k"]), int(r["i"])] = float(r["value"])
+        worst_o = max(worst_o, np.abs(V @ V.T - np.eye(4)).max())
+        worst_v = max(worst_v, np.abs(np.einsum("ki,ij,kj->k", V, cov, V) - ev_ref[:4]).max() / ev_ref[0])
+        pn = np.array([float(r["p_norm"]) for r in norms if int(r["layer"]) == b])
+        mn = np.array([float(r["m_norm"]) for r in norms if int(r["layer"]) == b])
+        worst_n = max(worst_n, np.abs(pn - np.linalg.norm(x, axis=1)).max() / pn.max(),
+                      np.abs(mn - np.linalg.norm(xc, axis=1)).max() / mn.max())
+    print(f"formation: eigval rel {worst_e:.3g}, |VV^T-I| {worst_o:.3g}, v'Cv rel {worst_v:.3g}, norms rel {worst_n:.3g}")
+    check(worst_e <= 1e-6, f"eigenvalues match numpy ({worst_e})")
+    check(worst_o <= 1e-6, f"components orthonormal ({worst_o})")
+    check(worst_v <= 1e-6, f"components reproduce explained variance ({worst_v})")
+    check(worst_n <= 1e-6, f"norms match ({worst_n})")
+    dist = read_csv(os.path.join(out, "distinct.csv"))
+    check(all(1 <= int(r["n_distinct"]) <= p_ref.shape[1] for r in dist), "distinct counts in range")
+
+
+def nll(tmp, name, extra):
+    path = os.path.join(tmp, name)
+    if ok([PPL] + MODEL + ["--samples", "3", "--seq-len", str(T), "--seed", "1", "-o", path] + extra, f"ppl {name}") is None:
+        return None
+    with h5py.File(path, "r") as f:
+        return f["nll"][:]
+
+
+def test_edits(tmp, pv, n_bound):
+    base = nll(tmp, "base.h5", [])
+    for b in range(n_bound):
+        r = nll(tmp, f"rep{b}.h5", ["--posvec", pv, "--replace", f"{b}:1:1"])
+        check(r is not None and np.array_equal(r, base), f"replace {b}:1:1 leaves /nll identical")
+    b = n_bound // 2
+    sa = nll(tmp, "subadd.h5", ["--posvec", pv, "--edit", f"sub-positional@{b}:0-", "--edit", f"add-positional@{b}:0-"])
+    sub = nll(tmp, "sub.h5", ["--posvec", pv, "--edit", f"sub-positional@{b}:0-"])
+    d1, d2 = np.abs(sa - base).max(), np.abs(sub - base).max()
+    print(f"edits: sub+add max |dnll| = {d1:.3g}; sub alone {d2:.3g}")
+    check(d1 <= 1e-4, f"sub then add positional is the identity to rounding ({d1})")
+    check(d2 > 1e-2, f"control: removing p changes the NLL ({d2})")
+    # the analyzer's in-process runs are the probe's runs
+    out = os.path.join(tmp, "att")
+    ok([POSVEC, "attention", "--pv", pv] + MODEL + ["--samples", "3", "--seq-len", str(T), "--seed", "1",
+                                                     "--boundary", "1", "--kinds", "sub-positional", "--ranges", "0-4", "-o", out], "attention")
+    edited = nll(tmp, "e.h5", ["--posvec", pv, "--edit", "sub-positional@1:0-4"])
+    rows = read_csv(os.path.join(out, "attention_summary.csv"))
+    m0 = float([r for r in rows if r["run"] == "none"][0]["mean_nll"])
+    m1 = float([r for r in rows if r["run"] != "none"][0]["mean_nll"])
+    check(abs(m0 - base.mean()) <= 1e-5 * base.mean(), f"attention unedited NLL {m0} = probe-ppl {base.mean()}")
+    check(abs(m1 - edited.mean()) <= 1e-5 * edited.mean(), f"attention edited NLL {m1} = probe-ppl {edited.mean()}")
+
+
+def test_runs(tmp):
+    """beyond-window, extension and methods end to end on a PV of 560 > C = 512
+    positions; in-process replacement r = 1, alpha = 1 inside the window must
+    give exactly the direct run's perplexity."""
+    long = dump(tmp, "long.h5", ["--samples", "2", "--seq-len", "560"])
+    pl = os.path.join(tmp, "plong.h5")
+    ok([POSVEC, "decompose", long, "-o", pl], "decompose 560")
+    bw = os.path.join(tmp, "bw")
+    if ok([POSVEC, "beyond-window", "--pv", pl] + MODEL + ["--samples", "1", "-o", bw], "beyond-window"):
+        m = read_csv(os.path.join(bw, "beyond_match.csv"))
+        check(len(m) == 6 * 48 and all(512 <= int(r["t"]) < 560 and 0 <= int(r["best_t"]) < 512
+                                       and float(r["max_cos"]) <= 1 + 1e-6 for r in m), "beyond_match rows")
+    ex = os.path.join(tmp, "ext")
+    if ok([POSVEC, "extension", "--pv", pl] + MODEL + ["--samples", "1", "--seq-len", "540", "--methods", "direct,ntk:2", "-o", ex], "extension"):
+        check(len(read_csv(os.path.join(ex, "extension_summary.csv"))) == 12, "extension summary rows")
+    me = os.path.join(tmp, "meth")
+    if ok([POSVEC, "methods", "--pv", pl] + MODEL + ["--samples", "1", "--lengths", "512", "--methods", "direct",
+                                                     "--replace", "2:1:1", "--grid-layers", "none", "-o", me], "methods"):
+        r = {x["method"]: float(x["mean_nll"]) for x in read_csv(os.path.join(me, "methods.csv"))}
+        check(r.get("direct") is not None and r.get("direct") == r.get("replace:2:1:1"),
+              f"in-process replace r=1 alpha=1 in the window equals direct ({r})")
+
+
+def test_errors(tmp, pv):
+    fails([POSVEC, "decompose", os.path.join(tmp, "nope.h5"), "-o", os.path.join(tmp, "x.h5")], "missing dump", "nope.h5")
+    sub = dump(tmp, "sub.h5", ["--samples", "2", "--layers", "0,2"])
+    psub = os.path.join(tmp, "psub.h5")
+    ok([POSVEC, "decompose", sub, "-o", psub], "decompose a layer subset")
+    with h5py.File(psub, "r") as f:
+        check(list(f["layers"][:]) == [0, 2] and f["positional"].shape[0] == 2, "subset PV keeps /layers")
+    fails([POSVEC, "attention", "--pv", psub] + MODEL + ["--samples", "1", "--seq-len", str(T), "-o", os.path.join(tmp, "y")],
+          "attention with a layer subset", "boundaries")
+    fails([PPL] + MODEL + ["--samples", "1", "--seq-len", str(T), "--posvec", psub, "--replace", "1:1:1", "-o", os.path.join(tmp, "z.h5")],
+          "probe-ppl with a layer subset", "psub.h5")
+    short = dump(tmp, "short.h5", ["--samples", "2", "--seq-len", "32"])
+    pshort = os.path.join(tmp, "pshort.h5")
+    ok([POSVEC, "decompose", short, "-o", pshort], "decompose short")
+    fails([POSVEC, "merge", pv, pshort, "-o", os.path.join(tmp, "m.h5")], "mismatched shards", "shape")
+    check(not os.path.exists(os.path.join(tmp, "m.h5")), "no output after a failed merge")
+    fails([POSVEC, "merge", os.path.join(tmp, "all.h5"), "-o", os.path.join(tmp, "m.h5")], "merge a dump", "strata-posvec/1")
+    fails([POSVEC, "beyond-window", "--pv", pv] + MODEL + ["-o", os.path.join(tmp, "bw")], "beyond-window inside the window", "positions")
+    fails([POSVEC, "frobnicate"], "unknown command", "unknown command")
+
+
+def body(tmp):
+    for p in (STORIES, TOK, CORPUS, POSVEC):
+        if not check(os.path.exists(p), f"{p} exists"):
+            return
+    full, pv, p_ref = test_decompose(tmp)
+    test_formation(tmp, pv, p_ref)
+    test_edits(tmp, pv, p_ref.shape[0])
+    test_runs(tmp)
+    test_errors(tmp, pv)
+
+
+if __name__ == "__main__":
+    main("test_posvec", body)
