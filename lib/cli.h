@@ -251,4 +251,80 @@ static inline void cli_out_commit(struct cli_out *o)
     }
 }
 
+/* ------------------------------------------------------ sampling options */
+
+/* --corpus, --corpus-format, --sep, --jsonl-field, --samples, --seq-len,
+ * --seed: how every probe draws its samples (strata_samples_build), so the
+ * same options give the same samples in every probe. */
+struct cli_sampling {
+    const char *corpus_path;
+    struct strata_corpus_params cpar;
+    int64_t n_samples; /* default 64 */
+    int64_t seq_len;   /* 0: the model's seq_len */
+    uint64_t seed;
+};
+
+#define CLI_SAMPLING_HELP                                                                 \
+    "  --corpus PATH    documents: a text file (--sep), a .jsonl file, a directory\n"     \
+    "                   of .txt files (sorted by name) or a .ids file of token ids\n"     \
+    "                   (one document a line)\n"                                          \
+    "  --corpus-format F  auto (default), text, jsonl, dir or ids\n"                     \
+    "  --sep STR        text: document separator (default \"<|endoftext|>\")\n"          \
+    "  --jsonl-field K  jsonl: the string field holding the text (default text)\n"        \
+    "  --samples N      number of samples (default 64)\n"                                 \
+    "  --seq-len T      tokens per sample (default: the model's seq_len)\n"               \
+    "  --seed S         sample selection seed (default 0)\n"
+
+static inline void cli_sampling_init(struct cli_sampling *cs)
+{
+    memset(cs, 0, sizeof *cs);
+    cs->cpar = strata_corpus_default_params();
+    cs->n_samples = 64;
+}
+
+/* Consume argv[*i] (and its value) if it is a sampling option. */
+static inline bool cli_sampling_option(struct cli_sampling *cs, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    if (!strcmp(a, "--corpus")) {
+        cs->corpus_path = cli_value(argc, argv, i);
+    } else if (!strcmp(a, "--corpus-format")) {
+        cli_check(strata_corpus_kind_parse(cli_value(argc, argv, i), &cs->cpar.kind), NULL);
+    } else if (!strcmp(a, "--sep")) {
+        cs->cpar.sep = cli_value(argc, argv, i);
+    } else if (!strcmp(a, "--jsonl-field")) {
+        cs->cpar.field = cli_value(argc, argv, i);
+        if (cs->cpar.kind == STRATA_CORPUS_AUTO) cs->cpar.kind = STRATA_CORPUS_JSONL;
+    } else if (!strcmp(a, "--samples")) {
+        cs->n_samples = cli_int(a, cli_value(argc, argv, i), 1, INT32_MAX);
+    } else if (!strcmp(a, "--seq-len")) {
+        cs->seq_len = cli_int(a, cli_value(argc, argv, i), 1, 1 << 24);
+    } else if (!strcmp(a, "--seed")) {
+        cs->seed = (uint64_t)cli_int(a, cli_value(argc, argv, i), 0, INT64_MAX);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* Resolve --seq-len against the model (a note when it exceeds the trained
+ * window); returns T. */
+static inline int64_t cli_sampling_seq_len(struct cli_sampling *cs, const struct strata_config *cfg)
+{
+    if (cs->seq_len == 0) cs->seq_len = cfg->seq_len;
+    if (cs->seq_len > cfg->seq_len)
+        fprintf(stderr, "%s: note: --seq-len %lld is beyond the model's trained window %d\n",
+                cli_prog, (long long)cs->seq_len, (int)cfg->seq_len);
+    return cs->seq_len;
+}
+
+static inline struct strata_corpus *cli_sampling_open(const struct cli_sampling *cs)
+{
+    if (!cs->corpus_path) cli_die("see --help", "--corpus is required");
+    struct strata_corpus *corpus = NULL;
+    cli_check(strata_corpus_open(&corpus, cs->corpus_path, &cs->cpar),
+              "check --corpus and its format");
+    return corpus;
+}
+
 #endif

@@ -40,14 +40,10 @@ static void usage(void)
            "Attention of chosen blocks and heads over N samples of T tokens: reductions\n"
            "against relative distance and query position (always), full probability and\n"
            "logit maps (N, Ls, Hs, T, T) with --maps. Schema: docs/FORMAT.md.\n"
-           "\n"
-           CLI_MODEL_HELP CLI_INTERV_HELP
-           "  --corpus FILE    text file of documents\n"
-           "  --sep STR        document separator (default \"<|endoftext|>\")\n"
-           "  --samples N      number of samples (default 64)\n"
-           "  --seq-len T      tokens per sample (default: the model's seq_len)\n"
-           "  --seed S         sample selection seed (default 0)\n"
-           "  --layers LIST    blocks (0-based), e.g. 0,2,5-7 (default all)\n"
+           "\n");
+    fputs(CLI_MODEL_HELP, stdout);
+    fputs(CLI_SAMPLING_HELP, stdout);
+    printf(           "  --layers LIST    blocks (0-based), e.g. 0,2,5-7 (default all)\n"
            "  --heads LIST     query heads (0-based), e.g. 0-3,8 (default all)\n"
            "  --sink-k LIST    widths k of the attention sink: mass on keys 0..k-1\n"
            "                   (default 1,4)\n"
@@ -55,8 +51,9 @@ static void usage(void)
            "  --max-map-bytes B  refuse --maps when the two map datasets together would\n"
            "                   exceed B bytes; suffixes K, M, G (default 2G)\n"
            "  -o OUT.h5        output; written as OUT.h5.partial and renamed when complete\n"
-           "  -h, --help       this help\n"
-           "\n"
+           "  -h, --help       this help\n");
+    fputs(CLI_INTERV_HELP, stdout);
+    printf("\n"
            "Sampling as strata-probe-hidden: documents are tokenized with BOS first and\n"
            "concatenated; the stream is cut into non-overlapping windows of T tokens that\n"
            "each start at a document start; N windows are chosen by a seeded shuffle.\n"
@@ -402,10 +399,10 @@ int main(int argc, char **argv)
     struct cli_model cm = {0};
     struct cli_interv ci;
     cli_interv_init(&ci);
-    const char *corpus_path = NULL, *out_path = NULL, *layers_s = "all", *heads_s = "all";
-    const char *sink_s = "1,4", *sep = "<|endoftext|>";
-    int64_t n_samples = 64, seq_len = 0;
-    uint64_t seed = 0;
+    struct cli_sampling cs;
+    cli_sampling_init(&cs);
+    const char *out_path = NULL, *layers_s = "all", *heads_s = "all";
+    const char *sink_s = "1,4";
     bool maps = false;
     double max_map_bytes = 2.0 * 1073741824.0;
     for (int i = 1; i < argc; i++) {
@@ -415,16 +412,7 @@ int main(int argc, char **argv)
             return 0;
         } else if (cli_model_option(&cm, argc, argv, &i)) {
         } else if (cli_interv_option(&ci, argc, argv, &i)) {
-        } else if (!strcmp(a, "--corpus")) {
-            corpus_path = cli_value(argc, argv, &i);
-        } else if (!strcmp(a, "--sep")) {
-            sep = cli_value(argc, argv, &i);
-        } else if (!strcmp(a, "--samples")) {
-            n_samples = cli_int(a, cli_value(argc, argv, &i), 1, INT32_MAX);
-        } else if (!strcmp(a, "--seq-len")) {
-            seq_len = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 24);
-        } else if (!strcmp(a, "--seed")) {
-            seed = (uint64_t)cli_int(a, cli_value(argc, argv, &i), 0, INT64_MAX);
+        } else if (cli_sampling_option(&cs, argc, argv, &i)) {
         } else if (!strcmp(a, "--layers")) {
             layers_s = cli_value(argc, argv, &i);
         } else if (!strcmp(a, "--heads")) {
@@ -441,7 +429,7 @@ int main(int argc, char **argv)
             cli_die("see strata-probe-attn --help", "unknown option '%s'", a);
         }
     }
-    if (!cm.model_path || !corpus_path || !out_path)
+    if (!cm.model_path || !cs.corpus_path || !out_path)
         cli_die("see strata-probe-attn --help", "--model, --corpus and -o are required");
 
     cli_model_load(&cm, true);
@@ -449,11 +437,9 @@ int main(int argc, char **argv)
     struct strata_model *model = cm.model;
     struct strata_tokenizer *tok = cm.tok;
     const struct strata_config *cfg = strata_model_config(model);
-    if (seq_len == 0) seq_len = cfg->seq_len;
-    if (seq_len > cfg->seq_len)
-        fprintf(stderr, "%s: note: --seq-len %lld is beyond the model's trained window %d\n",
-                cli_prog, (long long)seq_len, (int)cfg->seq_len);
-    const int64_t T = seq_len, L = cfg->n_layer, H = cfg->n_head;
+    const int64_t T = cli_sampling_seq_len(&cs, cfg), L = cfg->n_layer, H = cfg->n_head;
+    const int64_t n_samples = cs.n_samples;
+    const uint64_t seed = cs.seed;
 
     struct attn_probe ap = {.T = T, .n_layer = (int32_t)L, .n_head = (int32_t)H};
     int32_t *lsel = alloc_or_die((size_t)L * sizeof *lsel, "layer flags");
@@ -486,10 +472,9 @@ int main(int argc, char **argv)
                 map_bytes, (long long)n_samples, (long long)ap.Ls, (long long)ap.Hs,
                 (long long)T, max_map_bytes);
 
-    struct strata_corpus *corpus = NULL;
-    cli_check(strata_corpus_load(&corpus, corpus_path, sep), "check --corpus and --sep");
+    struct strata_corpus *corpus = cli_sampling_open(&cs);
     struct strata_samples samples = {0};
-    cli_check(strata_samples_build(&samples, corpus, tok, n_samples, seq_len, seed), NULL);
+    cli_check(strata_samples_build(&samples, corpus, tok, n_samples, T, seed), NULL);
 
     struct strata_ctx_params cp = strata_ctx_default_params();
     cp.n_ctx = T;
@@ -530,8 +515,8 @@ int main(int argc, char **argv)
              (unsigned long long)seed);
     const char *attrs[][2] = {{"strata_version", STRATA_VERSION}, {"command_line", cmd},
                               {"model_path", cm.model_path},         {"model_config", cfg_json},
-                              {"tokenizer_path", cm.tok_used},       {"corpus_path", corpus_path},
-                              {"separator", sep},                 {"seed", seed_s},
+                              {"tokenizer_path", cm.tok_used},       {"corpus_path", cs.corpus_path},
+                              {"separator", cs.cpar.sep},                 {"seed", seed_s},
                               {"sampling", sampling},             {"program", "strata-probe-attn"},
                               {"logits_masked", "-inf"}};
     int rc = 0;

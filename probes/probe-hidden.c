@@ -25,15 +25,8 @@ static void usage(void)
            "\n");
     fputs(CLI_MODEL_HELP, stdout);
     fputs(CLI_INTERV_HELP, stdout);
-    printf("  --corpus PATH    documents: a text file (--sep), a .jsonl file, a directory\n"
-           "                   of .txt files (sorted by name) or a .ids file of token ids\n"
-           "                   (one document a line)\n"
-           "  --corpus-format F  auto (default), text, jsonl, dir or ids\n"
-           "  --sep STR        text: document separator (default \"<|endoftext|>\")\n"
-           "  --jsonl-field K  jsonl: the string field holding the text (default text)\n"
-           "  --samples N      number of samples (default 64; with --append: to add)\n"
-           "  --seq-len T      tokens per sample (default: the model's seq_len)\n"
-           "  --seed S         sample selection seed (default 0)\n"
+    fputs(CLI_SAMPLING_HELP, stdout);
+    printf("                   (with --append, --samples is the number to add)\n"
            "  --sample-offset K  take draws K .. K+N-1 of the seeded order (a shard of a\n"
            "                   larger run; default 0)\n"
            "  --layers LIST    residual boundaries 0..L to keep, e.g. 0,4,8-12 (default\n"
@@ -182,11 +175,11 @@ int main(int argc, char **argv)
     struct cli_model cm = {0};
     struct cli_interv ci;
     cli_interv_init(&ci);
-    const char *corpus_path = NULL, *out_path = NULL, *layers_s = NULL, *positions_s = NULL;
-    const char *sites_s = "resid", *format_s = "auto";
-    struct strata_corpus_params cpar = strata_corpus_default_params();
-    int64_t n_samples = 64, seq_len = 0, gzip = 0, offset = 0;
-    uint64_t seed = 0;
+    struct cli_sampling cs;
+    cli_sampling_init(&cs);
+    const char *out_path = NULL, *layers_s = NULL, *positions_s = NULL;
+    const char *sites_s = "resid";
+    int64_t gzip = 0, offset = 0;
     bool resume = false, append = false;
     enum strata_dtype dtype = STRATA_F32;
     for (int i = 1; i < argc; i++) {
@@ -197,22 +190,7 @@ int main(int argc, char **argv)
         } else if (cli_model_option(&cm, argc, argv, &i) || cli_interv_option(&ci, argc, argv, &i)) {
         } else if (!strcmp(a, "--positions")) { /* a list; a scheme name went to cli_model */
             positions_s = cli_value(argc, argv, &i);
-        } else if (!strcmp(a, "--corpus")) {
-            corpus_path = cli_value(argc, argv, &i);
-        } else if (!strcmp(a, "--corpus-format")) {
-            format_s = cli_value(argc, argv, &i);
-            cli_check(strata_corpus_kind_parse(format_s, &cpar.kind), NULL);
-        } else if (!strcmp(a, "--sep")) {
-            cpar.sep = cli_value(argc, argv, &i);
-        } else if (!strcmp(a, "--jsonl-field")) {
-            cpar.field = cli_value(argc, argv, &i);
-            if (cpar.kind == STRATA_CORPUS_AUTO) cpar.kind = STRATA_CORPUS_JSONL;
-        } else if (!strcmp(a, "--samples")) {
-            n_samples = cli_int("--samples", cli_value(argc, argv, &i), 1, INT32_MAX);
-        } else if (!strcmp(a, "--seq-len")) {
-            seq_len = cli_int("--seq-len", cli_value(argc, argv, &i), 1, 1 << 24);
-        } else if (!strcmp(a, "--seed")) {
-            seed = (uint64_t)cli_int("--seed", cli_value(argc, argv, &i), 0, INT64_MAX);
+        } else if (cli_sampling_option(&cs, argc, argv, &i)) {
         } else if (!strcmp(a, "--sample-offset")) {
             offset = cli_int("--sample-offset", cli_value(argc, argv, &i), 0, INT32_MAX);
         } else if (!strcmp(a, "--layers")) {
@@ -236,7 +214,7 @@ int main(int argc, char **argv)
             cli_die("see strata-probe-hidden --help", "unknown option '%s'", a);
         }
     }
-    if (!cm.model_path || !corpus_path || !out_path)
+    if (!cm.model_path || !cs.corpus_path || !out_path)
         cli_die("see strata-probe-hidden --help", "--model, --corpus and -o are required");
     if (resume && append) cli_die(NULL, "--resume and --append exclude each other");
 
@@ -244,11 +222,10 @@ int main(int argc, char **argv)
     cli_interv_apply_model(&ci, &cm);
     struct strata_model *model = cm.model;
     const struct strata_config *cfg = strata_model_config(model);
-    if (seq_len == 0) seq_len = cfg->seq_len;
-    if (seq_len > cfg->seq_len)
-        fprintf(stderr, "%s: note: --seq-len %lld is beyond the model's trained window %d\n",
-                cli_prog, (long long)seq_len, (int)cfg->seq_len);
-    const int64_t L = cfg->n_layer, T = seq_len, D = cfg->dim;
+    const int64_t L = cfg->n_layer, T = cli_sampling_seq_len(&cs, cfg), D = cfg->dim;
+    const int64_t n_samples = cs.n_samples;
+    const uint64_t seed = cs.seed;
+    const struct strata_corpus_params cpar = cs.cpar;
 
     /* What to keep. */
     unsigned sites = 0;
@@ -277,8 +254,7 @@ int main(int argc, char **argv)
     int32_t *positions = parse_list("--positions", positions_s ? positions_s : "0-2147483647", T,
                                     true, &n_pos);
 
-    struct strata_corpus *corpus = NULL;
-    cli_check(strata_corpus_open(&corpus, corpus_path, &cpar), "check --corpus and its format");
+    struct strata_corpus *corpus = cli_sampling_open(&cs);
 
     /* Provenance; the first entries identify the run (checked by --resume
      * and --append), the rest describe it. */
@@ -292,7 +268,7 @@ int main(int argc, char **argv)
     id_add(&id, "model_path", cm.model_path);
     id_add(&id, "model_config", cfg_json);
     id_add(&id, "tokenizer_path", cm.tok_used);
-    id_add(&id, "corpus_path", corpus_path);
+    id_add(&id, "corpus_path", cs.corpus_path);
     id_add(&id, "corpus_format", kind);
     id_add(&id, "separator", strata_corpus_kind(corpus) == STRATA_CORPUS_TEXT ? cpar.sep : "");
     id_add(&id, "jsonl_field", strata_corpus_kind(corpus) == STRATA_CORPUS_JSONL ? cpar.field : "");

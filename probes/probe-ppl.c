@@ -27,13 +27,8 @@ static void usage(void)
            "(N, T) int32; a CSV with mean NLL and perplexity by position, by bucket of\n"
            "positions and over the whole sequence (docs/FORMAT.md).\n"
            "\n"
-           CLI_MODEL_HELP
-           "  --corpus FILE    text file of documents\n"
-           "  --sep STR        document separator (default \"<|endoftext|>\")\n"
-           "  --samples N      number of samples (default 64)\n"
-           "  --seq-len T      tokens per sample (default: the model's seq_len); longer than\n"
-           "                   the trained window is allowed (direct extrapolation)\n"
-           "  --seed S         sample selection seed (default 0)\n"
+           CLI_MODEL_HELP CLI_SAMPLING_HELP
+           "                   (--seq-len beyond the trained window: direct extrapolation)\n"
            "  --bucket B       positions per CSV bucket (default 64)\n"
            "  --csv OUT.csv    CSV output (default: OUT.h5 with .csv for .h5)\n"
            "  -o OUT.h5        output; written as OUT.h5.partial and renamed when complete\n"
@@ -100,26 +95,17 @@ int main(int argc, char **argv)
     struct cli_model cm = {0};
     struct cli_interv ci;
     cli_interv_init(&ci);
-    const char *corpus_path = NULL, *out_path = NULL, *csv_path = NULL;
-    const char *sep = "<|endoftext|>";
-    int64_t n_samples = 64, seq_len = 0, bucket = 64;
-    uint64_t seed = 0;
+    struct cli_sampling cs;
+    cli_sampling_init(&cs);
+    const char *out_path = NULL, *csv_path = NULL;
+    int64_t bucket = 64;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage();
             return 0;
-        } else if (cli_model_option(&cm, argc, argv, &i) || cli_interv_option(&ci, argc, argv, &i)) {
-        } else if (!strcmp(a, "--corpus")) {
-            corpus_path = cli_value(argc, argv, &i);
-        } else if (!strcmp(a, "--sep")) {
-            sep = cli_value(argc, argv, &i);
-        } else if (!strcmp(a, "--samples")) {
-            n_samples = cli_int(a, cli_value(argc, argv, &i), 1, INT32_MAX);
-        } else if (!strcmp(a, "--seq-len")) {
-            seq_len = cli_int(a, cli_value(argc, argv, &i), 2, 1 << 24);
-        } else if (!strcmp(a, "--seed")) {
-            seed = (uint64_t)cli_int(a, cli_value(argc, argv, &i), 0, INT64_MAX);
+        } else if (cli_model_option(&cm, argc, argv, &i) || cli_interv_option(&ci, argc, argv, &i) ||
+                   cli_sampling_option(&cs, argc, argv, &i)) {
         } else if (!strcmp(a, "--bucket")) {
             bucket = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 24);
         } else if (!strcmp(a, "--csv")) {
@@ -130,7 +116,7 @@ int main(int argc, char **argv)
             cli_die("see strata-probe-ppl --help", "unknown option '%s'", a);
         }
     }
-    if (!cm.model_path || !corpus_path || !out_path)
+    if (!cm.model_path || !cs.corpus_path || !out_path)
         cli_die("see strata-probe-ppl --help", "--model, --corpus and -o are required");
     char *csv_owned = csv_path ? NULL : csv_beside(out_path);
     if (!csv_path) csv_path = csv_owned;
@@ -139,17 +125,15 @@ int main(int argc, char **argv)
     cli_interv_apply_model(&ci, &cm);
     struct strata_model *model = cm.model;
     const struct strata_config *cfg = strata_model_config(model);
-    if (seq_len == 0) seq_len = cfg->seq_len;
-    if (seq_len < 2) cli_die("give --seq-len 2 or more", "next-token NLL needs at least 2 tokens");
-    if (seq_len > cfg->seq_len)
-        fprintf(stderr, "%s: note: --seq-len %lld is beyond the model's trained window %d\n",
-                cli_prog, (long long)seq_len, (int)cfg->seq_len);
-    struct strata_corpus *corpus = NULL;
-    cli_check(strata_corpus_load(&corpus, corpus_path, sep), "check --corpus and --sep");
+    cli_sampling_seq_len(&cs, cfg);
+    struct strata_corpus *corpus = cli_sampling_open(&cs);
+    if (cs.seq_len < 2) cli_die("give --seq-len 2 or more", "next-token NLL needs at least 2 tokens");
     struct strata_samples samples = {0};
-    cli_check(strata_samples_build(&samples, corpus, cm.tok, n_samples, seq_len, seed), NULL);
+    cli_check(strata_samples_build(&samples, corpus, cm.tok, cs.n_samples, cs.seq_len, cs.seed),
+              NULL);
 
-    const int64_t N = n_samples, T = seq_len;
+    const int64_t N = cs.n_samples, T = cs.seq_len;
+    const uint64_t seed = cs.seed;
     struct strata_ctx_params cp = strata_ctx_default_params();
     cp.n_ctx = T;
     cli_interv_ctx_params(&ci, &cp);
@@ -185,7 +169,7 @@ int main(int argc, char **argv)
     const char *attrs[][2] = {{"format", "strata-ppl/1"},       {"strata_version", STRATA_VERSION},
                               {"command_line", cmd},            {"model_path", cm.model_path},
                               {"model_config", cfg_json},       {"tokenizer_path", cm.tok_used},
-                              {"corpus_path", corpus_path},     {"separator", sep},
+                              {"corpus_path", cs.corpus_path},  {"separator", cs.cpar.sep},
                               {"seed", seed_s},                 {"sampling", sampling},
                               {"interventions", iv_json}};
     for (size_t i = 0; i < sizeof attrs / sizeof attrs[0] && !rc; i++)
