@@ -32,6 +32,7 @@ Environment: BUILD, BINDIR, SHARED, STRATA_TMP, STRATA_SAN=1 (smaller runs).
 Prints "test_probe_attn: N passed, N failed" last; exits non-zero on failure.
 """
 import math
+import json
 import os
 import signal
 import subprocess
@@ -320,6 +321,37 @@ def case_stories(tmp):
                  lambda t: ref_attn_llama2c(m, t), layers=[0, 2, 3, 4], heads=list(range(1, 7)))
 
 
+def case_interventions(tmp):
+    """The probes share the runtime interventions: with --attn-temperature 2
+    every visible logit of block 0 doubles (its input is the embedding, so
+    only the scale differs; later blocks see changed inputs);
+    with --skip-layers 1 the kept blocks' maps are those of the model whose
+    block 1 leaves the residual stream unchanged, so block 0 is untouched and
+    block 2 changes; the attribute records both."""
+    if not os.path.isfile(STORIES):
+        return
+    T, N = 64, 2
+    base, _ = probe_read("interv base", STORIES, os.path.join(tmp, "iv0.h5"), N, T, "--maps",
+                         "--layers", "0,2")
+    hot, attrs = probe_read("interv temp", STORIES, os.path.join(tmp, "iv1.h5"), N, T, "--maps",
+                            "--layers", "0,2", "--attn-temperature", "2")
+    skip, _ = probe_read("interv skip", STORIES, os.path.join(tmp, "iv2.h5"), N, T, "--maps",
+                         "--layers", "0,2", "--skip-layers", "1")
+    if base is None or hot is None or skip is None:
+        return
+    S0, S1 = base["maps/logits"][:, 0], hot["maps/logits"][:, 0]
+    vis = np.isfinite(S0)
+    err = np.abs(S1[vis] - 2 * S0[vis]).max() / np.abs(S0[vis]).max()
+    check(np.array_equal(np.isfinite(S1), vis) and err <= 1e-6,
+          f"--attn-temperature 2 doubles every visible logit of block 0 (rel {err:.2g})")
+    iv = json.loads(attrs.get("interventions", "{}"))
+    check(iv.get("attn_temperature") == 2 or "2" in json.dumps(iv),
+          f"interventions attribute records the temperature: {attrs.get('interventions')}")
+    P0, P2 = base["maps/probs"], skip["maps/probs"]
+    check(np.array_equal(P0[:, 0], P2[:, 0]), "--skip-layers 1 leaves block 0's maps unchanged")
+    check(np.abs(P0[:, 1] - P2[:, 1]).max() > 1e-3, "--skip-layers 1 changes block 2's maps")
+
+
 def alibi_slopes_doc(H):
     """docs/CHECKPOINTS.md: 2^(-8k/H) for H a power of two; else n = the
     largest power of two below H: the n slopes of n, then slopes 1, 3, 5, ...
@@ -431,8 +463,8 @@ def body(tmp):
     if not check(os.access(PROBE, os.X_OK), f"{PROBE} built"):
         return
     t0 = time.time()
-    for case in (case_llama, case_window, case_stories, case_alibi, case_bad_input,
-                 case_interrupt):
+    for case in (case_llama, case_window, case_stories, case_interventions, case_alibi,
+                 case_bad_input, case_interrupt):
         t = time.time()
         case(tmp)
         print(f"{case.__name__}: {time.time() - t:.1f} s")
