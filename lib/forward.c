@@ -482,18 +482,59 @@ static int attention(struct strata_ctx *ctx, int32_t layer, const float *k, cons
 /* Float32 pointers to block l's weights (in struct order): the mapping
  * itself where possible, else widened into ctx->wbuf; the widened tensors'
  * pages are then released so resident memory stays near one block. */
+/* One thread's share of a block's widening: element range [e0, e1) of the
+ * concatenation of the weights that need it. */
+struct widen_job {
+    const struct strata_w *ws; /* (STRATA_BLOCK_N_W) */
+    float *dst;                /* the block's scratch */
+    int64_t e0, e1;
+};
+
+static void *widen_worker(void *arg)
+{
+    const struct widen_job *j = arg;
+    int64_t base = 0; /* start of weight i in the concatenation */
+    for (int i = 0; i < STRATA_BLOCK_N_W; i++) {
+        const struct strata_w *w = &j->ws[i];
+        if (strata_w_direct(w)) continue;
+        const int64_t a = j->e0 > base ? j->e0 : base, b = j->e1 < base + w->n ? j->e1 : base + w->n;
+        if (a < b)
+            strata_widen(j->dst + a, (const char *)w->data + (size_t)(a - base) * strata_wtype_size(w->dtype),
+                         w->dtype, b - a);
+        base += w->n;
+    }
+    return NULL;
+}
+
+/* Float32 pointers to block l's weights (in struct order): the mapping
+ * itself where possible, else widened into ctx->wbuf (split over the
+ * threads: widening a 7B block is ~200M elements, memory-bound, and the
+ * BLAS threads are idle meanwhile); the widened tensors' pages are then
+ * released so resident memory stays near one block. */
 static void block_weights(struct strata_ctx *ctx, int32_t l, const float *out[STRATA_BLOCK_N_W])
 {
     struct strata_w *ws = strata_block_ws((struct strata_block_w *)&ctx->model->blocks[l]);
-    int64_t off = 0;
+    int64_t total = 0;
     for (int i = 0; i < STRATA_BLOCK_N_W; i++) {
         if (strata_w_direct(&ws[i])) {
             out[i] = ws[i].data;
             continue;
         }
-        strata_widen(ctx->wbuf + off, ws[i].data, ws[i].dtype, ws[i].n);
-        out[i] = ctx->wbuf + off;
-        off += ws[i].n;
+        out[i] = ctx->wbuf + total;
+        total += ws[i].n;
+    }
+    if (!total) return;
+    int nt = total < ((int64_t)1 << 20) ? 1 : ctx->n_threads;
+    pthread_t th[MAX_THREADS];
+    struct widen_job job[MAX_THREADS];
+    bool started[MAX_THREADS] = {false};
+    for (int k = 0; k < nt; k++)
+        job[k] = (struct widen_job){ws, ctx->wbuf, total * k / nt, total * (k + 1) / nt};
+    for (int k = 1; k < nt; k++) started[k] = pthread_create(&th[k], NULL, widen_worker, &job[k]) == 0;
+    widen_worker(&job[0]);
+    for (int k = 1; k < nt; k++) {
+        if (started[k]) pthread_join(th[k], NULL);
+        else widen_worker(&job[k]);
     }
     for (int i = 0; i < STRATA_BLOCK_N_W; i++)
         if (!strata_w_direct(&ws[i]) && ws[i].t) strata_tensor_release(ws[i].t);

@@ -207,11 +207,35 @@ def test_hf_roundtrip():
               "and logits")
 
 
+def test_widen_big():
+    """A bf16 checkpoint whose blocks are large enough (3.4M elements) for the
+    runtime to widen them on several threads gives exactly the hidden states
+    of its float32 copy (the same bf16-rounded numbers, used in place)."""
+    src = os.path.join(TMP, "w512.bin")
+    rc, _, err = run([os.path.join(BUILD, "tests", "mkmodel"), "--dim", "512", "--hidden", "1536",
+                      "--layers", "2", "--heads", "8", "--kv-heads", "8", "--vocab", "512",
+                      "--seq-len", "128", "--seed", "9", "-o", src])
+    if not check(rc == 0, f"mkmodel 512-wide exits 0: {err.strip()}"):
+        return
+    b16, f32 = os.path.join(TMP, "w512-bf16"), os.path.join(TMP, "w512-f32")
+    rc1, _, e1 = run([CONVERT, "--model", src, "--tokenizer", TOK, "--dtype", "bf16", "-o", b16])
+    rc2, _, e2 = run([CONVERT, "--model", b16, "--dtype", "f32", "-o", f32])
+    if not check(rc1 == 0 and rc2 == 0, f"convert to bf16 and back to f32: {e1.strip()} {e2.strip()}"):
+        return
+    toks = [1] + list(np.random.default_rng(5).integers(3, 512, size=63))
+    h0, l0 = forward(b16, toks, "w512-bf16")
+    h1, l1 = forward(f32, toks, "w512-f32")
+    if h0 is not None and h1 is not None:
+        check(np.array_equal(h0, h1) and np.array_equal(l0, l1),
+              "bf16 blocks widened on threads = their float32 copy, bit for bit")
+
+
 def body(tmp):
     global TMP
     TMP = tmp
     test_stories()
     test_hf_roundtrip()
+    test_widen_big()
 
 
 if __name__ == "__main__":
