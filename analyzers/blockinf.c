@@ -1,148 +1,691 @@
 /* strata-blockinf — Block Influence (ShortGPT, Men et al. 2024; P3 in
- * ../shared/docs/PAPERS.md) from a hidden-state dump:
+ * ../shared/docs/PAPERS.md) and its variants from a hidden-state dump, with a
+ * seeded bootstrap over samples, and the pruning plan that follows from it:
  *   BI_l = 1 - mean over all tokens of all samples of cos(X_l, X_{l+1}),
  * X_l the residual stream entering block l, X_{l+1} the stream leaving it,
  * before the final norm. Averaged, not summed, so scores are comparable
- * across corpora of different sizes. Reads two layers of one sample at a
- * time: memory is independent of N and L. */
+ * across corpora of different sizes. Variants (lib/blockinf.c): angular
+ * distance between X_l and X_{l+n}, relative magnitude of the block's
+ * update, BI of the attention and MLP sub-blocks. docs/BLOCKINF.md explains
+ * each score and the evaluation (scripts/blockinf_eval.py).
+ *
+ * Memory: two (or n+1) boundaries and two sub-block outputs of one sample
+ * at a time, plus each sample's mean per block and metric (N, L) for the
+ * bootstrap; shards are read one after the other.
+ *
+ * Legend: N samples, L blocks, P positions kept, D width, B replicates. */
 #include "cli.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 
 static void usage(void)
 {
-    printf("usage: strata-blockinf DUMP.h5 [DUMP2.h5 ...] [-o BI.csv] [--allow-partial]\n"
+    printf("usage: strata-blockinf [score] DUMP.h5 [DUMP2.h5 ...] [options] [-o SCORES.csv]\n"
+           "       strata-blockinf plan DUMP.h5 [...] --remove K [options] [-o PLAN.json] [--csv PLAN.csv]\n"
            "\n"
-           "Block Influence per block l (0-based) from a strata-probe-hidden dump, or\n"
-           "several dumps (shards of one run) read as one. Blocks whose two\n"
-           "boundaries l and l+1 the dump keeps are scored; positions are the kept ones.\n"
-           "Writes CSV columns: layer, bi, mean_cos, rank (1 = lowest BI, the first\n"
-           "to remove), n_tokens. Default output: stdout.\n"
+           "score (the default): one CSV row per block l (0-based) of a strata-probe-hidden\n"
+           "dump, or of several dumps (shards of one run) read as one. Columns: layer, then\n"
+           "for --metric bi: bi, mean_cos, rank (1 = lowest BI, the first to remove),\n"
+           "n_tokens; every other metric M adds M and M_rank (bi-attn -> bi_attn); with\n"
+           "--bootstrap each metric also gets M_lo, M_hi (the confidence interval) and\n"
+           "M_stab (the fraction of replicates in which the block keeps its rank).\n"
+           "Empty cells: the block has no score for that metric.\n"
            "\n"
-           "  -o FILE          CSV output (written as FILE.partial, then renamed)\n"
-           "  --allow-partial  accept an unfinished dump (.partial), using its\n"
-           "                   completed samples\n"
+           "plan: the K blocks to remove, lowest score first, as JSON {\"remove\": [...],\n"
+           "\"order\": [...], ...} (docs/BLOCKINF.md) and, with --csv, as CSV (order, layer,\n"
+           "score, remove). With --metric angular the plan is one run of K consecutive\n"
+           "blocks l..l+K-1 minimising the angular distance between X_l and X_{l+K}.\n"
+           "Perplexity with the plan's blocks removed, on held-out samples:\n"
+           "scripts/blockinf_eval.py PLAN.json -o DIR (docs/BLOCKINF.md).\n"
+           "\n"
+           "  --metric LIST    bi (default), angular, relmag, bi-attn, bi-mlp, comma-\n"
+           "                   separated, or all (every metric the dump allows); plan\n"
+           "                   takes one. relmag, bi-attn and bi-mlp need a dump made with\n"
+           "                   --sites resid,attn_out,mlp_out\n"
+           "  --n N            angular: distance between X_l and X_{l+N} (default 1)\n"
+           "  --tokens all|last  score every kept position (default) or the last only\n"
+           "  --bootstrap B    B replicates resampling samples with replacement (default\n"
+           "                   0: none; plan: 1000)\n"
+           "  --seed S         bootstrap seed (splitmix64, as lib/blockinf.c states; default 0)\n"
+           "  --ci C           confidence level of M_lo .. M_hi (default 0.95; percentile)\n"
+           "  --remove K       plan: blocks to remove (1 .. scored blocks - 1)\n"
+           "  --csv FILE       plan: also write the ranking as CSV\n"
+           "  -o FILE          output (written as FILE.partial, then renamed; default stdout)\n"
+           "  --allow-partial  accept an unfinished dump (.partial), using its completed\n"
+           "                   samples\n"
            "  -h, --help       this help\n");
+}
+
+#define NM STRATA_BI_COUNT
+
+struct opts {
+    bool plan;
+    const char **paths;
+    int n_paths;
+    enum strata_bi_metric metrics[NM]; /* in the order asked; metrics[0] ranks the plan */
+    int n_metrics;
+    bool metric_all;      /* "all": keep only what the dump allows */
+    int64_t n;            /* angular span */
+    bool n_given;
+    bool last_only;
+    int64_t n_boot;
+    uint64_t seed;
+    double ci;
+    int64_t remove;       /* K; -1 not given */
+    const char *out, *csv;
+    bool allow_partial;
+};
+
+/* Everything score and plan report about one metric. */
+struct mstat {
+    double *vals;    /* (N, L) each sample's mean per block; NaN: not scored */
+    double *point;   /* (L) mean over samples */
+    int64_t *rank;   /* (L) 1 = lowest; 0: not scored */
+    int64_t *order;  /* (L) blocks lowest first */
+    int64_t n_rank;  /* blocks scored */
+    double *reps;    /* (B, L) bootstrap replicates */
+    double *lo, *hi; /* (L) percentile interval */
+    double *stab;    /* (L) fraction of replicates with the same rank */
+    double tau;      /* mean Kendall tau of replicate vs point ranking */
+};
+
+static void *xcalloc_(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p) cli_die("use fewer samples (or shards) per run", "out of memory");
+    return p;
+}
+
+static void parse_metrics(struct opts *o, const char *s)
+{
+    o->n_metrics = 0;
+    o->metric_all = !strcmp(s, "all");
+    if (o->metric_all) {
+        for (int m = 0; m < NM; m++) o->metrics[o->n_metrics++] = (enum strata_bi_metric)m;
+        return;
+    }
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        enum strata_bi_metric m;
+        if (strata_bi_metric_parse(tok, &m) != 0)
+            cli_die("--metric takes bi, angular, relmag, bi-attn, bi-mlp (comma-separated) or all",
+                    "--metric '%s': unknown metric '%s'", s, tok);
+        for (int i = 0; i < o->n_metrics; i++)
+            if (o->metrics[i] == m) cli_die(NULL, "--metric '%s' names %s twice", s, tok);
+        o->metrics[o->n_metrics++] = m;
+    }
+    if (!o->n_metrics) cli_die(NULL, "--metric '%s' names no metric", s);
+}
+
+static void parse_args(struct opts *o, int argc, char **argv)
+{
+    memset(o, 0, sizeof *o);
+    o->metrics[0] = STRATA_BI_BI;
+    o->n_metrics = 1;
+    o->n = 1;
+    o->n_boot = -1;
+    o->ci = 0.95;
+    o->remove = -1;
+    o->out = "-";
+    o->paths = malloc((size_t)argc * sizeof *o->paths);
+    if (!o->paths) cli_die(NULL, "out of memory");
+    int i = 1;
+    if (argc > 1 && !strcmp(argv[1], "plan")) o->plan = true, i = 2;
+    else if (argc > 1 && !strcmp(argv[1], "score")) i = 2;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage();
+            free(o->paths);
+            exit(0);
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+            o->out = cli_value(argc, argv, &i);
+        } else if (!strcmp(a, "--metric")) {
+            parse_metrics(o, cli_value(argc, argv, &i));
+        } else if (!strcmp(a, "--n")) {
+            o->n = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 20);
+            o->n_given = true;
+        } else if (!strcmp(a, "--tokens")) {
+            const char *v = cli_value(argc, argv, &i);
+            if (!strcmp(v, "last")) o->last_only = true;
+            else if (strcmp(v, "all")) cli_die(NULL, "--tokens '%s': expected all or last", v);
+        } else if (!strcmp(a, "--bootstrap")) {
+            o->n_boot = cli_int(a, cli_value(argc, argv, &i), 0, 10000000);
+        } else if (!strcmp(a, "--seed")) {
+            o->seed = (uint64_t)cli_int(a, cli_value(argc, argv, &i), 0, INT64_MAX);
+        } else if (!strcmp(a, "--ci")) {
+            o->ci = cli_double(a, cli_value(argc, argv, &i));
+            if (!(o->ci > 0 && o->ci < 1)) cli_die(NULL, "--ci %g: expected 0 < C < 1", o->ci);
+        } else if (!strcmp(a, "--remove")) {
+            o->remove = cli_int(a, cli_value(argc, argv, &i), 0, 1 << 20);
+        } else if (!strcmp(a, "--csv")) {
+            o->csv = cli_value(argc, argv, &i);
+        } else if (!strcmp(a, "--allow-partial")) {
+            o->allow_partial = true;
+        } else if (a[0] == '-' && a[1]) {
+            cli_die("see strata-blockinf --help", "unknown option '%s'", a);
+        } else {
+            o->paths[o->n_paths++] = a;
+        }
+    }
+    if (!o->n_paths) cli_die("see strata-blockinf --help", "no input dump given");
+    if (o->n_boot < 0) o->n_boot = o->plan ? 1000 : 0;
+    if (o->plan) {
+        if (o->remove < 0) cli_die("see strata-blockinf --help", "plan needs --remove K");
+        if (o->remove < 1) cli_die("give --remove 1 or more", "--remove 0 removes nothing");
+        if (o->n_metrics != 1 || o->metric_all)
+            cli_die("give one --metric to plan with", "plan ranks by one metric, not %s",
+                    o->metric_all ? "all" : "several");
+        if (o->metrics[0] == STRATA_BI_ANGULAR) {
+            if (o->n_given && o->n != o->remove)
+                cli_die("an angular plan removes the K consecutive blocks l..l+K-1: drop --n",
+                        "--n %lld differs from --remove %lld", (long long)o->n,
+                        (long long)o->remove);
+            o->n = o->remove;
+        }
+    } else if (o->remove >= 0 || o->csv) {
+        cli_die("--remove and --csv belong to `strata-blockinf plan`", "score takes no %s",
+                o->remove >= 0 ? "--remove" : "--csv");
+    }
+}
+
+/* The model's block count: model_config's n_layers, else what the dump
+ * shows (its last boundary or block). */
+static int64_t model_n_layer(const struct strata_dump *dump, const struct strata_dump_info *info)
+{
+    int64_t L = 0;
+    char *cfg = NULL;
+    if (strata_dump_get_attr_str(dump, "model_config", &cfg) == 0) {
+        cJSON *j = cJSON_Parse(cfg);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "n_layers");
+        if (cJSON_IsNumber(v) && v->valuedouble >= 1) L = (int64_t)v->valuedouble;
+        cJSON_Delete(j);
+    }
+    free(cfg);
+    const int32_t *kept = strata_dump_layers(dump), *blk = strata_dump_blocks(dump);
+    if (info->n_layers > 0 && kept[info->n_layers - 1] > L) L = kept[info->n_layers - 1];
+    if (info->n_blocks > 0 && blk[info->n_blocks - 1] + 1 > L) L = blk[info->n_blocks - 1] + 1;
+    return L;
+}
+
+struct job {
+    int m;     /* metric */
+    int64_t l; /* block */
+};
+
+/* Stream the dump: every metric asked for, each sample's mean per block. */
+static void accumulate(struct mstat *ms, const struct opts *o, struct strata_dump *dump,
+                       const struct strata_dump_info *info, int64_t L, bool *want)
+{
+    const int64_t N = info->n_complete, P = info->n_pos, D = info->dim;
+    const int64_t t0 = o->last_only ? P - 1 : 0, n_tok = P - t0;
+    const int32_t *kept = strata_dump_layers(dump), *blk = strata_dump_blocks(dump);
+    int64_t *bidx = xcalloc_((size_t)(L + 1), sizeof *bidx); /* (L+1) boundary -> dump index, -1 */
+    int64_t *kidx = xcalloc_((size_t)(L + 1), sizeof *kidx); /* (L+1) block -> /attn_out index, -1 */
+    for (int64_t b = 0; b <= L; b++) bidx[b] = kidx[b] = -1;
+    for (int64_t i = 0; i < info->n_layers; i++)
+        if (kept[i] <= L) bidx[kept[i]] = i;
+    for (int64_t i = 0; i < info->n_blocks; i++)
+        if (blk[i] < L) kidx[blk[i]] = i;
+    const bool has_attn = info->sites & STRATA_DUMP_ATTN_OUT, has_mlp = info->sites & STRATA_DUMP_MLP_OUT;
+    const bool need_attn = want[STRATA_BI_RELMAG] || want[STRATA_BI_ATTN] || want[STRATA_BI_MLP];
+    const bool need_mlp = want[STRATA_BI_RELMAG] || want[STRATA_BI_MLP];
+    /* Which block each metric can score: which boundaries and sites it needs. */
+    bool *can = xcalloc_((size_t)(NM * L), sizeof *can); /* (NM, L) */
+    int64_t n_can[NM] = {0};
+    for (int m = 0; m < NM; m++) {
+        if (!want[m]) continue;
+        for (int64_t l = 0; l < L; l++) {
+            bool ok = bidx[l] >= 0;
+            if (m == STRATA_BI_BI) ok = ok && bidx[l + 1] >= 0;
+            else if (m == STRATA_BI_ANGULAR) ok = ok && l + o->n <= L && bidx[l + o->n] >= 0;
+            else ok = ok && kidx[l] >= 0 && has_attn && (m == STRATA_BI_ATTN || has_mlp);
+            can[m * L + l] = ok;
+            n_can[m] += ok;
+        }
+        if (n_can[m] == 0) {
+            const char *name = strata_bi_metric_name((enum strata_bi_metric)m);
+            if (m == STRATA_BI_RELMAG || m == STRATA_BI_ATTN || m == STRATA_BI_MLP) {
+                if (!has_attn || (m != STRATA_BI_ATTN && !has_mlp))
+                    cli_die("make the dump with strata-probe-hidden --sites resid,attn_out,mlp_out",
+                            "%s: --metric %s needs the block outputs attn_out%s, but the dump keeps "
+                            "no /%s", strata_dump_path(dump), name,
+                            m == STRATA_BI_ATTN ? "" : " and mlp_out", has_attn ? "mlp_out" : "attn_out");
+                cli_die("keep the block's input boundary and the block (strata-probe-hidden --layers)",
+                        "%s: --metric %s scores no block: no block has its input boundary and "
+                        "attn_out/mlp_out kept", strata_dump_path(dump), name);
+            }
+            cli_die("dump the boundaries l and l+n (strata-probe-hidden --layers), or lower --n",
+                    "%s: --metric %s%s scores no block: the dump keeps no two boundaries %lld apart "
+                    "(model with %lld blocks)", strata_dump_path(dump), name,
+                    m == STRATA_BI_ANGULAR ? " (angular)" : "",
+                    (long long)(m == STRATA_BI_ANGULAR ? o->n : 1), (long long)L);
+        }
+    }
+    for (int m = 0; m < NM; m++) {
+        if (!want[m]) continue;
+        ms[m].vals = xcalloc_((size_t)(N * L), sizeof(double));
+        for (int64_t i = 0; i < N * L; i++) ms[m].vals[i] = (double)NAN;
+    }
+    const int64_t R = o->n + 1 > 2 ? o->n + 1 : 2; /* ring of boundaries */
+    float *ring = xcalloc_((size_t)(R * P * D), sizeof(float)); /* (R, P, D) */
+    float *attn = xcalloc_((size_t)(P * D), sizeof(float));     /* (P, D) */
+    float *mlp = xcalloc_((size_t)(P * D), sizeof(float));      /* (P, D) */
+    struct cli_progress prog;
+    cli_progress_start(&prog);
+    for (int64_t s = 0; s < N; s++) {
+        for (int64_t b = 0; b <= L; b++) {
+            if (bidx[b] < 0) continue;
+            float *cur = ring + (b % R) * P * D;
+            cli_check(strata_dump_read_layer(dump, s, bidx[b], cur), NULL);
+            /* (metric, block) pairs that boundary b completes */
+            struct job jobs[NM];
+            int nj = 0;
+            if (want[STRATA_BI_BI] && b >= 1 && can[STRATA_BI_BI * L + b - 1])
+                jobs[nj++] = (struct job){STRATA_BI_BI, b - 1};
+            if (want[STRATA_BI_ANGULAR] && b >= o->n && can[STRATA_BI_ANGULAR * L + b - o->n])
+                jobs[nj++] = (struct job){STRATA_BI_ANGULAR, b - o->n};
+            bool blk_read = false;
+            for (int m = STRATA_BI_RELMAG; m < NM && b < L; m++)
+                if (want[m] && can[m * L + b]) {
+                    if (!blk_read) {
+                        if (need_attn) cli_check(strata_dump_read_site(dump, STRATA_DUMP_ATTN_OUT, s, kidx[b], attn), NULL);
+                        if (need_mlp && has_mlp) cli_check(strata_dump_read_site(dump, STRATA_DUMP_MLP_OUT, s, kidx[b], mlp), NULL);
+                        blk_read = true;
+                    }
+                    jobs[nj++] = (struct job){m, b};
+                }
+            for (int j = 0; j < nj; j++) {
+                const int m = jobs[j].m;
+                const int64_t l = jobs[j].l;
+                const float *x = ring + (l % R) * P * D, *y = m <= STRATA_BI_ANGULAR ? cur : NULL;
+                double sum = 0;
+                for (int64_t t = t0; t < P; t++) {
+                    double v;
+                    if (strata_bi_token(&v, (enum strata_bi_metric)m, x + t * D, y ? y + t * D : NULL,
+                                        attn + t * D, mlp + t * D, D) != 0)
+                        cli_die("the dump holds NaN, Inf or zero hidden states; rerun the probe",
+                                "%s: %s undefined at sample %lld, block %lld, position %lld (a zero "
+                                "or non-finite hidden state)", strata_dump_path(dump),
+                                strata_bi_metric_name((enum strata_bi_metric)m), (long long)s,
+                                (long long)l, (long long)strata_dump_positions(dump)[t]);
+                    sum += v;
+                }
+                ms[m].vals[s * L + l] = sum / (double)n_tok;
+            }
+        }
+        cli_progress(&prog, s + 1, N, (s + 1) * n_tok, 0);
+    }
+    free(ring);
+    free(attn);
+    free(mlp);
+    free(can);
+    free(bidx);
+    free(kidx);
+}
+
+/* The plan's blocks for score (L): the K lowest, or for angular (scores
+ * d(l, l+K)) the run l*..l*+K-1 of the lowest start. out (K); false if
+ * there are not enough scored blocks. */
+static bool plan_set(int64_t *out, const double *score, int64_t L, int64_t K, bool angular,
+                     int64_t *scratch)
+{
+    int64_t n = strata_bi_order(scratch, NULL, score, L);
+    if (angular) {
+        if (n < 1) return false;
+        for (int64_t k = 0; k < K; k++) out[k] = scratch[0] + k;
+        return true;
+    }
+    if (n < K) return false;
+    for (int64_t k = 0; k < K; k++) out[k] = scratch[k];
+    return true;
+}
+
+static bool same_set(const int64_t *a, const int64_t *b, int64_t K)
+{
+    for (int64_t i = 0; i < K; i++) {
+        bool hit = false;
+        for (int64_t j = 0; j < K && !hit; j++) hit = a[i] == b[j];
+        if (!hit) return false;
+    }
+    return true;
+}
+
+/* Point estimates, ranks and (with B > 0) the bootstrap of one metric.
+ * plan_k > 0: *set_stab = fraction of replicates with the point's plan. */
+static void summarize(struct mstat *st, int64_t N, int64_t L, const struct opts *o, int64_t plan_k,
+                      bool angular, double *set_stab)
+{
+    const int64_t B = o->n_boot;
+    st->point = xcalloc_((size_t)L, sizeof(double));
+    st->rank = xcalloc_((size_t)L, sizeof(int64_t));
+    st->order = xcalloc_((size_t)L, sizeof(int64_t));
+    for (int64_t l = 0; l < L; l++) {
+        double sum = 0;
+        for (int64_t s = 0; s < N; s++) sum += st->vals[s * L + l];
+        st->point[l] = sum / (double)N; /* NaN stays NaN: not scored */
+    }
+    st->n_rank = strata_bi_order(st->order, st->rank, st->point, L);
+    st->tau = (double)NAN;
+    if (B < 1) return;
+    st->reps = xcalloc_((size_t)(B * L), sizeof(double));
+    cli_check(strata_bi_bootstrap(st->reps, st->vals, N, L, B, o->seed), NULL);
+    st->lo = xcalloc_((size_t)L, sizeof(double));
+    st->hi = xcalloc_((size_t)L, sizeof(double));
+    st->stab = xcalloc_((size_t)L, sizeof(double));
+    double *col = xcalloc_((size_t)B, sizeof(double));
+    int64_t *ord = xcalloc_((size_t)L, sizeof(int64_t)), *rk = xcalloc_((size_t)L, sizeof(int64_t));
+    int64_t *pset = xcalloc_((size_t)(plan_k + 1), sizeof(int64_t));
+    int64_t *rset = xcalloc_((size_t)(plan_k + 1), sizeof(int64_t));
+    bool have_plan = plan_k > 0 && plan_set(pset, st->point, L, plan_k, angular, ord);
+    double tau_sum = 0;
+    int64_t same_plan = 0;
+    for (int64_t b = 0; b < B; b++) {
+        const double *r = st->reps + b * L;
+        strata_bi_order(ord, rk, r, L);
+        for (int64_t l = 0; l < L; l++) st->stab[l] += rk[l] && rk[l] == st->rank[l];
+        double t = strata_bi_kendall(st->rank, rk, L);
+        tau_sum += isfinite(t) ? t : 1.0; /* one ranked block: the ranking cannot change */
+        if (have_plan && plan_set(rset, r, L, plan_k, angular, ord)) same_plan += same_set(pset, rset, plan_k);
+    }
+    st->tau = tau_sum / (double)B;
+    if (set_stab) *set_stab = (double)same_plan / (double)B;
+    for (int64_t l = 0; l < L; l++) {
+        if (!st->rank[l]) {
+            st->lo[l] = st->hi[l] = st->stab[l] = (double)NAN;
+            continue;
+        }
+        for (int64_t b = 0; b < B; b++) col[b] = st->reps[b * L + l];
+        st->lo[l] = strata_bi_quantile(col, B, (1.0 - o->ci) / 2);
+        st->hi[l] = strata_bi_quantile(col, B, (1.0 + o->ci) / 2);
+        st->stab[l] /= (double)B;
+    }
+    free(col);
+    free(ord);
+    free(rk);
+    free(pset);
+    free(rset);
+}
+
+static void mstat_free(struct mstat *st)
+{
+    free(st->vals);
+    free(st->point);
+    free(st->rank);
+    free(st->order);
+    free(st->reps);
+    free(st->lo);
+    free(st->hi);
+    free(st->stab);
+}
+
+/* A CSV cell: the number, or empty for NaN (no score). */
+static void cell(FILE *f, double v)
+{
+    if (isfinite(v)) fprintf(f, ",%.9g", v);
+    else fputc(',', f);
+}
+
+static void write_scores(const char *path, struct mstat *ms, const struct opts *o, int64_t L,
+                         int64_t n_tok)
+{
+    struct cli_out out;
+    FILE *f = cli_out_open(&out, path);
+    const bool boot = o->n_boot > 0;
+    bool has_bi = false;
+    for (int i = 0; i < o->n_metrics; i++) has_bi |= o->metrics[i] == STRATA_BI_BI;
+    fprintf(f, "layer");
+    if (has_bi) fprintf(f, ",bi,mean_cos,rank,n_tokens%s", boot ? ",bi_lo,bi_hi,bi_stab" : "");
+    else fprintf(f, ",n_tokens");
+    for (int i = 0; i < o->n_metrics; i++) {
+        if (o->metrics[i] == STRATA_BI_BI) continue;
+        char c[16];
+        snprintf(c, sizeof c, "%s", strata_bi_metric_name(o->metrics[i]));
+        if (c[2] == '-') c[2] = '_';
+        fprintf(f, ",%s,%s_rank", c, c);
+        if (boot) fprintf(f, ",%s_lo,%s_hi,%s_stab", c, c, c);
+    }
+    fputc('\n', f);
+    for (int64_t l = 0; l < L; l++) {
+        bool any = false;
+        for (int i = 0; i < o->n_metrics; i++) any |= ms[o->metrics[i]].rank[l] > 0;
+        if (!any) continue;
+        fprintf(f, "%lld", (long long)l);
+        if (has_bi) {
+            const struct mstat *st = &ms[STRATA_BI_BI];
+            cell(f, st->point[l]);
+            cell(f, 1.0 - st->point[l]);
+            if (st->rank[l]) fprintf(f, ",%lld", (long long)st->rank[l]);
+            else fputc(',', f);
+        }
+        fprintf(f, ",%lld", (long long)n_tok);
+        if (has_bi && boot) {
+            const struct mstat *st = &ms[STRATA_BI_BI];
+            cell(f, st->lo[l]);
+            cell(f, st->hi[l]);
+            cell(f, st->stab[l]);
+        }
+        for (int i = 0; i < o->n_metrics; i++) {
+            if (o->metrics[i] == STRATA_BI_BI) continue;
+            const struct mstat *st = &ms[o->metrics[i]];
+            cell(f, st->point[l]);
+            if (st->rank[l]) fprintf(f, ",%lld", (long long)st->rank[l]);
+            else fputc(',', f);
+            if (boot) {
+                cell(f, st->lo[l]);
+                cell(f, st->hi[l]);
+                cell(f, st->stab[l]);
+            }
+        }
+        fputc('\n', f);
+    }
+    cli_out_commit(&out);
+}
+
+static cJSON *num_or_null(double v)
+{
+    return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
+}
+
+static cJSON *int_array(const int64_t *v, int64_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int64_t i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber((double)v[i]));
+    return a;
+}
+
+static cJSON *num_array(const double *v, int64_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int64_t i = 0; i < n; i++) cJSON_AddItemToArray(a, num_or_null(v[i]));
+    return a;
+}
+
+/* Where the calibration came from, for held-out evaluation
+ * (scripts/blockinf_eval.py takes draws below draw_min of the same shuffle). */
+static cJSON *calibration(const struct strata_dump *dump, const struct opts *o, int64_t N,
+                          int64_t n_tok)
+{
+    cJSON *c = cJSON_CreateObject();
+    cJSON *d = cJSON_AddArrayToObject(c, "dumps");
+    for (int i = 0; i < o->n_paths; i++) cJSON_AddItemToArray(d, cJSON_CreateString(o->paths[i]));
+    static const char *const keys[] = {"model_path", "tokenizer_path", "corpus_path",
+                                       "corpus_format", "separator", "jsonl_field", "seed",
+                                       "seq_len",
+                                       "interventions"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char *v = NULL;
+        if (strata_dump_get_attr_str(dump, keys[i], &v) == 0) {
+            cJSON *item = cJSON_Parse(v); /* numbers and JSON objects as such */
+            if (!item || !strcmp(keys[i], "seed") || cJSON_IsString(item) ||
+                (!cJSON_IsNumber(item) && !cJSON_IsObject(item))) {
+                cJSON_Delete(item);
+                item = cJSON_CreateString(v);
+            }
+            cJSON_AddItemToObject(c, keys[i], item);
+        }
+        free(v);
+    }
+    int64_t *draw = xcalloc_((size_t)N, sizeof *draw), lo = INT64_MAX, hi = -1;
+    if (strata_dump_read_origin(dump, 0, N, NULL, NULL, draw) == 0)
+        for (int64_t s = 0; s < N; s++) {
+            lo = draw[s] < lo ? draw[s] : lo;
+            hi = draw[s] > hi ? draw[s] : hi;
+        }
+    free(draw);
+    cJSON_AddNumberToObject(c, "n_samples", (double)N);
+    cJSON_AddNumberToObject(c, "n_tokens", (double)(N * n_tok));
+    if (hi >= 0) {
+        cJSON_AddNumberToObject(c, "draw_min", (double)lo);
+        cJSON_AddNumberToObject(c, "draw_max", (double)hi);
+    }
+    return c;
+}
+
+static void write_plan(const struct opts *o, const struct strata_dump *dump, struct mstat *st,
+                       int64_t L, int64_t N, int64_t n_tok, const int64_t *rm, double set_stab)
+{
+    const int64_t K = o->remove;
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "format", "strata-blockinf-plan/1");
+    cJSON_AddStringToObject(root, "metric", strata_bi_metric_name(o->metrics[0]));
+    cJSON_AddNumberToObject(root, "n", (double)o->n);
+    cJSON_AddStringToObject(root, "tokens", o->last_only ? "last" : "all");
+    cJSON_AddNumberToObject(root, "n_layer", (double)L);
+    cJSON_AddItemToObject(root, "remove", int_array(rm, K));
+    int64_t *keep = xcalloc_((size_t)L, sizeof *keep), nk = 0;
+    for (int64_t l = 0; l < L; l++) {
+        bool r = false;
+        for (int64_t k = 0; k < K; k++) r |= rm[k] == l;
+        if (!r) keep[nk++] = l;
+    }
+    cJSON_AddItemToObject(root, "keep", int_array(keep, nk));
+    free(keep);
+    /* order: the removal order for every K' (nested plans); angular's blocks
+     * differ per K', so there it is the start ranking of this K */
+    cJSON_AddItemToObject(root, "order", int_array(st->order, st->n_rank));
+    cJSON_AddItemToObject(root, "score", num_array(st->point, L));
+    if (o->n_boot > 0) {
+        cJSON *b = cJSON_AddObjectToObject(root, "bootstrap");
+        cJSON_AddNumberToObject(b, "replicates", (double)o->n_boot);
+        cJSON_AddNumberToObject(b, "seed", (double)o->seed);
+        cJSON_AddNumberToObject(b, "ci", o->ci);
+        cJSON_AddItemToObject(b, "lo", num_array(st->lo, L));
+        cJSON_AddItemToObject(b, "hi", num_array(st->hi, L));
+        cJSON_AddItemToObject(b, "rank_stability", num_array(st->stab, L));
+        cJSON_AddItemToObject(b, "kendall_tau_mean", num_or_null(st->tau));
+        cJSON_AddNumberToObject(b, "remove_stability", set_stab);
+    } else {
+        cJSON_AddNullToObject(root, "bootstrap");
+    }
+    cJSON_AddItemToObject(root, "calibration", calibration(dump, o, N, n_tok));
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) cli_die(NULL, "out of memory");
+    struct cli_out out;
+    FILE *f = cli_out_open(&out, o->out);
+    fprintf(f, "%s\n", text);
+    cli_out_commit(&out);
+    free(text);
+    if (!o->csv) return;
+    f = cli_out_open(&out, o->csv);
+    fprintf(f, "order,layer,%s,remove\n", strata_bi_metric_name(o->metrics[0]));
+    for (int64_t r = 0; r < st->n_rank; r++) {
+        const int64_t l = st->order[r];
+        bool rem = false;
+        for (int64_t k = 0; k < K; k++) rem |= rm[k] == l;
+        fprintf(f, "%lld,%lld,%.9g,%d\n", (long long)r + 1, (long long)l, st->point[l], rem);
+    }
+    cli_out_commit(&out);
 }
 
 int main(int argc, char **argv)
 {
     cli_init("strata-blockinf");
-    const char *in_path = NULL, *out_path = "-";
-    bool allow_partial = false;
-    const char **paths = malloc((size_t)argc * sizeof *paths);
-    int n_paths = 0;
-    if (!paths) cli_die(NULL, "out of memory");
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage();
-            free(paths);
-            return 0;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            out_path = cli_value(argc, argv, &i);
-        } else if (!strcmp(a, "--allow-partial")) {
-            allow_partial = true;
-        } else if (a[0] == '-' && a[1]) {
-            cli_die("see strata-blockinf --help", "unknown option '%s'", a);
-        } else {
-            if (!in_path) in_path = a;
-            paths[n_paths++] = a;
-        }
-    }
-    if (!in_path) cli_die("see strata-blockinf --help", "no input dump given");
-
+    struct opts o;
+    parse_args(&o, argc, argv);
     struct strata_dump *dump = NULL;
-    cli_check(strata_dump_open_many(&dump, paths, n_paths),
+    cli_check(strata_dump_open_many(&dump, o.paths, o.n_paths),
               "give dumps written by strata-probe-hidden (shards of one run)");
     struct strata_dump_info info;
     cli_check(strata_dump_info(dump, &info), NULL);
-    if (!info.complete && !allow_partial)
+    if (!info.complete && !o.allow_partial)
         cli_die("finish or resume the probe run, or pass --allow-partial",
-                "%s: the dump is incomplete (%lld of %lld samples)", in_path,
+                "%s: the dump is incomplete (%lld of %lld samples)", o.paths[0],
                 (long long)info.n_complete, (long long)info.n_samples);
-    /* Block l is scored from kept boundaries l and l+1 (adjacent in the
-     * dump's layer list); its CSV row keeps the block number. */
-    const int32_t *kept = strata_dump_layers(dump);
-    const int64_t N = info.n_complete, T = info.n_pos, D = info.dim;
-    const int64_t L = info.n_layers > 0 ? kept[info.n_layers - 1] : 0; /* rows 0 .. L-1 */
-    int64_t *idx = malloc((size_t)(L + 2) * sizeof *idx); /* boundary -> index in the dump, or -1 */
-    if (!idx) cli_die(NULL, "out of memory");
-    for (int64_t b = 0; b <= L; b++) idx[b] = -1;
-    for (int64_t i = 0; i < info.n_layers; i++) idx[kept[i]] = i;
-    int64_t n_scored = 0;
-    for (int64_t l = 0; l < L; l++) n_scored += idx[l] >= 0 && idx[l + 1] >= 0;
-    if (N < 1 || n_scored < 1)
-        cli_die("dump consecutive boundaries (strata-probe-hidden --layers)",
-                "%s: needs at least one sample and one block with both boundaries kept (has %lld "
-                "samples, %lld layers)", in_path, (long long)N, (long long)info.n_layers);
+    const int64_t N = info.n_complete, L = model_n_layer(dump, &info);
+    if (N < 1 || L < 1 || info.n_pos < 1)
+        cli_die("dump at least one sample of a model with blocks",
+                "%s: needs at least one sample and one block (has %lld samples, %lld blocks)",
+                o.paths[0], (long long)N, (long long)L);
+    const int64_t n_tok = N * (o.last_only ? 1 : info.n_pos);
 
-    float *a = malloc((size_t)(T * D) * sizeof(float)); /* (T, D) X_l */
-    float *b = malloc((size_t)(T * D) * sizeof(float)); /* (T, D) X_{l+1} */
-    double *sum_cos = calloc((size_t)L, sizeof(double)); /* (L) */
-    if (!a || !b || !sum_cos) cli_die(NULL, "out of memory");
-    struct cli_progress prog;
-    cli_progress_start(&prog);
-    for (int64_t s = 0; s < N; s++) {
-        for (int64_t l = 0; l < L; l++) {
-            if (idx[l] < 0 || idx[l + 1] < 0) continue;
-            cli_check(strata_dump_read_layer(dump, s, idx[l], a), NULL);
-            cli_check(strata_dump_read_layer(dump, s, idx[l + 1], b), NULL);
-            for (int64_t t = 0; t < T; t++) {
-                const float *x = a + t * D, *y = b + t * D;
-                double xy = 0, xx = 0, yy = 0;
-                for (int64_t i = 0; i < D; i++) {
-                    xy += (double)x[i] * (double)y[i];
-                    xx += (double)x[i] * (double)x[i];
-                    yy += (double)y[i] * (double)y[i];
-                }
-                if (!isfinite(xy) || !isfinite(xx) || !isfinite(yy) || xx == 0 || yy == 0)
-                    cli_die("the dump holds NaN, Inf or zero hidden states; rerun the probe",
-                            "%s: cosine undefined at sample %lld, layers %lld/%lld, position %lld",
-                            in_path, (long long)s, (long long)l, (long long)(l + 1), (long long)t);
-                sum_cos[l] += xy / sqrt(xx * yy);
-            }
-        }
-        cli_progress(&prog, s + 1, N, (s + 1) * T, 0);
+    /* "all": drop what the dump cannot give (block outputs, or X_{l+n}) */
+    bool want[NM] = {false};
+    if (o.metric_all) {
+        const bool blk = (info.sites & STRATA_DUMP_ATTN_OUT) && (info.sites & STRATA_DUMP_MLP_OUT);
+        int n = 0;
+        for (int i = 0; i < o.n_metrics; i++)
+            if (o.metrics[i] <= STRATA_BI_ANGULAR || blk) o.metrics[n++] = o.metrics[i];
+        if (n < o.n_metrics)
+            fprintf(stderr, "%s: note: the dump keeps no attn_out/mlp_out; scoring bi and angular "
+                            "only (--sites resid,attn_out,mlp_out gives all five)\n", cli_prog);
+        o.n_metrics = n;
     }
+    for (int i = 0; i < o.n_metrics; i++) want[o.metrics[i]] = true;
+    if (want[STRATA_BI_ANGULAR] && o.n >= L + 1)
+        cli_die(NULL, "--n %lld: the model has %lld blocks, so X_l and X_{l+n} exist for n <= %lld",
+                (long long)o.n, (long long)L, (long long)L);
+    if (o.plan && o.remove >= L)
+        cli_die("remove fewer blocks than the model has",
+                "--remove %lld: the model has %lld blocks (0 .. %lld); K must be below %lld",
+                (long long)o.remove, (long long)L, (long long)L - 1, (long long)L);
 
-    const double n_tok = (double)(N * T);
-    int64_t *order = malloc((size_t)L * sizeof *order); /* (L) blocks, lowest BI first */
-    if (!order) cli_die(NULL, "out of memory");
-    int64_t n_ord = 0;
-    for (int64_t l = 0; l < L; l++)
-        if (idx[l] >= 0 && idx[l + 1] >= 0) order[n_ord++] = l;
-    for (int64_t i = 1; i < n_ord; i++) /* insertion sort: stable, L is small */
-        for (int64_t j = i; j > 0 && sum_cos[order[j]] > sum_cos[order[j - 1]]; j--) {
-            int64_t t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
+    struct mstat ms[NM];
+    memset(ms, 0, sizeof ms);
+    accumulate(ms, &o, dump, &info, L, want);
+    const bool angular = o.metrics[0] == STRATA_BI_ANGULAR;
+    double set_stab = (double)NAN;
+    for (int i = 0; i < o.n_metrics; i++)
+        summarize(&ms[o.metrics[i]], N, L, &o, i == 0 && o.plan ? o.remove : 0, angular,
+                  i == 0 ? &set_stab : NULL);
+
+    const struct mstat *first = &ms[o.metrics[0]];
+    if (o.plan) {
+        int64_t *rm = xcalloc_((size_t)o.remove, sizeof *rm), *scratch = xcalloc_((size_t)L, sizeof *scratch);
+        if (!plan_set(rm, first->point, L, o.remove, angular, scratch) ||
+            (!angular && o.remove >= first->n_rank))
+            cli_die("dump every boundary (the default of strata-probe-hidden), or remove fewer",
+                    "--remove %lld: only %lld blocks have a %s score", (long long)o.remove,
+                    (long long)first->n_rank, strata_bi_metric_name(o.metrics[0]));
+        write_plan(&o, dump, &ms[o.metrics[0]], L, N, n_tok / N, rm, set_stab);
+        fprintf(stderr, "%s: remove", cli_prog);
+        for (int64_t k = 0; k < o.remove; k++) fprintf(stderr, " %lld", (long long)rm[k]);
+        fprintf(stderr, " (%s%s)", strata_bi_metric_name(o.metrics[0]), angular ? ", one run" : ", lowest first");
+        if (o.n_boot > 0)
+            fprintf(stderr, "; the same plan in %.1f%% of %lld bootstrap replicates, mean Kendall tau %.3f",
+                    100 * set_stab, (long long)o.n_boot, first->tau);
+        fprintf(stderr, "\n");
+        free(rm);
+        free(scratch);
+    } else {
+        write_scores(o.out, ms, &o, L, n_tok);
+        for (int i = 0; i < o.n_metrics; i++) {
+            const struct mstat *st = &ms[o.metrics[i]];
+            fprintf(stderr, "%s: %s", cli_prog, strata_bi_metric_name(o.metrics[i]));
+            if (o.metrics[i] == STRATA_BI_ANGULAR) fprintf(stderr, " (n = %lld)", (long long)o.n);
+            fprintf(stderr, " lowest first:");
+            for (int64_t r = 0; r < st->n_rank; r++) fprintf(stderr, " %lld", (long long)st->order[r]);
+            if (o.n_boot > 0) fprintf(stderr, "; mean Kendall tau of %lld replicates %.3f", (long long)o.n_boot, st->tau);
+            fprintf(stderr, "\n");
         }
-    int64_t *rank = malloc((size_t)L * sizeof *rank);
-    if (!rank) cli_die(NULL, "out of memory");
-    for (int64_t r = 0; r < n_ord; r++) rank[order[r]] = r + 1;
-
-    struct cli_out out;
-    FILE *f = cli_out_open(&out, out_path);
-    fprintf(f, "layer,bi,mean_cos,rank,n_tokens\n");
-    for (int64_t l = 0; l < L; l++) {
-        if (idx[l] < 0 || idx[l + 1] < 0) continue;
-        double mc = sum_cos[l] / n_tok;
-        fprintf(f, "%lld,%.9g,%.9g,%lld,%lld\n", (long long)l, 1.0 - mc, mc, (long long)rank[l],
-                (long long)(N * T));
+        fprintf(stderr, "%s: %lld samples x %lld tokens\n", cli_prog, (long long)N,
+                (long long)(n_tok / N));
     }
-    cli_out_commit(&out);
-    fprintf(stderr, "%s: %lld samples x %lld tokens; lowest BI first:", cli_prog, (long long)N,
-            (long long)T);
-    for (int64_t r = 0; r < n_ord; r++) fprintf(stderr, " %lld", (long long)order[r]);
-    fprintf(stderr, "\n");
-    free(order);
-    free(rank);
-    free(idx);
-    free(paths);
-    free(a);
-    free(b);
-    free(sum_cos);
+    for (int m = 0; m < NM; m++) mstat_free(&ms[m]);
+    free(o.paths);
     strata_dump_free(dump);
     return 0;
 }

@@ -17,8 +17,9 @@ windows (lib/corpus.c), and distinct draws are distinct, non-overlapping
 windows, each starting at a document start, so no token is shared. The
 calibration dump records its draws (the plan's calibration.draw_min ..
 draw_max, made with strata-probe-hidden --sample-offset D); this script
-evaluates draws 0 .. M-1 of the same shuffle (same corpus, separator, seed
-and sequence length: strata-probe-ppl's sampling), and refuses M > draw_min.
+evaluates draws 0 .. M-1 of the same shuffle (same corpus, format,
+separator or JSONL field, seed and sequence length: strata-probe-ppl samples
+as strata-probe-hidden does), and refuses M > draw_min.
 
 Reads the plan JSON and the CSVs strata-probe-ppl writes; runs programs from
 --bindir (default $BINDIR or bin).
@@ -55,10 +56,15 @@ def ppl_of(bindir, run_dir, tag, skip, a, cal):
     """(mean_nll, ppl, n_values) of one strata-probe-ppl run, from its CSV."""
     out = os.path.join(run_dir, f"{tag}.h5")
     out_csv = os.path.join(run_dir, f"{tag}.csv")
+    fmt_ = cal.get("corpus_format", "text")
     cmd = [os.path.join(bindir, "strata-probe-ppl"), "--model", a.model, "--corpus", a.corpus,
-           "--sep", cal.get("separator", "<|endoftext|>"), "--samples", str(a.samples),
+           "--corpus-format", fmt_, "--samples", str(a.samples),
            "--seq-len", str(cal["seq_len"]), "--seed", str(cal["seed"]), "--csv", out_csv,
            "-o", out]
+    if fmt_ == "text":
+        cmd += ["--sep", cal.get("separator") or "<|endoftext|>"]
+    elif fmt_ == "jsonl":
+        cmd += ["--jsonl-field", cal.get("jsonl_field") or "text"]
     if a.tokenizer:
         cmd += ["--tokenizer", a.tokenizer]
     if skip:
@@ -120,9 +126,6 @@ def main(argv=None):
         for key in ("seed", "seq_len", "corpus_path", "model_path"):
             if key not in cal:
                 raise InputError(f"{a.plan}: calibration has no \"{key}\" (the dump lacks it)")
-        if cal.get("corpus_format", "text") != "text":
-            raise InputError(f"{a.plan}: the calibration corpus is {cal['corpus_format']}; "
-                             "strata-probe-ppl reads text corpora only")
         a.model = a.model or cal["model_path"]
         a.tokenizer = a.tokenizer or cal.get("tokenizer_path")
         a.corpus = a.corpus or cal["corpus_path"]

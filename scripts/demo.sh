@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: the first end-to-end slice on a small real model.
 # stories260K (a trained 260K-parameter Llama) over TinyStories stories:
-# greedy sample -> hidden-state dump -> Block Influence CSV -> PNG.
+# greedy sample -> hidden-state dump -> Block Influence and variants ->
+# pruning plan -> held-out perplexity with blocks removed -> pruned checkpoint -> PNG.
 #
 # Inputs (environment variables; the demo only picks defaults):
 #   MODEL, TOKENIZER  llama2.c checkpoint and tokenizer
@@ -10,6 +11,9 @@
 #   CORPUS            text with documents separated by <|endoftext|>
 #                     (default ../shared/corpora/tinystories-val-1000.txt)
 #   SAMPLES, SEQ_LEN  sampling (default 200 x 256)
+#   EVAL_SAMPLES      held-out samples for the pruning evaluation (default 64:
+#                     draws 0..63; the calibration dump takes the next SAMPLES)
+#   REMOVE            blocks the pruning plan removes (default 2)
 #   OUT               output folder (default out/demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +23,8 @@ SHARED=${SHARED:-../shared}
 OUT=${OUT:-out/demo}
 SAMPLES=${SAMPLES:-200}
 SEQ_LEN=${SEQ_LEN:-256}
+EVAL_SAMPLES=${EVAL_SAMPLES:-64}
+REMOVE=${REMOVE:-2}
 HF=https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K
 declare -A SHA=(
     [stories260K.bin]=b0a507e7ad0f626624f17112325e66691f9076d622e1d3274d103d00299f2696
@@ -60,14 +66,32 @@ SECONDS=0
 echo "== greedy sample from $MODEL"
 "$BINDIR/strata-generate" --model "$MODEL" --tokenizer "$TOKENIZER" --temperature 0 --steps 80
 
-echo "== hidden states of $SAMPLES samples x $SEQ_LEN tokens"
+echo "== hidden states of $SAMPLES samples x $SEQ_LEN tokens (draws $EVAL_SAMPLES.., residual stream and block outputs)"
 "$BINDIR/strata-probe-hidden" --model "$MODEL" --tokenizer "$TOKENIZER" --corpus "$CORPUS" \
-    --samples "$SAMPLES" --seq-len "$SEQ_LEN" --seed 0 --dtype f32 -o "$OUT/hidden.h5"
+    --samples "$SAMPLES" --seq-len "$SEQ_LEN" --seed 0 --sample-offset "$EVAL_SAMPLES" \
+    --sites resid,attn_out,mlp_out --dtype f32 -o "$OUT/hidden.h5"
 
-echo "== Block Influence"
-"$BINDIR/strata-blockinf" "$OUT/hidden.h5" -o "$OUT/blockinf.csv"
-cat "$OUT/blockinf.csv"
-"$PYTHON" scripts/plot_blockinf.py "$OUT/blockinf.csv" -o "$OUT/blockinf.png" --title "stories260K, ${SAMPLES}x${SEQ_LEN} tokens"
+echo "== Block Influence (P3) and its variants, 1000 bootstrap replicates"
+"$BINDIR/strata-blockinf" score "$OUT/hidden.h5" --metric all --bootstrap 1000 --seed 0 \
+    -o "$OUT/blockinf.csv"
+cut -d, -f1-8 "$OUT/blockinf.csv"
+"$BINDIR/strata-blockinf" plan "$OUT/hidden.h5" --remove "$REMOVE" -o "$OUT/blockinf_plan.json" \
+    --csv "$OUT/blockinf_plan.csv"
+echo "== held-out perplexity ($EVAL_SAMPLES samples, draws 0..$((EVAL_SAMPLES - 1))) with blocks removed"
+"$PYTHON" scripts/blockinf_eval.py "$OUT/blockinf_plan.json" -o "$OUT/blockinf_eval" \
+    --samples "$EVAL_SAMPLES" --model "$MODEL" --tokenizer "$TOKENIZER" --corpus "$CORPUS" \
+    --bindir "$BINDIR"
+cat "$OUT/blockinf_eval/ppl_layer.csv" "$OUT/blockinf_eval/ppl_k.csv"
+DROP=$("$PYTHON" -c 'import json, sys; print(",".join(map(str, json.load(open(sys.argv[1]))["remove"])))' \
+    "$OUT/blockinf_plan.json")
+echo "== pruned checkpoint without blocks $DROP, and its held-out perplexity"
+"$BINDIR/strata-convert" --model "$MODEL" --tokenizer "$TOKENIZER" --drop-layers "$DROP" \
+    -o "$OUT/pruned"
+"$BINDIR/strata-probe-ppl" --model "$OUT/pruned" --tokenizer "$TOKENIZER" --corpus "$CORPUS" \
+    --samples "$EVAL_SAMPLES" --seq-len "$SEQ_LEN" --seed 0 -o "$OUT/pruned_ppl.h5"
+"$PYTHON" scripts/plot_blockinf.py "$OUT/blockinf.csv" -o "$OUT/blockinf.png" -k "$REMOVE" \
+    --ppl-layer "$OUT/blockinf_eval/ppl_layer.csv" --ppl-k "$OUT/blockinf_eval/ppl_k.csv" \
+    --title "stories260K, ${SAMPLES}x${SEQ_LEN} tokens"
 
 echo "== RoPE decay (P2): B(m) curves, the paper's base bound table, the gap in stories260K"
 "$BINDIR/strata-decay" curve --base 10000,100000,1000000,10000000 --dim 128 --max-dist 20000 \
@@ -98,7 +122,9 @@ BINDIR="$BINDIR" PYTHON="$PYTHON" MODEL="$MODEL" TOKENIZER="$TOKENIZER" CORPUS="
 echo
 echo "demo done in ${SECONDS} s. Results:"
 echo "  $OUT/hidden.h5      hidden states (docs/FORMAT.md)"
-echo "  $OUT/blockinf.csv   Block Influence per block"
+echo "  $OUT/blockinf.csv   Block Influence and variants per block, bootstrap CIs"
+echo "  $OUT/blockinf_plan.json, .csv   the blocks to remove; $OUT/pruned/ the pruned checkpoint"
+echo "  $OUT/blockinf_eval/ppl_layer.csv, ppl_k.csv   held-out perplexity with blocks removed"
 echo "  $OUT/blockinf.png   the figure"
 echo "  $OUT/decay_*.csv    RoPE decay: curve, bound table (+ fit), gap, empirical; decay_*.png"
 echo "  $OUT/posvec/        positional vectors: CSV and PNG (docs/POSVEC.md)"

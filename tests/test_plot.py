@@ -11,7 +11,12 @@ Checks: PNG signature and IHDR size plausible, the image holds both bar
 colours (highlighted and plain, so bars were drawn), the default output lands
 next to the CSV, --help works, and a missing file, a CSV without the required
 columns, non-numeric values and an unwritable output each exit non-zero
-with one message naming the file. Prints "test_plot: N passed, N failed".
+with one message naming the file. The scores CSV of `strata-blockinf score
+--metric all --bootstrap` (variants, empty cells) with --ppl-layer and
+--ppl-k gives a grid of panels (perplexity bars and curve in their colours,
+every score panel highlighted); bi_lo/bi_hi add whiskers (more dark pixels
+than the same plot without them); a variant-only CSV plots; a ppl CSV
+without its columns, or missing, fails with one line naming it. Prints "test_plot: N passed, N failed".
 """
 import os
 import shutil
@@ -24,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(os.path.dirname(HERE), "scripts", "plot_blockinf.py")
 
 RED, BLUE = (214, 39, 40), (31, 119, 180)  # matplotlib tab:red, tab:blue
+GREEN, PURPLE = (44, 160, 44), (148, 103, 189)  # tab:green, tab:purple
 from pycheck import check, done  # noqa: E402
 
 
@@ -49,6 +55,16 @@ def colour_pixels(path, rgb):
     import numpy as np
     img = mpimg.imread(path)[..., :3]
     return int(np.all(np.abs(img - np.array(rgb) / 255.0) < 0.02, axis=-1).sum())
+
+
+def dark_pixels(path):
+    """Pixels darker than 15% in every channel (black lines, text)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.image as mpimg
+    import numpy as np
+    img = mpimg.imread(path)[..., :3]
+    return int(np.all(img < 0.15, axis=-1).sum())
 
 
 def main(tmp):
@@ -122,6 +138,77 @@ def main(tmp):
     fails("non-numeric bi", nonnum)
     bad_out = os.path.join(tmp, "no-such-dir", "x.png")
     fails("output in a missing directory", good, "-o", bad_out, names=bad_out)
+
+    # --- strata-blockinf score --metric all --bootstrap: CIs, variants, ppl panels
+    full = os.path.join(tmp, "full.csv")
+    var = {"angular": [b * 0.9 + 0.01 for b in bi], "relmag": [min(0.95, 2 * b + 0.2) for b in bi],
+           "bi_attn": [b / 2 for b in bi], "bi_mlp": [b / 3 + 0.01 for b in bi]}
+    with open(full, "w") as f:
+        f.write("layer,bi,mean_cos,rank,n_tokens,bi_lo,bi_hi,bi_stab")
+        for m in var:
+            f.write(f",{m},{m}_rank,{m}_lo,{m}_hi,{m}_stab")
+        f.write("\n")
+        for l, b in enumerate(bi):
+            f.write(f"{l},{b},{1 - b},{rank[l]},4096,{b * 0.8},{b * 1.2},1")
+            for m, v in var.items():
+                r = sorted(range(len(v)), key=lambda j: v[j]).index(l) + 1
+                # angular with --n 2 has no score for the last block: an empty cell
+                cellv = "" if m == "angular" and l == len(bi) - 1 else f"{v[l]}"
+                f.write(f",{cellv},{r if cellv else ''},{v[l] * 0.9},{v[l] * 1.1},0.9")
+            f.write("\n")
+    nocis = os.path.join(tmp, "nocis.csv")
+    with open(full) as f, open(nocis, "w") as g:
+        g.write(f.read().replace("bi_lo,bi_hi", "bx_lo,bx_hi"))
+    ppl_layer = os.path.join(tmp, "ppl_layer.csv")
+    with open(ppl_layer, "w") as f:
+        f.write("layer,rank,score,mean_nll,ppl,ppl_base,n_tokens\n")
+        for l, b in enumerate(bi):
+            f.write(f"{l},{rank[l]},{b},0,{4 + 100 * b},4.0,1000\n")
+    ppl_k = os.path.join(tmp, "ppl_k.csv")
+    with open(ppl_k, "w") as f:
+        f.write("k,removed,mean_nll,ppl,n_tokens\n0,,1.4,4.0,1000\n1,9,2,6.0,1000\n"
+                "2,9 8,3,20.0,1000\n")
+    out_full = os.path.join(tmp, "full.png")
+    rc, _, err = run(full, "-o", out_full, "--ppl-layer", ppl_layer, "--ppl-k", ppl_k)
+    if check(rc == 0 and png_size(out_full) is not None,
+             f"scores with CIs, 4 variants, ppl panels: PNG (exit {rc}: {err})"):
+        w, h = png_size(out_full)
+        check(w >= 2 * png_size(out)[0] and h >= 2 * png_size(out)[1],
+              f"7 panels in a grid: {w}x{h} vs one panel {png_size(out)}")
+        green, purple = colour_pixels(out_full, GREEN), colour_pixels(out_full, PURPLE)
+        check(green > 3000, f"ppl-per-removed-block bars drawn: {green} green pixels")
+        check(purple > 100, f"ppl-against-K curve drawn: {purple} purple pixels")
+        check(colour_pixels(out_full, RED) > 5 * red,
+              f"lowest blocks highlighted in every score panel: {colour_pixels(out_full, RED)} "
+              f"red pixels vs {red} in one panel")
+    # confidence bands: the same data with and without bi_lo/bi_hi (one panel)
+    one_ci, one_no = os.path.join(tmp, "one_ci.csv"), os.path.join(tmp, "one_no.csv")
+    with open(one_ci, "w") as f, open(one_no, "w") as g:
+        f.write("layer,bi,rank,bi_lo,bi_hi\n")
+        g.write("layer,bi,rank\n")
+        for l, b in enumerate(bi):
+            f.write(f"{l},{b},{rank[l]},{b * 0.7},{b * 1.3}\n")
+            g.write(f"{l},{b},{rank[l]}\n")
+    pa, pb = os.path.join(tmp, "one_ci.png"), os.path.join(tmp, "one_no.png")
+    rca, _, ea = run(one_ci, "-o", pa)
+    rcb, _, eb = run(one_no, "-o", pb)
+    if check(rca == 0 and rcb == 0, f"one-panel plots with and without CI ({ea} {eb})"):
+        da, db = dark_pixels(pa), dark_pixels(pb)
+        # the title's " with bootstrap CI" adds ~180 dark pixels; 12 whiskers ~400 more
+        check(da > db + 400, f"CI whiskers drawn: {da} dark pixels vs {db} without bi_lo/bi_hi")
+    # a CSV of one variant only (no bi column) plots
+    ang = os.path.join(tmp, "angular.csv")
+    with open(ang, "w") as f:
+        f.write("layer,n_tokens,angular,angular_rank\n0,10,0.3,3\n1,10,0.1,1\n2,10,0.2,2\n")
+    rc, _, err = run(ang, "-o", os.path.join(tmp, "angular.png"))
+    check(rc == 0, f"angular-only CSV plots (exit {rc}: {err})")
+    bad_pl = os.path.join(tmp, "bad_ppl_layer.csv")
+    with open(bad_pl, "w") as f:
+        f.write("layer,nll\n0,1.0\n")
+    fails("ppl-layer CSV without ppl", good, "--ppl-layer", bad_pl, "-o",
+          os.path.join(tmp, "x.png"), names=bad_pl)
+    fails("missing ppl-k CSV", good, "--ppl-k", os.path.join(tmp, "no-k.csv"), "-o",
+          os.path.join(tmp, "x.png"), names=os.path.join(tmp, "no-k.csv"))
 
 
 if __name__ == "__main__":
