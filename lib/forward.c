@@ -509,8 +509,8 @@ static void *widen_worker(void *arg)
 /* Float32 pointers to block l's weights (in struct order): the mapping
  * itself where possible, else widened into ctx->wbuf (split over the
  * threads: widening a 7B block is ~200M elements, memory-bound, and the
- * BLAS threads are idle meanwhile); the widened tensors' pages are then
- * released so resident memory stays near one block. */
+ * BLAS threads are idle meanwhile); with release_weights the widened
+ * tensors' pages are then dropped from the process. */
 static void block_weights(struct strata_ctx *ctx, int32_t l, const float *out[STRATA_BLOCK_N_W])
 {
     struct strata_w *ws = strata_block_ws((struct strata_block_w *)&ctx->model->blocks[l]);
@@ -537,7 +537,8 @@ static void block_weights(struct strata_ctx *ctx, int32_t l, const float *out[ST
         else widen_worker(&job[k]);
     }
     for (int i = 0; i < STRATA_BLOCK_N_W; i++)
-        if (!strata_w_direct(&ws[i]) && ws[i].t) strata_tensor_release(ws[i].t);
+        if (ctx->p.release_weights && !strata_w_direct(&ws[i]) && ws[i].t)
+            strata_tensor_release(ws[i].t);
 }
 
 /* logits (T, V) = xn (T, D) Wcls^T, times the NormHead scale per column. */
