@@ -5,7 +5,7 @@
  *
  * usage: forward_dump --model PATH --tokens 1,5,9 --hidden H.npy --logits L.npy
  *                     [--positions rope|rope-half|rope-interleaved|alibi|none]
- *                     [--attn-block B]
+ *                     [--attn-block B] [--release-weights]
  */
 #include "cli.h"
 
@@ -39,6 +39,7 @@ int main(int argc, char **argv)
     const char *model_path = NULL, *tokens_arg = NULL, *hidden_path = NULL, *logits_path = NULL;
     const char *positions = NULL;
     int64_t attn_block = 0;
+    bool release = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--model")) model_path = cli_value(argc, argv, &i);
@@ -46,6 +47,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--hidden")) hidden_path = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--logits")) logits_path = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--positions")) positions = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--release-weights")) release = true;
         else if (!strcmp(a, "--attn-block"))
             attn_block = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 20);
         else cli_die("see the usage in tests/forward_dump.c", "unknown option '%s'", a);
@@ -77,6 +79,7 @@ int main(int argc, char **argv)
     struct strata_ctx_params cp = strata_ctx_default_params();
     cp.n_ctx = T;
     if (attn_block) cp.attn_block = attn_block;
+    cp.release_weights = release;
     struct strata_ctx *ctx = NULL;
     cli_check(strata_ctx_create(&ctx, m, &cp), NULL);
     const int64_t L = cfg->n_layer, D = cfg->dim, V = cfg->vocab_size;

@@ -47,10 +47,10 @@ DUMP = os.path.join(BUILD, "tests", "forward_dump")
 GOLDEN = os.path.join(HERE, "golden", "stories260K_greedy200.txt")
 
 
-def forward(model, tokens, tag):
+def forward(model, tokens, tag, *extra):
     h, lg = os.path.join(TMP, f"{tag}.h.npy"), os.path.join(TMP, f"{tag}.l.npy")
     rc, _, err = run([DUMP, "--model", model, "--tokens", ",".join(map(str, tokens)),
-                      "--hidden", h, "--logits", lg])
+                      "--hidden", h, "--logits", lg, *extra])
     if not check(rc == 0, f"forward_dump {tag} exits 0: {err.strip()}"):
         return None, None
     return np.load(h), np.load(lg)
@@ -228,6 +228,10 @@ def test_widen_big():
     if h0 is not None and h1 is not None:
         check(np.array_equal(h0, h1) and np.array_equal(l0, l1),
               "bf16 blocks widened on threads = their float32 copy, bit for bit")
+    h2, l2 = forward(b16, toks, "w512-bf16-rel", "--release-weights")
+    if h0 is not None and h2 is not None:
+        check(np.array_equal(h0, h2) and np.array_equal(l0, l2),
+              "release_weights (pages dropped and faulted back) changes nothing")
 
 
 def body(tmp):
