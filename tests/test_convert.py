@@ -231,7 +231,7 @@ def test_widen_big():
     h2, l2 = forward(b16, toks, "w512-bf16-rel", "--release-weights")
     if h0 is not None and h2 is not None:
         check(np.array_equal(h0, h2) and np.array_equal(l0, l2),
-              "release_weights (pages dropped and faulted back) changes nothing")
+              "release_weights (pages dropped after each block) changes nothing")
 
 
 def body(tmp):
