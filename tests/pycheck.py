@@ -27,6 +27,11 @@ BINDIR = from_root(os.environ.get("BINDIR", "bin"))
 SHARED = from_root(os.environ.get("SHARED", os.path.join("..", "shared")))
 SAN = os.environ.get("STRATA_SAN") == "1"
 
+# The small real data every end-to-end test uses (read-only, never copied).
+STORIES = os.path.join(SHARED, "models", "stories260K", "stories260K.bin")
+TOK = os.path.join(SHARED, "models", "stories260K", "tok512.bin")
+CORPUS = os.path.join(SHARED, "corpora", "tinystories-val-1000.txt")
+
 
 def check(cond, what):
     global passed, failed

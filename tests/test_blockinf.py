@@ -45,14 +45,11 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from pycheck import BINDIR, SAN, SHARED, check, main, run  # noqa: E402
+from pycheck import BINDIR, CORPUS, SAN, STORIES, TOK, check, main, run  # noqa: E402
 
 import h5py  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
-STORIES = os.path.join(SHARED, "models", "stories260K", "stories260K.bin")
-TOK = os.path.join(SHARED, "models", "stories260K", "tok512.bin")
-CORPUS = os.path.join(SHARED, "corpora", "tinystories-val-1000.txt")
 PROBE = os.path.join(BINDIR, "strata-probe-hidden")
 PPL = os.path.join(BINDIR, "strata-probe-ppl")
 BLOCKINF = os.path.join(BINDIR, "strata-blockinf")

@@ -36,11 +36,9 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import hfio  # noqa: E402
-from pycheck import BINDIR, BUILD, SHARED, check, main, run  # noqa: E402
+from pycheck import BINDIR, BUILD, STORIES, TOK, check, main, run  # noqa: E402
 
 TMP = None  # set by main()
-STORIES = os.path.join(SHARED, "models", "stories260K", "stories260K.bin")
-TOK = os.path.join(SHARED, "models", "stories260K", "tok512.bin")
 CONVERT = os.path.join(BINDIR, "strata-convert")
 GENERATE = os.path.join(BINDIR, "strata-generate")
 DUMP = os.path.join(BUILD, "tests", "forward_dump")

@@ -38,13 +38,10 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from pycheck import BINDIR, SAN, SHARED, check, main, run  # noqa: E402
+from pycheck import BINDIR, CORPUS, SAN, STORIES, TOK, check, main, run  # noqa: E402
 
 import h5py  # noqa: E402
 
-STORIES = os.path.join(SHARED, "models", "stories260K", "stories260K.bin")
-TOK = os.path.join(SHARED, "models", "stories260K", "tok512.bin")
-CORPUS = os.path.join(SHARED, "corpora", "tinystories-val-1000.txt")
 POSVEC = os.path.join(BINDIR, "strata-posvec")
 HIDDEN = os.path.join(BINDIR, "strata-probe-hidden")
 PPL = os.path.join(BINDIR, "strata-probe-ppl")

@@ -46,7 +46,7 @@ sys.path.insert(0, HERE)
 import mkhf  # noqa: E402
 import ref_hf  # noqa: E402
 import ref_llama2c  # noqa: E402
-from pycheck import BINDIR, SAN, SHARED, check, main, run  # noqa: E402
+from pycheck import BINDIR, CORPUS, SAN, STORIES, TOK, check, main, run  # noqa: E402
 
 try:
     import h5py
@@ -54,9 +54,6 @@ except ImportError:  # reported as a failure, not a crash
     h5py = None
 
 PROBE = os.path.join(BINDIR, "strata-probe-attn")
-STORIES = os.path.join(SHARED, "models", "stories260K", "stories260K.bin")
-TOK = os.path.join(SHARED, "models", "stories260K", "tok512.bin")
-CORPUS = os.path.join(SHARED, "corpora", "tinystories-val-1000.txt")
 
 T_LONG = 130 if SAN else 200     # crosses 3 (4) tiles of 64 query rows
 N_LONG = 2 if SAN else 3

@@ -20,13 +20,11 @@ import time
 import h5py
 import numpy as np
 
-from pycheck import BINDIR, SHARED, check, main, run
+from pycheck import BINDIR, CORPUS, SHARED, TOK, check, main, run
 
 PROBE = os.path.abspath(os.path.join(BINDIR, "strata-probe-hidden"))
 BLOCKINF = os.path.join(BINDIR, "strata-blockinf")
 MODEL = os.path.join(SHARED, "models/stories260K/stories260K.bin")
-TOK = os.path.join(SHARED, "models/stories260K/tok512.bin")
-CORPUS = os.path.join(SHARED, "corpora/tinystories-val-1000.txt")
 
 
 def probe(out, *extra, corpus=CORPUS, samples=5, env=None):

@@ -63,16 +63,13 @@ sys.path.insert(0, HERE)
 import mkhf  # noqa: E402
 import ref_hf  # noqa: E402
 import ref_llama2c  # noqa: E402
-from pycheck import BINDIR, SAN, SHARED, check, main, run  # noqa: E402
+from pycheck import BINDIR, CORPUS, SAN, STORIES, TOK, check, main, run  # noqa: E402
 
 try:
     import h5py
 except ImportError:
     h5py = None
 
-STORIES = os.path.join(SHARED, "models", "stories260K", "stories260K.bin")
-TOK = os.path.join(SHARED, "models", "stories260K", "tok512.bin")
-CORPUS = os.path.join(SHARED, "corpora", "tinystories-val-1000.txt")
 PPL = os.path.join(BINDIR, "strata-probe-ppl")
 HIDDEN = os.path.join(BINDIR, "strata-probe-hidden")
 CONVERT = os.path.join(BINDIR, "strata-convert")

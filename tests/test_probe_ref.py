@@ -44,7 +44,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import ref_llama2c as ref  # noqa: E402
-from pycheck import BINDIR, BUILD, SHARED, check, main, run  # noqa: E402
+from pycheck import BINDIR, BUILD, CORPUS, STORIES, TOK, check, main, run  # noqa: E402
 
 try:
     import h5py
@@ -52,9 +52,6 @@ except ImportError:  # reported as a failure below, not a crash
     h5py = None
 
 
-STORIES = os.path.join(SHARED, "models", "stories260K", "stories260K.bin")
-TOK = os.path.join(SHARED, "models", "stories260K", "tok512.bin")
-CORPUS = os.path.join(SHARED, "corpora", "tinystories-val-1000.txt")
 PROBE = os.path.join(BINDIR, "strata-probe-hidden")
 BLOCKINF = os.path.join(BINDIR, "strata-blockinf")
 MKMODEL = os.path.join(BUILD, "tests", "mkmodel")
