@@ -262,6 +262,7 @@ struct cli_sampling {
     int64_t n_samples; /* default 64 */
     int64_t seq_len;   /* 0: the model's seq_len */
     uint64_t seed;
+    int64_t offset;    /* first draw of the seeded order taken */
 };
 
 #define CLI_SAMPLING_HELP                                                                 \
@@ -273,7 +274,9 @@ struct cli_sampling {
     "  --jsonl-field K  jsonl: the string field holding the text (default text)\n"        \
     "  --samples N      number of samples (default 64)\n"                                 \
     "  --seq-len T      tokens per sample (default: the model's seq_len)\n"               \
-    "  --seed S         sample selection seed (default 0)\n"
+    "  --seed S         sample selection seed (default 0)\n"                             \
+    "  --sample-offset K  take draws K .. K+N-1 of the seeded order (a shard of a\n"     \
+    "                   larger run, or samples held out from one; default 0)\n"
 
 static inline void cli_sampling_init(struct cli_sampling *cs)
 {
@@ -301,6 +304,8 @@ static inline bool cli_sampling_option(struct cli_sampling *cs, int argc, char *
         cs->seq_len = cli_int(a, cli_value(argc, argv, i), 1, 1 << 24);
     } else if (!strcmp(a, "--seed")) {
         cs->seed = (uint64_t)cli_int(a, cli_value(argc, argv, i), 0, INT64_MAX);
+    } else if (!strcmp(a, "--sample-offset")) {
+        cs->offset = cli_int(a, cli_value(argc, argv, i), 0, INT32_MAX);
     } else {
         return false;
     }
@@ -316,6 +321,18 @@ static inline int64_t cli_sampling_seq_len(struct cli_sampling *cs, const struct
         fprintf(stderr, "%s: note: --seq-len %lld is beyond the model's trained window %d\n",
                 cli_prog, (long long)cs->seq_len, (int)cfg->seq_len);
     return cs->seq_len;
+}
+
+/* The samples: draws offset .. offset+N-1 of the seeded order. */
+static inline void cli_sampling_build(const struct cli_sampling *cs,
+                                      const struct strata_corpus *corpus,
+                                      const struct strata_tokenizer *tok,
+                                      struct strata_samples *samples)
+{
+    cli_check(strata_samples_build_range(samples, corpus, tok, cs->offset, cs->n_samples,
+                                         cs->seq_len, cs->seed),
+              "use fewer --samples, a smaller --sample-offset or a shorter --seq-len, or a "
+              "larger corpus");
 }
 
 static inline struct strata_corpus *cli_sampling_open(const struct cli_sampling *cs)

@@ -474,7 +474,7 @@ int main(int argc, char **argv)
 
     struct strata_corpus *corpus = cli_sampling_open(&cs);
     struct strata_samples samples = {0};
-    cli_check(strata_samples_build(&samples, corpus, tok, n_samples, T, seed), NULL);
+    cli_sampling_build(&cs, corpus, tok, &samples);
 
     struct strata_ctx_params cp = strata_ctx_default_params();
     cp.n_ctx = T;

@@ -27,8 +27,6 @@ static void usage(void)
     fputs(CLI_INTERV_HELP, stdout);
     fputs(CLI_SAMPLING_HELP, stdout);
     printf("                   (with --append, --samples is the number to add)\n"
-           "  --sample-offset K  take draws K .. K+N-1 of the seeded order (a shard of a\n"
-           "                   larger run; default 0)\n"
            "  --layers LIST    residual boundaries 0..L to keep, e.g. 0,4,8-12 (default\n"
            "                   all); for attn_out/mlp_out the blocks 0..L-1 to keep\n"
            "  --positions LIST positions to keep: ranges and strides, e.g.\n"
@@ -179,7 +177,7 @@ int main(int argc, char **argv)
     cli_sampling_init(&cs);
     const char *out_path = NULL, *layers_s = NULL, *positions_s = NULL;
     const char *sites_s = "resid";
-    int64_t gzip = 0, offset = 0;
+    int64_t gzip = 0;
     bool resume = false, append = false;
     enum strata_dtype dtype = STRATA_F32;
     for (int i = 1; i < argc; i++) {
@@ -191,8 +189,6 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--positions")) { /* a list; a scheme name went to cli_model */
             positions_s = cli_value(argc, argv, &i);
         } else if (cli_sampling_option(&cs, argc, argv, &i)) {
-        } else if (!strcmp(a, "--sample-offset")) {
-            offset = cli_int("--sample-offset", cli_value(argc, argv, &i), 0, INT32_MAX);
         } else if (!strcmp(a, "--layers")) {
             layers_s = cli_value(argc, argv, &i);
         } else if (!strcmp(a, "--sites")) {
@@ -225,6 +221,7 @@ int main(int argc, char **argv)
     const int64_t L = cfg->n_layer, T = cli_sampling_seq_len(&cs, cfg), D = cfg->dim;
     const int64_t n_samples = cs.n_samples;
     const uint64_t seed = cs.seed;
+    const int64_t offset = cs.offset;
     const struct strata_corpus_params cpar = cs.cpar;
 
     /* What to keep. */

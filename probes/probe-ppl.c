@@ -129,8 +129,7 @@ int main(int argc, char **argv)
     struct strata_corpus *corpus = cli_sampling_open(&cs);
     if (cs.seq_len < 2) cli_die("give --seq-len 2 or more", "next-token NLL needs at least 2 tokens");
     struct strata_samples samples = {0};
-    cli_check(strata_samples_build(&samples, corpus, cm.tok, cs.n_samples, cs.seq_len, cs.seed),
-              NULL);
+    cli_sampling_build(&cs, corpus, cm.tok, &samples);
 
     const int64_t N = cs.n_samples, T = cs.seq_len;
     const uint64_t seed = cs.seed;

@@ -447,6 +447,23 @@ def test_stories():
     compare("stories260K (llama2.c) T=200", nll, ref)
 
 
+def test_offset():
+    """--sample-offset K takes draws K.. of the same seeded order: two halves
+    hold the same windows as one run, none twice, with the same NLL."""
+    full = ppl(STORIES, os.path.join(TMP, "off_full.h5"), n=4, t=64, seed=3)
+    a = ppl(STORIES, os.path.join(TMP, "off_a.h5"), n=2, t=64, seed=3)
+    b = ppl(STORIES, os.path.join(TMP, "off_b.h5"), "--sample-offset", "2", n=2, t=64, seed=3)
+    if not check(all(r[0] == 0 and r[2] is not None for r in (full, a, b)),
+                 f"--sample-offset runs: {full[1]} {a[1]} {b[1]}"):
+        return
+    rows = {tuple(t): n for t, n in zip(full[3].tolist(), full[2].tolist())}
+    halves = list(zip(a[3].tolist(), a[2].tolist())) + list(zip(b[3].tolist(), b[2].tolist()))
+    check(len({tuple(t) for t, _ in halves}) == 4 and all(tuple(t) in rows for t, _ in halves),
+          "draws 0-1 and 2-3 are the four windows of one 4-sample run, none twice")
+    check(all(np.array_equal(rows[tuple(t)], n) for t, n in halves),
+          "each window's NLL is the same in the halves as in the whole run")
+
+
 def body(tmp):
     global TMP
     TMP = tmp
@@ -462,6 +479,7 @@ def body(tmp):
         test_edits(llama, (nll0, toks), p)
         test_bad_input(llama, p)
     test_stories()
+    test_offset()
     test_interrupt()
 
 
