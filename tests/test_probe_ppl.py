@@ -122,7 +122,7 @@ def ref_edit_forward(m, tokens, edits=(), lam=1.0):
     after boundary b is formed (0 = embeddings). lam scales q.k (temperature).
     Written from ref_hf's functions; returns logits (T, V)."""
     tokens = np.asarray(tokens, dtype=np.int64)
-    Tn, D, H, G, d = len(tokens), m.D, m.H, m.G, m.d
+    Tn, H, G, d = len(tokens), m.H, m.G, m.d
     pos = np.arange(Tn, dtype=np.float64)
     freq, scale = ref_hf.inv_freq(m.theta, d, m.rope_scaling, m.C, Tn)
     i, j = np.arange(Tn)[:, None], np.arange(Tn)[None, :]
