@@ -47,10 +47,14 @@ $(LIBA): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	ar rcs $@ $^
 
+# A program is <dir>/<name>.c (main) plus, if the directory <dir>/<name>/
+# exists, its *.c parts and private *.h, all compiled into one binary.
+prog_parts = $(wildcard $(basename $(1))/*.c)
+prog_hdrs  = $(wildcard $(basename $(1))/*.h)
 define prog_rule
-$(BINDIR)/strata-$(basename $(notdir $(1))): $(1) $(LIBA) lib/strata.h
+$(BINDIR)/strata-$(basename $(notdir $(1))): $(1) $(call prog_parts,$(1)) $(call prog_hdrs,$(1)) $(LIBA) lib/strata.h
 	@mkdir -p $(BINDIR)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(LDFLAGS) -o $$@ $(1) $(LIBA) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(LDFLAGS) -o $$@ $(1) $(call prog_parts,$(1)) $(LIBA) $(LDLIBS)
 endef
 $(foreach s,$(PROG_SRC),$(eval $(call prog_rule,$(s))))
 

@@ -15,7 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *cli_prog = "strata";
+/* One name for the whole program, also when it is built from several files
+ * (analyzers/<name>/): a weak definition in every file, merged by the
+ * linker, so cli_init in main names the messages of every part. */
+#if defined(__GNUC__)
+__attribute__((weak))
+#endif
+const char *cli_prog = "strata";
 
 static inline void cli_log(enum strata_log_level level, const char *msg, void *user)
 {

@@ -1,0 +1,129 @@
+/* pvfile.c — part of strata-posvec (analyzers/posvec.c, docs/POSVEC.md):
+ * reading and writing PV files (the strata-posvec/1 HDF5 layout of
+ * decompose and merge) and the CSV outputs every command writes. Kept apart
+ * from the commands so decompose, merge and the studies read and check PV
+ * files the same way.
+ *
+ * Legend: Lk boundaries kept, T positions, D width.
+ */
+#include "posvec.h"
+
+void pv_free(struct pvfile *f)
+{
+    free(f->layers);
+    free(f->positions);
+    free(f->p);
+    free(f->cnorm);
+    free(f->model_config);
+    strata_pvsum_free(&f->acc);
+    memset(f, 0, sizeof *f);
+}
+
+void *xalloc(size_t n)
+{
+    void *p = calloc(n ? n : 1, 1);
+    if (!p) cli_die(NULL, "out of memory");
+    return p;
+}
+
+void pv_read(struct pvfile *f, const char *path)
+{
+    struct strata_h5 *h = NULL;
+    const char *hint = "give a file written by strata-posvec decompose or merge";
+    memset(f, 0, sizeof *f);
+    cli_check(strata_h5_open(&h, path), hint);
+    char *fmt = NULL;
+    if (strata_h5_get_attr_str(h, "/", "format", &fmt) || strcmp(fmt, PV_FORMAT))
+        cli_die(hint, "%s: not a %s file (no sums to merge or analyze)", path, PV_FORMAT);
+    free(fmt);
+    int nd;
+    int64_t sh[STRATA_H5_MAX_DIMS], n;
+    cli_check(strata_h5_shape(h, "sum", &nd, sh), hint);
+    if (nd != 3) cli_die(hint, "%s: /sum is not 3-D", path);
+    cli_check(strata_h5_get_attr_i64(h, "/", "n_samples", &n), hint);
+    cli_check(strata_pvsum_init(&f->acc, sh[0], sh[1], sh[2]), hint);
+    f->Lk = sh[0], f->T = sh[1], f->D = sh[2];
+    f->acc.n = n;
+    f->layers = xalloc((size_t)f->Lk * sizeof(int32_t));
+    f->positions = xalloc((size_t)f->T * sizeof(int32_t));
+    f->p = xalloc((size_t)(f->Lk * f->T * f->D) * sizeof(float));
+    cli_check(strata_h5_read(h, "sum", STRATA_H5_F64, f->acc.sum), hint);
+    cli_check(strata_h5_read(h, "sumsq", STRATA_H5_F64, f->acc.sumsq), hint);
+    cli_check(strata_h5_read(h, "layers", STRATA_H5_I32, f->layers), hint);
+    cli_check(strata_h5_read(h, "positions", STRATA_H5_I32, f->positions), hint);
+    cli_check(strata_h5_read(h, "positional", STRATA_H5_F32, f->p), hint);
+    if (strata_h5_shape(h, "semantic_norm", &nd, sh) == 0) {
+        f->cnorm = xalloc((size_t)(f->Lk * f->T) * sizeof(double));
+        cli_check(strata_h5_read(h, "semantic_norm", STRATA_H5_F64, f->cnorm), hint);
+    }
+    if (strata_h5_get_attr_str(h, "/", "model_config", &f->model_config)) f->model_config = NULL;
+    strata_h5_free(h);
+}
+
+void pv_write(const struct pvfile *f, const char *path, const char *cmd, const char *src)
+{
+    struct strata_h5 *h = NULL;
+    const char *hint = "check that the output directory exists and is writable";
+    const int64_t s3[3] = {f->Lk, f->T, f->D}, s2[2] = {f->Lk, f->T};
+    float *p = xalloc((size_t)(f->Lk * f->T * f->D) * sizeof(float)); /* (Lk, T, D) */
+    cli_check(strata_pvsum_mean(&f->acc, p), NULL);
+    cli_check(strata_h5_create(&h, path), hint);
+    cli_check(strata_h5_write(h, "positional", STRATA_H5_F32, 3, s3, p), hint);
+    cli_check(strata_h5_write(h, "sum", STRATA_H5_F64, 3, s3, f->acc.sum), hint);
+    cli_check(strata_h5_write(h, "sumsq", STRATA_H5_F64, 2, s2, f->acc.sumsq), hint);
+    cli_check(strata_h5_write(h, "layers", STRATA_H5_I32, 1, &f->Lk, f->layers), hint);
+    cli_check(strata_h5_write(h, "positions", STRATA_H5_I32, 1, &f->T, f->positions), hint);
+    if (f->cnorm) cli_check(strata_h5_write(h, "semantic_norm", STRATA_H5_F64, 2, s2, f->cnorm), hint);
+    cli_check(strata_h5_set_attr_str(h, "/", "format", PV_FORMAT), hint);
+    cli_check(strata_h5_set_attr_str(h, "/", "strata_version", STRATA_VERSION), hint);
+    cli_check(strata_h5_set_attr_str(h, "/", "command_line", cmd), hint);
+    cli_check(strata_h5_set_attr_str(h, "/", "sources", src), hint);
+    cli_check(strata_h5_set_attr_i64(h, "/", "n_samples", f->acc.n), hint);
+    if (f->model_config)
+        cli_check(strata_h5_set_attr_str(h, "/", "model_config", f->model_config), hint);
+    cli_check(strata_h5_finish(h), hint);
+    strata_h5_free(h);
+    free(p);
+}
+
+/* Tools that edit the model need every boundary and every position. */
+void pv_require_full(const struct pvfile *f, const char *path, int64_t L)
+{
+    bool ok = f->Lk == L + 1;
+    for (int64_t i = 0; ok && i < f->Lk; i++) ok = f->layers[i] == i;
+    if (!ok)
+        cli_die("decompose a dump of every boundary (strata-probe-hidden without --layers)",
+                "%s keeps %lld of the model's %lld boundaries; edits need all of them", path,
+                (long long)f->Lk, (long long)(L + 1));
+    for (int64_t t = 0; t < f->T; t++)
+        if (f->positions[t] != t)
+            cli_die("decompose a dump of every position (no --positions)",
+                    "%s keeps a subset of positions; edits need 0 .. T-1", path);
+}
+
+FILE *csv_open(struct csv *c, const char *dir, const char *name, const char *header)
+{
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        cli_die(NULL, "%s: cannot create directory: %s", dir, strerror(errno));
+    snprintf(c->path, sizeof c->path, "%s/%s", dir, name);
+    c->f = cli_out_open(&c->o, c->path);
+    fprintf(c->f, "%s\n", header);
+    return c->f;
+}
+
+void csv_close(struct csv *c)
+{
+    cli_out_commit(&c->o);
+    fprintf(stderr, "%s: wrote %s\n", cli_prog, c->path);
+}
+
+/* Split a comma list into (at most max) items; s is modified. */
+int split(char *s, char **items, int max)
+{
+    int n = 0;
+    for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
+        if (n == max) cli_die(NULL, "list '%s...': at most %d items", items[0], max);
+        items[n++] = tok;
+    }
+    return n;
+}
