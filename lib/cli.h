@@ -135,6 +135,96 @@ static inline void cli_progress(struct cli_progress *p, int64_t done, int64_t to
             p->tty && !final ? "" : "\n");
 }
 
+/* ------------------------------------------------------------- lists */
+
+/* A whole number >= 0 at *s (advanced past it); dies naming opt and spec. */
+static inline int64_t cli_list_num_(const char *opt, const char *spec, const char **s,
+                                    const char *hint)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(*s, &end, 10);
+    if (errno || end == *s || v < 0)
+        cli_die(hint, "%s '%s': expected a whole number at '%s'", opt, spec, *s);
+    *s = end;
+    return (int64_t)v;
+}
+
+/* Block numbers "3" or "1,5-7", appended to *list (n_list entries,
+ * realloc'ed; caller free()s) in the order given, repeats kept: the
+ * library checks them against the model (--skip-layers, --drop-layers). */
+static inline void cli_block_list(const char *opt, const char *s, const char *hint,
+                                  int32_t **list, int32_t *n_list)
+{
+    const int32_t n0 = *n_list;
+    const char *q = s;
+    while (*q) {
+        int64_t a = cli_list_num_(opt, s, &q, hint), b = a;
+        if (*q == '-') {
+            q++;
+            b = cli_list_num_(opt, s, &q, hint);
+            if (b < a)
+                cli_die(hint, "%s '%s': range %lld-%lld is backwards", opt, s, (long long)a,
+                        (long long)b);
+        }
+        if (b > INT32_MAX || b - a > 1 << 20) cli_die(hint, "%s '%s': too many layers", opt, s);
+        for (int64_t l = a; l <= b; l++) {
+            int32_t *grown = realloc(*list, (size_t)(*n_list + 1) * sizeof *grown);
+            if (!grown) cli_die(NULL, "out of memory");
+            *list = grown;
+            (*list)[(*n_list)++] = (int32_t)l;
+        }
+        if (*q == ',') q++;
+        else if (*q) cli_die(hint, "%s '%s': unexpected '%s'", opt, s, q);
+    }
+    if (*n_list == n0) cli_die(hint, "%s '%s': no layers", opt, s);
+}
+
+/* "all", or items N, A-B and A-B:S (every S-th) separated by commas, as the
+ * sorted set of distinct indices below hi (malloc'ed; *n its length;
+ * never empty). An index >= hi is dropped when clip, else an error naming
+ * it as `what` (e.g. "block 7 does not exist (0..4 here)"). */
+static inline int32_t *cli_index_set(const char *opt, const char *s, int64_t hi, const char *what,
+                                     bool clip, int64_t *n)
+{
+    const char *hint = "give indices and ranges like 0,4,8-12 or 0-63,64-4095:16, or 'all'";
+    bool *on = calloc((size_t)hi, 1);
+    if (!on) cli_die(NULL, "out of memory");
+    if (!strcmp(s, "all")) {
+        for (int64_t i = 0; i < hi; i++) on[i] = true;
+    } else {
+        const char *q = s;
+        while (*q) {
+            int64_t a = cli_list_num_(opt, s, &q, hint), b = a, step = 1;
+            if (*q == '-') {
+                q++;
+                b = cli_list_num_(opt, s, &q, hint);
+                if (b < a) cli_die(hint, "%s '%s': range %lld-%lld is backwards", opt, s,
+                                   (long long)a, (long long)b);
+            }
+            if (*q == ':') {
+                q++;
+                step = cli_list_num_(opt, s, &q, hint);
+                if (step < 1) cli_die(hint, "%s '%s': a stride is at least 1", opt, s);
+            }
+            if (*q == ',') q++;
+            else if (*q) cli_die(hint, "%s '%s': unexpected '%s'", opt, s, q);
+            if (!clip && b >= hi)
+                cli_die(hint, "%s '%s': %s %lld does not exist (0..%lld here)", opt, s, what,
+                        (long long)b, (long long)hi - 1);
+            for (int64_t v = a; v <= b && v < hi; v += step) on[v] = true;
+        }
+    }
+    int32_t *ids = malloc((size_t)(hi > 0 ? hi : 1) * sizeof *ids);
+    if (!ids) cli_die(NULL, "out of memory");
+    *n = 0;
+    for (int64_t i = 0; i < hi; i++)
+        if (on[i]) ids[(*n)++] = (int32_t)i;
+    free(on);
+    if (*n == 0) cli_die(hint, "%s '%s' selects no %s below %lld", opt, s, what, (long long)hi);
+    return ids;
+}
+
 /* ------------------------------------------------------ model options */
 
 /* --model, --tokenizer, --positions, --rope-base: the same in every program
@@ -339,6 +429,21 @@ static inline void cli_sampling_build(const struct cli_sampling *cs,
                                          cs->seq_len, cs->seed),
               "use fewer --samples, a smaller --sample-offset or a shorter --seq-len, or a "
               "larger corpus");
+}
+
+/* The sampling rule in words (the `sampling` attribute of every probe's
+ * output). */
+static inline void cli_sampling_describe(const struct cli_sampling *cs,
+                                         const struct strata_samples *samples, char *buf,
+                                         size_t size)
+{
+    snprintf(buf, size,
+             "documents tokenized with BOS first and concatenated; non-overlapping windows of "
+             "%lld tokens starting at document starts (%lld available); ordered by a "
+             "splitmix64 Fisher-Yates shuffle with seed %llu; draws %lld .. %lld taken, kept in "
+             "stream order",
+             (long long)cs->seq_len, (long long)samples->n_windows, (unsigned long long)cs->seed,
+             (long long)cs->offset, (long long)(cs->offset + cs->n_samples - 1));
 }
 
 static inline struct strata_corpus *cli_sampling_open(const struct cli_sampling *cs)

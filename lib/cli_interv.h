@@ -69,18 +69,7 @@ static inline void cli_interv_init(struct cli_interv *ci)
     ci->window = -1;
 }
 
-/* A whole number at *s (advanced past it); dies naming opt and spec. */
-static inline int64_t cli_interv_num_(const char *opt, const char *spec, const char **s,
-                                      const char *hint)
-{
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(*s, &end, 10);
-    if (errno || end == *s || v < 0) cli_die(hint, "%s '%s': expected a whole number at '%s'", opt, spec, *s);
-    *s = end;
-    return (int64_t)v;
-}
-
+/* A finite number at *s (advanced past it); dies naming opt and spec. */
 static inline double cli_interv_real_(const char *opt, const char *spec, const char **s,
                                       const char *hint)
 {
@@ -90,30 +79,6 @@ static inline double cli_interv_real_(const char *opt, const char *spec, const c
     if (errno || end == *s || !isfinite(v)) cli_die(hint, "%s '%s': expected a number at '%s'", opt, spec, *s);
     *s = end;
     return v;
-}
-
-static inline void cli_interv_parse_skip_(struct cli_interv *ci, const char *s)
-{
-    const char *hint = "--skip-layers takes block numbers from 0, e.g. 3 or 1,5-7";
-    const char *q = s;
-    while (*q) {
-        int64_t a = cli_interv_num_("--skip-layers", s, &q, hint), b = a;
-        if (*q == '-') {
-            q++;
-            b = cli_interv_num_("--skip-layers", s, &q, hint);
-            if (b < a) cli_die(hint, "--skip-layers '%s': range %lld-%lld is backwards", s, (long long)a, (long long)b);
-        }
-        if (b > INT32_MAX || b - a > 1 << 20) cli_die(hint, "--skip-layers '%s': too many layers", s);
-        for (int64_t l = a; l <= b; l++) {
-            int32_t *n = realloc(ci->skip, (size_t)(ci->n_skip + 1) * sizeof *n);
-            if (!n) cli_die(NULL, "out of memory");
-            ci->skip = n;
-            ci->skip[ci->n_skip++] = (int32_t)l;
-        }
-        if (*q == ',') q++;
-        else if (*q) cli_die(hint, "--skip-layers '%s': unexpected '%s'", s, q);
-    }
-    if (ci->n_skip == 0) cli_die(hint, "--skip-layers '%s': no layers", s);
 }
 
 static inline struct cli_edit *cli_interv_new_edit_(struct cli_interv *ci, const char *opt)
@@ -142,16 +107,16 @@ static inline void cli_interv_parse_edit_(struct cli_interv *ci, const char *spe
         cli_die(hint, "--edit '%s': unknown kind '%s'%s", spec, kind,
                 e->p.kind == STRATA_EDIT_REPLACE ? " (use --replace B:R:ALPHA[:T0])" : "");
     const char *q = at + 1;
-    int64_t b = cli_interv_num_("--edit", spec, &q, hint);
+    int64_t b = cli_list_num_("--edit", spec, &q, hint);
     if (b > INT32_MAX) cli_die(hint, "--edit '%s': boundary %lld is out of range", spec, (long long)b);
     e->p.boundary = (int32_t)b;
     if (*q++ != ':') cli_die(hint, "--edit '%s': expected ':T0-T1' after the boundary", spec);
-    e->p.t0 = cli_interv_num_("--edit", spec, &q, hint);
+    e->p.t0 = cli_list_num_("--edit", spec, &q, hint);
     if (*q++ != '-') cli_die(hint, "--edit '%s': expected '-' after T0", spec);
     if (*q == '\0') {
         e->open_end = true;
     } else {
-        e->p.t1 = cli_interv_num_("--edit", spec, &q, hint);
+        e->p.t1 = cli_list_num_("--edit", spec, &q, hint);
         if (*q) cli_die(hint, "--edit '%s': unexpected '%s'", spec, q);
         if (e->p.t1 <= e->p.t0)
             cli_die(hint, "--edit '%s': positions %lld-%lld are empty", spec, (long long)e->p.t0,
@@ -167,7 +132,7 @@ static inline void cli_interv_parse_replace_(struct cli_interv *ci, const char *
     e->p.kind = STRATA_EDIT_REPLACE;
     e->open_end = true;
     const char *q = spec;
-    int64_t b = cli_interv_num_("--replace", spec, &q, hint);
+    int64_t b = cli_list_num_("--replace", spec, &q, hint);
     if (b > INT32_MAX) cli_die(hint, "--replace '%s': boundary %lld is out of range", spec, (long long)b);
     e->p.boundary = (int32_t)b;
     if (*q++ != ':') cli_die(hint, "--replace '%s': expected ':R' after the boundary", spec);
@@ -178,7 +143,7 @@ static inline void cli_interv_parse_replace_(struct cli_interv *ci, const char *
     e->p.t0 = 4;
     if (*q == ':') {
         q++;
-        e->p.t0 = cli_interv_num_("--replace", spec, &q, hint);
+        e->p.t0 = cli_list_num_("--replace", spec, &q, hint);
     }
     if (*q) cli_die(hint, "--replace '%s': unexpected '%s'", spec, q);
 }
@@ -188,7 +153,9 @@ static inline bool cli_interv_option(struct cli_interv *ci, int argc, char **arg
 {
     const char *a = argv[*i];
     if (!strcmp(a, "--skip-layers")) {
-        cli_interv_parse_skip_(ci, cli_value(argc, argv, i));
+        cli_block_list("--skip-layers", cli_value(argc, argv, i),
+                       "--skip-layers takes block numbers from 0, e.g. 3 or 1,5-7", &ci->skip,
+                       &ci->n_skip);
     } else if (!strcmp(a, "--rope-scale")) {
         const char *v = cli_value(argc, argv, i);
         char *out = ci->rope_scale_lib;

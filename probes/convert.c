@@ -21,33 +21,6 @@ static void usage(void)
            "  -h, --help         this help\n");
 }
 
-/* "3,5-7" -> {3,5,6,7}; *n set; caller free()s. */
-static int32_t *parse_layers(const char *s, int32_t *n)
-{
-    int32_t cap = 16, k = 0;
-    int32_t *v = malloc((size_t)cap * sizeof *v);
-    const char *p = s;
-    while (*p) {
-        char *end;
-        long a = strtol(p, &end, 10), b = a;
-        if (end == p || a < 0) cli_die(NULL, "--drop-layers '%s': expected e.g. 3,5-7", s);
-        if (*end == '-') {
-            p = end + 1;
-            b = strtol(p, &end, 10);
-            if (end == p || b < a) cli_die(NULL, "--drop-layers '%s': bad range", s);
-        }
-        for (long l = a; l <= b; l++) {
-            if (k == cap) v = realloc(v, (size_t)(cap *= 2) * sizeof *v);
-            if (!v || l > INT32_MAX) cli_die(NULL, "--drop-layers '%s': too many layers", s);
-            v[k++] = (int32_t)l;
-        }
-        if (*end && *end != ',') cli_die(NULL, "--drop-layers '%s': expected e.g. 3,5-7", s);
-        p = *end ? end + 1 : end;
-    }
-    *n = k;
-    return v;
-}
-
 /* Byte copy through dst.partial + rename. */
 static void copy_file(const char *src, const char *dst)
 {
@@ -85,7 +58,11 @@ int main(int argc, char **argv)
             else cli_die(NULL, "--dtype '%s': expected f32, f16 or bf16", v);
         } else if (!strcmp(a, "--drop-layers")) {
             free(drop);
-            drop = parse_layers(cli_value(argc, argv, &i), &sp.n_drop);
+            drop = NULL;
+            sp.n_drop = 0;
+            cli_block_list(a, cli_value(argc, argv, &i),
+                           "--drop-layers takes block numbers from 0, e.g. 27,26,25 or 20-23",
+                           &drop, &sp.n_drop);
             sp.drop_layers = drop;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             out_dir = cli_value(argc, argv, &i);

@@ -78,52 +78,14 @@ static void *alloc_or_die(size_t n, const char *what)
     return p;
 }
 
-/* "all" or a comma list of indices and ranges A-B, each in 0..n-1, into the
- * sorted list of distinct indices (*list, malloc'ed) and idx_of (n): the
- * position of each index in the list, or -1. Returns the list's length.
- * `what` names one index, `range` says which exist (for the messages). */
-static int64_t parse_index_list(const char *opt, const char *s, int64_t n, const char *what,
-                                const char *range, int32_t *idx_of, int32_t **list)
+/* where (n) for a sorted list of distinct ids below n: the position of
+ * each id in the list, or -1. */
+static int32_t *positions_in(const int32_t *list, int64_t m, int64_t n)
 {
-    bool *on = alloc_or_die((size_t)n, "an index list");
-    if (!strcmp(s, "all")) {
-        for (int64_t i = 0; i < n; i++) on[i] = true;
-    } else {
-        const char *p = s;
-        while (*p) {
-            char *end = NULL;
-            errno = 0;
-            long long a = strtoll(p, &end, 10), b = a;
-            if (end == p || errno) goto bad;
-            p = end;
-            if (*p == '-') {
-                const char *q = p + 1;
-                b = strtoll(q, &end, 10);
-                if (end == q || errno) goto bad;
-                p = end;
-            }
-            if (*p == ',') p++;
-            else if (*p) goto bad;
-            if (a < 0 || b < a) goto bad;
-            if (b >= n)
-                cli_die(NULL, "%s '%s': %s %lld does not exist (%s)", opt, s, what, b, range);
-            for (long long i = a; i <= b; i++) on[i] = true;
-        }
-    }
-    int64_t m = 0;
-    for (int64_t i = 0; i < n; i++) m += on[i];
-    if (m == 0) goto bad;
-    *list = alloc_or_die((size_t)m * sizeof **list, "an index list");
-    m = 0;
-    for (int64_t i = 0; i < n; i++) {
-        idx_of[i] = on[i] ? (int32_t)m : -1;
-        if (on[i]) (*list)[m++] = (int32_t)i;
-    }
-    free(on);
-    return m;
-bad:
-    cli_die("give indices and ranges like 0,2,5-7, or 'all'", "%s '%s': not a list of %ss", opt,
-            s, what);
+    int32_t *where = alloc_or_die((size_t)n * sizeof *where, "an index list");
+    for (int64_t i = 0; i < n; i++) where[i] = -1;
+    for (int64_t k = 0; k < m; k++) where[list[k]] = (int32_t)k;
+    return where;
 }
 
 /* A byte count with an optional binary suffix K, M, G, T (also KiB, KB). */
@@ -442,25 +404,15 @@ int main(int argc, char **argv)
     const uint64_t seed = cs.seed;
 
     struct attn_probe ap = {.T = T, .n_layer = (int32_t)L, .n_head = (int32_t)H};
-    int32_t *lsel = alloc_or_die((size_t)L * sizeof *lsel, "layer flags");
-    int32_t *hsel = alloc_or_die((size_t)H * sizeof *hsel, "head flags");
-    int32_t *layers = NULL, *heads = NULL, *sink_k = NULL;
-    char range[128];
-    snprintf(range, sizeof range, "the model has blocks 0..%lld", (long long)L - 1);
-    ap.Ls = parse_index_list("--layers", layers_s, L, "block", range, lsel, &layers);
-    snprintf(range, sizeof range, "the model has query heads 0..%lld", (long long)H - 1);
-    ap.Hs = parse_index_list("--heads", heads_s, H, "head", range, hsel, &heads);
+    int32_t *layers = cli_index_set("--layers", layers_s, L, "block", false, &ap.Ls);
+    int32_t *heads = cli_index_set("--heads", heads_s, H, "head", false, &ap.Hs);
+    int32_t *lsel = positions_in(layers, ap.Ls, L), *hsel = positions_in(heads, ap.Hs, H);
     ap.lsel = lsel;
     ap.hsel = hsel;
-    { /* --sink-k: k is a count of keys, 1..T; kept in the order given */
-        int32_t *flag = alloc_or_die((size_t)(T + 1) * sizeof *flag, "--sink-k");
-        snprintf(range, sizeof range, "widths are 1..T = %lld", (long long)T);
-        int64_t nk = parse_index_list("--sink-k", sink_s, T + 1, "width", range, flag, &sink_k);
-        free(flag);
-        if (sink_k[0] == 0) cli_die(NULL, "--sink-k '%s': widths must be at least 1", sink_s);
-        ap.K = nk;
-        ap.sink_k = sink_k;
-    }
+    /* --sink-k: k is a count of keys, 1..T */
+    int32_t *sink_k = cli_index_set("--sink-k", sink_s, T + 1, "width", false, &ap.K);
+    if (sink_k[0] == 0) cli_die(NULL, "--sink-k '%s': widths must be at least 1", sink_s);
+    ap.sink_k = sink_k;
     const double map_bytes = 2.0 * (double)n_samples * (double)ap.Ls * (double)ap.Hs *
                              (double)T * (double)T * 4.0;
     if (maps && map_bytes > max_map_bytes)
@@ -507,12 +459,7 @@ int main(int argc, char **argv)
     char *cmd = cli_command_line(argc, argv), *cfg_json = strata_model_config_json(model);
     char seed_s[32], sampling[512];
     snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)seed);
-    snprintf(sampling, sizeof sampling,
-             "documents tokenized with BOS first and concatenated; non-overlapping windows of "
-             "%lld tokens starting at document starts (%lld available); %lld chosen by "
-             "splitmix64 Fisher-Yates shuffle with seed %llu, kept in stream order",
-             (long long)T, (long long)samples.n_windows, (long long)n_samples,
-             (unsigned long long)seed);
+    cli_sampling_describe(&cs, &samples, sampling, sizeof sampling);
     const char *attrs[][2] = {{"strata_version", STRATA_VERSION}, {"command_line", cmd},
                               {"model_path", cm.model_path},         {"model_config", cfg_json},
                               {"tokenizer_path", cm.tok_used},       {"corpus_path", cs.corpus_path},

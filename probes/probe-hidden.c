@@ -54,47 +54,6 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
-/* Parse "a,b-c,d-e:s" into a sorted list of distinct ids in 0 .. hi-1
- * (entries >= hi dropped when clip, else an error). Caller free()s. */
-static int32_t *parse_list(const char *opt, const char *s, int64_t hi, bool clip, int64_t *n)
-{
-    bool *on = calloc((size_t)hi, 1);
-    if (!on) cli_die(NULL, "out of memory");
-    const char *p = s;
-    while (*p) {
-        char *end;
-        long long a = strtoll(p, &end, 10), b = a, step = 1;
-        if (end == p || a < 0) goto bad;
-        p = end;
-        if (*p == '-') {
-            b = strtoll(p + 1, &end, 10);
-            if (end == p + 1 || b < a) goto bad;
-            p = end;
-        }
-        if (*p == ':') {
-            step = strtoll(p + 1, &end, 10);
-            if (end == p + 1 || step < 1) goto bad;
-            p = end;
-        }
-        if (*p == ',') p++;
-        else if (*p) goto bad;
-        if (!clip && b >= hi)
-            cli_die(NULL, "%s '%s': %lld is beyond the largest allowed, %lld", opt, s, b,
-                    (long long)hi - 1);
-        for (long long v = a; v <= b && v < hi; v += step) on[v] = true;
-    }
-    int32_t *ids = malloc((size_t)hi * sizeof *ids);
-    if (!ids) cli_die(NULL, "out of memory");
-    *n = 0;
-    for (int64_t i = 0; i < hi; i++)
-        if (on[i]) ids[(*n)++] = (int32_t)i;
-    free(on);
-    if (*n == 0) cli_die(NULL, "%s '%s' selects nothing below %lld", opt, s, (long long)hi);
-    return ids;
-bad:
-    cli_die("lists look like 0,4,8-12 or 0-63,64-4095:16", "%s '%s': cannot parse", opt, s);
-}
-
 /* Copies the kept sites and positions of one forward pass into buf:
  * resid (Lk, P, D), then attn_out (Bk, P, D), then mlp_out (Bk, P, D). */
 struct capture {
@@ -238,8 +197,8 @@ int main(int argc, char **argv)
         if (!sites) cli_die(NULL, "--sites '%s' names no site", sites_s);
     }
     int64_t n_layers = 0, n_blocks = 0, n_pos = 0;
-    int32_t *layers = parse_list("--layers", layers_s ? layers_s : "0-100000000", L + 1,
-                                 !layers_s, &n_layers);
+    int32_t *layers = cli_index_set("--layers", layers_s ? layers_s : "all", L + 1, "boundary",
+                                    false, &n_layers);
     int32_t *blocks = NULL;
     if (sites & (STRATA_DUMP_ATTN_OUT | STRATA_DUMP_MLP_OUT)) {
         blocks = malloc((size_t)(n_layers + 1) * sizeof *blocks);
@@ -248,8 +207,8 @@ int main(int argc, char **argv)
         if (!n_blocks) cli_die(NULL, "--layers selects no block 0 .. %lld for attn_out/mlp_out",
                                (long long)L - 1);
     }
-    int32_t *positions = parse_list("--positions", positions_s ? positions_s : "0-2147483647", T,
-                                    true, &n_pos);
+    int32_t *positions = cli_index_set("--positions", positions_s ? positions_s : "all", T,
+                                       "position", true, &n_pos);
 
     struct strata_corpus *corpus = cli_sampling_open(&cs);
 
@@ -341,12 +300,7 @@ int main(int argc, char **argv)
         if (!(sites & STRATA_DUMP_RESID)) dp.n_layers = 0;
         cli_check(strata_dump_create(&dump, out_path, &dp), NULL);
         char sampling[512];
-        snprintf(sampling, sizeof sampling,
-                 "documents tokenized with BOS first and concatenated; non-overlapping windows "
-                 "of %lld tokens starting at document starts (%lld available); ordered by a "
-                 "splitmix64 Fisher-Yates shuffle with seed %llu; draws %lld .. %lld taken, "
-                 "kept in stream order", (long long)T, (long long)samples.n_windows,
-                 (unsigned long long)seed, (long long)offset, (long long)(offset + n_samples - 1));
+        cli_sampling_describe(&cs, &samples, sampling, sizeof sampling);
         int rc = strata_dump_write_origin(dump, 0, n_samples, samples.doc, samples.window,
                                           samples.draw);
         for (int i = 0; i < id.n && !rc; i++) rc = strata_dump_set_attr_str(dump, id.name[i], id.value[i]);

@@ -160,11 +160,7 @@ int main(int argc, char **argv)
     char *iv_json = cli_interv_json(&ci, &cm);
     char seed_s[32], sampling[512];
     snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)seed);
-    snprintf(sampling, sizeof sampling,
-             "documents tokenized with BOS first and concatenated; non-overlapping windows of "
-             "%lld tokens starting at document starts (%lld available); %lld chosen by "
-             "splitmix64 Fisher-Yates shuffle with seed %llu, kept in stream order",
-             (long long)T, (long long)samples.n_windows, (long long)N, (unsigned long long)seed);
+    cli_sampling_describe(&cs, &samples, sampling, sizeof sampling);
     const char *attrs[][2] = {{"format", "strata-ppl/1"},       {"strata_version", STRATA_VERSION},
                               {"command_line", cmd},            {"model_path", cm.model_path},
                               {"model_config", cfg_json},       {"tokenizer_path", cm.tok_used},
