@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -133,6 +134,28 @@ static inline void cli_progress(struct cli_progress *p, int64_t done, int64_t to
     fprintf(stderr, "%s%s: %lld/%lld samples, %.0f tokens/s, %.1f s elapsed, ETA %.1f s%s",
             p->tty ? "\r" : "", cli_prog, (long long)done, (long long)total, rate, el, eta,
             p->tty && !final ? "" : "\n");
+}
+
+/* ----------------------------------------------------- stop on a signal */
+
+/* Long runs stop between samples on Ctrl-C or SIGTERM and leave a valid
+ * .partial; the loop checks cli_stop_requested. */
+static volatile sig_atomic_t cli_stop_requested;
+
+static void cli_on_stop_signal_(int sig)
+{
+    (void)sig;
+    cli_stop_requested = 1;
+}
+
+static inline void cli_catch_stop(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = cli_on_stop_signal_;
+    sa.sa_flags = SA_RESTART; /* only a flag is set: interrupted I/O just goes on */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }
 
 /* ------------------------------------------------------------- lists */

@@ -62,12 +62,6 @@ static void usage(void)
            "reductions (and maps) of the completed samples.\n");
 }
 
-static volatile sig_atomic_t stop_requested;
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 static void *alloc_or_die(size_t n, const char *what)
 {
@@ -249,7 +243,7 @@ static void reduce_tile(struct attn_probe *a, int64_t lh, const struct strata_vi
 static int attn_observe(void *user, const struct strata_view *v)
 {
     struct attn_probe *a = user;
-    if (stop_requested) {
+    if (cli_stop_requested) {
         snprintf(a->err, sizeof a->err, "interrupted");
         return 1;
     }
@@ -449,8 +443,7 @@ int main(int argc, char **argv)
     cli_check(strata_ctx_add_observer(ctx, &obs), NULL);
 
     /* From here on Ctrl-C leaves a .partial that says what it holds. */
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    cli_catch_stop();
     struct strata_h5 *f = NULL;
     char partial[4096];
     snprintf(partial, sizeof partial, "%s.partial", out_path);
@@ -493,7 +486,7 @@ int main(int argc, char **argv)
     struct cli_progress prog;
     cli_progress_start(&prog);
     int64_t s = 0;
-    for (; s < n_samples && !rc && !stop_requested; s++) {
+    for (; s < n_samples && !rc && !cli_stop_requested; s++) {
         const int32_t *toks = samples.tokens + s * T; /* (T) */
         if (maps) { /* keys a tile does not reach are masked: p 0, logit -inf */
             memset(ap.map_p, 0, (size_t)map_n * sizeof(float));
@@ -508,7 +501,7 @@ int main(int argc, char **argv)
         }
         if (rc) {
             memset(ap.acc, 0, (size_t)ap.n_acc * sizeof(double));
-            if (stop_requested) rc = 0; /* the sample is dropped; its sums with it */
+            if (cli_stop_requested) rc = 0; /* the sample is dropped; its sums with it */
             break;
         }
         for (int64_t i = 0; i < ap.n_acc; i++) {

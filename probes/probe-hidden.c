@@ -47,12 +47,6 @@ static void usage(void)
            "OUT.h5.partial with the completed samples; --resume continues it.\n");
 }
 
-static volatile sig_atomic_t stop_requested;
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 /* Copies the kept sites and positions of one forward pass into buf:
  * resid (Lk, P, D), then attn_out (Bk, P, D), then mlp_out (Bk, P, D). */
@@ -344,11 +338,7 @@ int main(int argc, char **argv)
     struct strata_observer obs = {.wants = cap_wants, .observe = cap_observe, .user = &cap};
     cli_check(strata_ctx_add_observer(ctx, &obs), NULL);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_catch_stop();
     /* Test hook: behave as if a signal came after this many samples. */
     const char *stop_env = getenv("STRATA_STOP_AFTER");
     int64_t stop_after = stop_env ? strtoll(stop_env, NULL, 10) : -1;
@@ -356,7 +346,7 @@ int main(int argc, char **argv)
     cli_progress_start(&prog);
     int rc = 0;
     int64_t s = s0;
-    for (; s < N && !rc && !stop_requested; s++) {
+    for (; s < N && !rc && !cli_stop_requested; s++) {
         const int32_t *toks = samples.tokens + (s - base) * T; /* (T) */
         if ((rc = strata_forward(ctx, NULL, toks, T, STRATA_LOGITS_NONE))) break;
         for (int64_t i = 0; i < per; i++) {
@@ -370,10 +360,10 @@ int main(int argc, char **argv)
         }
         rc = strata_dump_write_sample(dump, s, cap.buf, toks);
         cli_progress(&prog, s + 1 - s0, N - s0, (s + 1 - s0) * T, 0);
-        if (stop_after >= 0 && s + 1 - s0 >= stop_after) stop_requested = 1;
+        if (stop_after >= 0 && s + 1 - s0 >= stop_after) cli_stop_requested = 1;
     }
     int status = 0;
-    if (!rc && stop_requested && s < N) {
+    if (!rc && cli_stop_requested && s < N) {
         cli_progress(&prog, s - s0, N - s0, (s - s0) * T, 1);
         fprintf(stderr, "%s: interrupted after %lld of %lld samples; the completed samples are in "
                 "%s (continue with --resume)\n", cli_prog, (long long)s, (long long)N, partial);

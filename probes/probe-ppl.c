@@ -41,12 +41,6 @@ static void usage(void)
            "OUT.h5.partial with the completed samples (n_complete) and no CSV.\n");
 }
 
-static volatile sig_atomic_t stop_requested;
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 /* OUT.h5 -> OUT.csv; anything else gets ".csv" appended. Caller free()s. */
 static char *csv_beside(const char *out)
@@ -146,8 +140,7 @@ int main(int argc, char **argv)
 
     /* From before the .partial exists: a signal during setup still leaves
      * a valid (empty) .partial rather than killing the writer. */
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    cli_catch_stop();
     struct strata_h5 *h5 = NULL;
     cli_check(strata_h5_create(&h5, out_path), "check that the directory exists and is writable");
     char partial[4096];
@@ -183,7 +176,7 @@ int main(int argc, char **argv)
     struct cli_progress prog;
     cli_progress_start(&prog);
     int64_t s = 0;
-    for (; s < N && !rc && !stop_requested; s++) {
+    for (; s < N && !rc && !cli_stop_requested; s++) {
         const int32_t *toks = samples.tokens + s * T; /* (T) */
         if ((rc = strata_forward_nll(ctx, nll, toks, T))) break;
         for (int64_t t = 0; t < T - 1; t++) {
