@@ -106,7 +106,9 @@ static void ensure_rope(struct strata_ctx *ctx, int64_t P)
     const bool dyn = c->scaling.type == STRATA_SCALING_DYNAMIC;
     const int64_t key = dyn && P > c->scaling.original_max ? P : 0;
     if (key == ctx->rope_key) return;
-    const int64_t half = c->head_dim / 2, n = ctx->p.n_ctx;
+    /* A dynamic table serves only this P (the next call rebuilds it), so
+     * positions beyond P are not computed; a static one serves them all. */
+    const int64_t half = c->head_dim / 2, n = key ? P : ctx->p.n_ctx;
     double *theta = xmalloc((size_t)half * sizeof *theta); /* (d/2) */
     double mscale = strata_rope_freqs(theta, c->head_dim, c->rope_base, &c->scaling, P);
     for (int64_t pos = 0; pos < n; pos++) {
