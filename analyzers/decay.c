@@ -10,7 +10,6 @@
  * length / layers as the subcommand says, H heads, T tokens. */
 #include "cli.h"
 
-#include <cjson/cJSON.h>
 #include <math.h>
 
 static const int64_t paper_lengths[] = {1000,   2000,   4000,   8000,   16000,  32000,
@@ -252,77 +251,6 @@ struct rope_cfg {
     struct strata_rope_scaling_params sc;
 };
 
-static double json_num(const cJSON *o, const char *key, double def, const char *path)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!v || cJSON_IsNull(v)) {
-        if (isnan(def)) cli_die("see docs/CHECKPOINTS.md", "%s: field \"%s\" is required", path, key);
-        return def;
-    }
-    if (!cJSON_IsNumber(v)) cli_die(NULL, "%s: field \"%s\" must be a number", path, key);
-    return v->valuedouble;
-}
-
-static void read_config_json(struct rope_cfg *rc, const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) cli_die("give config.json, a checkpoint directory or a llama2.c .bin", "%s: %s", path,
-                     strerror(errno));
-    char *text = NULL;
-    size_t len = 0, cap = 0, got;
-    char buf[65536];
-    while ((got = fread(buf, 1, sizeof buf, fp)) > 0) {
-        if (len + got + 1 > cap && !(text = realloc(text, cap = 2 * (len + got + 1))))
-            cli_die(NULL, "out of memory");
-        memcpy(text + len, buf, got);
-        len += got;
-    }
-    fclose(fp);
-    cJSON *root = text ? cJSON_ParseWithLength(text, len) : NULL;
-    free(text);
-    if (!cJSON_IsObject(root)) cli_die("the file must hold one JSON object", "%s: not valid JSON", path);
-    rc->base = json_num(root, "rope_theta", 10000.0, path);
-    double D = json_num(root, "hidden_size", (double)NAN, path);
-    double H = json_num(root, "num_attention_heads", (double)NAN, path);
-    double d = json_num(root, "head_dim", H > 0 ? D / H : (double)NAN, path);
-    if (!(d >= 2) || d != floor(d) || fmod(d, 2) != 0 || d > 4096)
-        cli_die(NULL, "%s: head width %g (head_dim or hidden_size/num_attention_heads) must be an "
-                "even whole number from 2 to 4096", path, d);
-    rc->d = (int32_t)d;
-    double C = json_num(root, "max_position_embeddings", rc->context > 0 ? 0.0 : (double)NAN, path);
-    if (rc->context <= 0) rc->context = (int64_t)C;
-    memset(&rc->sc, 0, sizeof rc->sc);
-    rc->sc.factor = 1.0;
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
-    if (cJSON_IsObject(rs)) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
-        if (!cJSON_IsString(t)) t = cJSON_GetObjectItemCaseSensitive(rs, "type");
-        if (!cJSON_IsString(t)) cli_die(NULL, "%s: rope_scaling needs \"rope_type\" (or \"type\")", path);
-        const char *names[] = {"default", "linear", "dynamic", "yarn", "llama3"};
-        int ty = -1;
-        for (int i = 0; i < 5; i++)
-            if (!strcmp(t->valuestring, names[i])) ty = i;
-        if (ty < 0) cli_die("see docs/CHECKPOINTS.md", "%s: rope_scaling type \"%s\" is not supported",
-                            path, t->valuestring);
-        rc->sc.type = (enum strata_rope_scaling)ty;
-        if (ty > 0) {
-            rc->sc.factor = json_num(rs, "factor", (double)NAN, path);
-            if (!(rc->sc.factor >= 1)) cli_die(NULL, "%s: rope_scaling factor must be >= 1", path);
-            rc->sc.original_max = (int64_t)json_num(rs, "original_max_position_embeddings",
-                                                    ty == 4 ? (double)NAN : C, path);
-            rc->sc.low_freq_factor = json_num(rs, "low_freq_factor", ty == 4 ? (double)NAN : 1.0, path);
-            rc->sc.high_freq_factor = json_num(rs, "high_freq_factor", ty == 4 ? (double)NAN : 4.0, path);
-            rc->sc.beta_fast = json_num(rs, "beta_fast", 32.0, path);
-            rc->sc.beta_slow = json_num(rs, "beta_slow", 1.0, path);
-            rc->sc.attention_factor = json_num(rs, "attention_factor", 0.0, path);
-            if (rc->sc.original_max <= 0) cli_die(NULL, "%s: rope_scaling needs a trained window", path);
-        }
-    } else if (rs && !cJSON_IsNull(rs)) {
-        cli_die(NULL, "%s: rope_scaling must be an object or null", path);
-    }
-    cJSON_Delete(root);
-}
-
 static int cmd_check(int argc, char **argv)
 {
     const char *out_path = "-", *cfg_path = NULL;
@@ -353,22 +281,28 @@ static int cmd_check(int argc, char **argv)
     char json_path[4096];
     snprintf(json_path, sizeof json_path, "%s/config.json", cfg_path);
     const size_t pl = strlen(cfg_path);
-    if (S_ISDIR(st.st_mode) && access(json_path, R_OK) == 0) {
-        read_config_json(&rc, json_path);
-    } else if (pl > 5 && !strcmp(cfg_path + pl - 5, ".json")) {
-        read_config_json(&rc, cfg_path);
+    struct strata_config c0, *c = &c0;
+    struct strata_model *m = NULL;
+    if ((S_ISDIR(st.st_mode) && access(json_path, R_OK) == 0) ||
+        (pl > 5 && !strcmp(cfg_path + pl - 5, ".json"))) {
+        cli_check(strata_config_read_positions(&c0, cfg_path), "see docs/CHECKPOINTS.md");
     } else {
-        struct strata_model *m = NULL;
         cli_check(strata_model_load(&m, cfg_path), "give config.json or a checkpoint strata loads");
-        const struct strata_config *c = strata_model_config(m);
-        if (c->pos != STRATA_POS_ROPE_HALF && c->pos != STRATA_POS_ROPE_INTERLEAVED)
-            cli_die(NULL, "%s: the model does not use RoPE (%s)", cfg_path, strata_pos_name(c->pos));
-        rc.base = c->rope_base;
-        rc.d = c->head_dim;
-        if (rc.context <= 0) rc.context = c->seq_len;
-        rc.sc = c->scaling;
-        strata_model_free(m);
+        c = (struct strata_config *)strata_model_config(m);
     }
+    if (c->pos != STRATA_POS_ROPE_HALF && c->pos != STRATA_POS_ROPE_INTERLEAVED)
+        cli_die(NULL, "%s: the model does not use RoPE (%s)", cfg_path, strata_pos_name(c->pos));
+    rc.base = c->rope_base;
+    rc.d = c->head_dim;
+    if (rc.d < 2 || rc.d % 2 || rc.d > 4096)
+        cli_die(NULL, "%s: head width %d (head_dim or hidden_size/num_attention_heads) must be an "
+                "even whole number from 2 to 4096", cfg_path, (int)rc.d);
+    if (rc.context <= 0) rc.context = c->seq_len;
+    rc.sc = c->scaling;
+    strata_model_free(m);
+    if (rc.context <= 0)
+        cli_die("give --context L", "%s: no max_position_embeddings to take the context from",
+                cfg_path);
     if (!(rc.base > 1) || !isfinite(rc.base)) cli_die(NULL, "%s: rope_theta %g must be > 1", cfg_path, rc.base);
     if (rc.context < 1) cli_die(NULL, "%s: context %lld must be >= 1", cfg_path, (long long)rc.context);
     const int32_t n = rc.d / 2;

@@ -171,6 +171,35 @@ static int parse_rope_scaling(const struct cfg_reader *top, const cJSON *rs, int
     return 0;
 }
 
+/* Head width: head_dim, else hidden_size / num_attention_heads. */
+static int cfg_head_dim(const struct cfg_reader *r, int64_t D, int64_t H, int64_t *d)
+{
+    if (!cJSON_GetObjectItemCaseSensitive(r->root, "head_dim") && D % H)
+        return strata_fail(STRATA_E_FORMAT,
+                           "%s: hidden_size %lld is not divisible by num_attention_heads %lld "
+                           "and there is no \"head_dim\"",
+                           r->path, (long long)D, (long long)H);
+    return cfg_int(r, "head_dim", D / H > 0 ? D / H : 1, 1, 65536, d);
+}
+
+/* Trained window: max_position_embeddings, else Baichuan's model_max_length;
+ * 0 when neither is there and it is not required. */
+static int cfg_window(const struct cfg_reader *r, bool required, int64_t *C)
+{
+    const char *cmax = cJSON_GetObjectItemCaseSensitive(r->root, "max_position_embeddings")
+                           ? "max_position_embeddings"
+                           : "model_max_length";
+    if (!cJSON_GetObjectItemCaseSensitive(r->root, cmax)) {
+        *C = 0;
+        if (!required) return 0;
+        return strata_fail(STRATA_E_FORMAT,
+                           "%s: needs \"max_position_embeddings\" (or Baichuan's "
+                           "\"model_max_length\") for the trained context window",
+                           r->path);
+    }
+    return cfg_int(r, cmax, -1, 1, (int64_t)1 << 40, C);
+}
+
 static int parse_config(struct strata_model *m, const cJSON *root, const char *path,
                         enum arch *arch)
 {
@@ -210,22 +239,9 @@ static int parse_config(struct strata_model *m, const cJSON *root, const char *p
                            "%s: num_attention_heads %lld is not a multiple of "
                            "num_key_value_heads %lld",
                            path, (long long)H, (long long)G);
-    if (!cJSON_GetObjectItemCaseSensitive(root, "head_dim") && D % H)
-        return strata_fail(STRATA_E_FORMAT,
-                           "%s: hidden_size %lld is not divisible by num_attention_heads %lld "
-                           "and there is no \"head_dim\"",
-                           path, (long long)D, (long long)H);
-    if ((rc = cfg_int(&r, "head_dim", D / H > 0 ? D / H : 1, 1, 65536, &d))) return rc;
+    if ((rc = cfg_head_dim(&r, D, H, &d))) return rc;
     if ((rc = cfg_int(&r, "vocab_size", -1, 1, 1 << 24, &V))) return rc;
-    const char *cmax = cJSON_GetObjectItemCaseSensitive(root, "max_position_embeddings")
-                           ? "max_position_embeddings"
-                           : "model_max_length";
-    if (!cJSON_GetObjectItemCaseSensitive(root, cmax))
-        return strata_fail(STRATA_E_FORMAT,
-                           "%s: needs \"max_position_embeddings\" (or Baichuan's "
-                           "\"model_max_length\") for the trained context window",
-                           path);
-    if ((rc = cfg_int(&r, cmax, -1, 1, (int64_t)1 << 40, &C))) return rc;
+    if ((rc = cfg_window(&r, true, &C))) return rc;
     if ((rc = cfg_int(&r, "sliding_window", 0, 0, (int64_t)1 << 40, &W))) return rc;
     double eps, theta;
     if ((rc = cfg_num(&r, "rms_norm_eps", 1e-6, &eps))) return rc;
@@ -514,6 +530,52 @@ int strata_hf_load(struct strata_model *m, const char *path)
     m->format = t0 && strata_has_suffix(t0->file, ".safetensors") ? "hf-safetensors" : "hf-pytorch";
     if ((rc = load_weights(m, arch))) goto done;
     if (m->cfg.norm_head) norm_head_scale(m);
+done:
+    cJSON_Delete(root);
+    free(text);
+    free(cfg_path);
+    return rc;
+}
+
+int strata_config_read_positions(struct strata_config *out, const char *path)
+{
+    memset(out, 0, sizeof *out);
+    struct stat st;
+    char *cfg_path = stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? strata_path_join(path, "config.json")
+                                                                 : strata_xstrdup(path);
+    char *text = NULL;
+    size_t len = 0;
+    cJSON *root = NULL;
+    int rc = strata_read_file(&text, &len, cfg_path);
+    if (rc) goto done;
+    root = cJSON_ParseWithLength(text, len);
+    if (!cJSON_IsObject(root)) {
+        rc = strata_fail(STRATA_E_FORMAT, "%s: not valid JSON (one object expected)", cfg_path);
+        goto done;
+    }
+    struct cfg_reader r = {root, cfg_path};
+    int64_t D, H, d, C;
+    const char *pe;
+    if ((rc = cfg_int(&r, "hidden_size", -1, 1, (int64_t)1 << 20, &D))) goto done;
+    if ((rc = cfg_int(&r, "num_attention_heads", -1, 1, 65536, &H))) goto done;
+    if ((rc = cfg_head_dim(&r, D, H, &d))) goto done;
+    if ((rc = cfg_window(&r, false, &C))) goto done;
+    if ((rc = cfg_num(&r, "rope_theta", 10000.0, &out->rope_base))) goto done;
+    if ((rc = cfg_str(&r, "position_embedding", &pe))) goto done;
+    out->dim = (int32_t)D;
+    out->n_head = (int32_t)H;
+    out->head_dim = (int32_t)d;
+    out->seq_len = C > INT32_MAX ? INT32_MAX : (int32_t)C;
+    out->pos = !pe || !strcmp(pe, "rope") ? STRATA_POS_ROPE_HALF
+               : !strcmp(pe, "alibi")     ? STRATA_POS_ALIBI
+                                          : STRATA_POS_NONE;
+    rc = parse_rope_scaling(&r, cJSON_GetObjectItemCaseSensitive(root, "rope_scaling"), C,
+                            &out->scaling);
+    if (!rc && out->scaling.type != STRATA_SCALING_NONE && out->scaling.original_max <= 0)
+        rc = strata_fail(STRATA_E_FORMAT,
+                         "%s: rope_scaling needs original_max_position_embeddings or "
+                         "max_position_embeddings",
+                         cfg_path);
 done:
     cJSON_Delete(root);
     free(text);

@@ -132,6 +132,13 @@ int strata_model_load(struct strata_model **out, const char *path);
 void strata_model_free(struct strata_model *model);
 /* Borrowed; valid until strata_model_free. */
 const struct strata_config *strata_model_config(const struct strata_model *model);
+/* Only the position fields of a Hugging Face config.json (or a directory
+ * holding one), without weights, for tools that reason about RoPE
+ * (strata-decay check): dim, n_head, head_dim, seq_len (0 when the file
+ * gives no window), pos (RoPE unless "position_embedding" says otherwise),
+ * rope_base and scaling, parsed exactly as strata_model_load parses them;
+ * the other fields are 0. */
+int strata_config_read_positions(struct strata_config *out, const char *path);
 /* Replace the position and attention-span fields of the config (pos,
  * rope_base, scaling, sliding_window), e.g. to run a Baichuan checkpoint with
  * another scheme or a Llama with another RoPE base. Every other field of *cfg
