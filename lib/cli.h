@@ -158,6 +158,30 @@ static inline void cli_catch_stop(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/* Test hook, so that tests synchronise on an event instead of on timing:
+ * with STRATA_TEST_PAUSE_AFTER=k in the environment, once k samples of this
+ * run are complete the program says "paused after k samples" on stderr and
+ * waits for SIGINT or SIGTERM, which then stops it as at any other moment.
+ * The signals are blocked before the flag is tested, so one sent after the
+ * line cannot be missed. */
+static inline void cli_test_pause_point(int64_t done)
+{
+    const char *e = getenv("STRATA_TEST_PAUSE_AFTER");
+    if (!e || strtoll(e, NULL, 10) != done) return;
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, &old);
+    fprintf(stderr, "%s: paused after %lld samples\n", cli_prog, (long long)done);
+    fflush(stderr);
+    sigset_t wait = old;
+    sigdelset(&wait, SIGINT);
+    sigdelset(&wait, SIGTERM);
+    while (!cli_stop_requested) sigsuspend(&wait);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
 /* ------------------------------------------------------------- lists */
 
 /* A whole number >= 0 at *s (advanced past it); dies naming opt and spec. */

@@ -361,6 +361,7 @@ int main(int argc, char **argv)
         rc = strata_dump_write_sample(dump, s, cap.buf, toks);
         cli_progress(&prog, s + 1 - s0, N - s0, (s + 1 - s0) * T, 0);
         if (stop_after >= 0 && s + 1 - s0 >= stop_after) cli_stop_requested = 1;
+        if (!rc) cli_test_pause_point(s + 1 - s0);
     }
     int status = 0;
     if (!rc && cli_stop_requested && s < N) {

@@ -38,16 +38,20 @@ done
 
 # Interrupt: SIGINT mid-run stops after the current sample; the output is
 # only OUT.h5.partial, marked incomplete, and blockinf refuses it by default.
-"$BINDIR/strata-probe-hidden" --model "$M" --tokenizer "$K" --corpus "$C" --samples 500 \
-    --seq-len 512 -o "$T/int.h5" 2>"$T/int.err" &
+# The test waits for an event, never for a time: STRATA_TEST_PAUSE_AFTER=1
+# makes the probe say "paused" once one sample is complete and wait for the
+# signal, so the run is mid-way whatever the machine's speed.
+mkfifo "$T/int.fifo"
+STRATA_TEST_PAUSE_AFTER=1 "$BINDIR/strata-probe-hidden" --model "$M" --tokenizer "$K" \
+    --corpus "$C" --samples 500 --seq-len 512 -o "$T/int.h5" 2>"$T/int.fifo" &
 pid=$!
-for _ in $(seq 100); do
-    [ -e "$T/int.h5.partial" ] && grep -q "samples" "$T/int.err" 2>/dev/null && break
-    sleep 0.1
-done
-sleep 0.5
-kill -INT $pid
+paused=1
+while IFS= read -r line; do
+    printf '%s\n' "$line" >>"$T/int.err"
+    case $line in *"paused after 1 samples"*) paused=0; kill -INT $pid ;; esac
+done <"$T/int.fifo"
 wait $pid; rc=$?
+ok "probe pauses after its first sample (the event the test waits for)" $paused
 [ $rc -eq 130 ]; ok "interrupted probe exits 130 (got $rc)" $?
 [ ! -e "$T/int.h5" ] && [ -e "$T/int.h5.partial" ]; ok "interrupted probe leaves only .partial" $?
 grep -q "interrupted after" "$T/int.err"; ok "interrupted probe says how far it got" $?

@@ -15,7 +15,6 @@ Checks, against independent computations with h5py/numpy:
 import os
 import signal
 import subprocess
-import time
 
 import h5py
 import numpy as np
@@ -79,26 +78,25 @@ def body(tmp):
     out_e = os.path.join(d["e"], "out.h5")
     cmd = [PROBE, "--model", MODEL, "--tokenizer", TOK, "--corpus", CORPUS, "--seq-len", "96",
            "--seed", "7", *long_args, "-o", "out.h5"]
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=d["e"])
-    t0 = time.time()
-    while time.time() - t0 < 30:  # wait for the first completed samples
-        try:
-            with h5py.File(out_e + ".partial", "r", locking=False) as f:
-                if int(f.attrs["n_complete"]) >= 1:
-                    break
-        except Exception:
-            pass
-        time.sleep(0.005)
-    p.send_signal(signal.SIGTERM)
-    rc = p.wait(timeout=60)
-    if rc == 130:
-        with h5py.File(out_e + ".partial", "r") as f:
-            k = int(f.attrs["n_complete"])
-        check(0 < k < 40, f"SIGTERM left {k} of 40 samples")
-        rc, _, err = subprocess_run(cmd + ["--resume"], d["e"])
-        check(rc == 0, f"resume after SIGTERM: {err}")
-    else:
-        check(rc == 0, "run finished before SIGTERM arrived")
+    # synchronised on the probe's own event, not on time: it pauses once 3
+    # samples are complete and waits for the signal (STRATA_TEST_PAUSE_AFTER)
+    env = dict(os.environ, STRATA_TEST_PAUSE_AFTER="3")
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=d["e"],
+                         env=env, text=True)
+    paused = False
+    for line in p.stderr:
+        if "paused after 3 samples" in line:
+            paused = True
+            p.send_signal(signal.SIGTERM)
+            break
+    p.stderr.read()
+    rc = p.wait()
+    check(paused and rc == 130, f"SIGTERM after the pause stops the run (paused {paused}, rc {rc})")
+    with h5py.File(out_e + ".partial", "r") as f:
+        k = int(f.attrs["n_complete"])
+    check(k == 3, f"SIGTERM left {k} of 40 samples (3 expected)")
+    rc, _, err = subprocess_run(cmd + ["--resume"], d["e"])
+    check(rc == 0, f"resume after SIGTERM: {err}")
     out_f = os.path.join(d["f"], "out.h5")
     rc, _, err = subprocess_run(cmd, d["f"])
     check(rc == 0 and same_bytes(out_e, out_f), "SIGTERM + resume equals an uninterrupted run")
