@@ -514,6 +514,7 @@ int main(int argc, char **argv)
             if (rc) break;
         }
         cli_progress(&prog, s + 1, n_samples, (s + 1) * T, 0);
+        cli_test_pause_point(s + 1);
     }
     if (rc == STRATA_E_OBSERVER && ap.err[0]) {
         strata_h5_free(f);

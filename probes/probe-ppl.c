@@ -193,6 +193,7 @@ int main(int argc, char **argv)
         if (!rc) rc = strata_h5_write_rows(h5, "tokens", s, 1, toks);
         if (!rc) rc = strata_h5_set_attr_i64(h5, "/", "n_complete", s + 1);
         cli_progress(&prog, s + 1, N, (s + 1) * T, 0);
+        if (!rc) cli_test_pause_point(s + 1);
     }
     int status = 0;
     if (!rc && s == N) rc = strata_h5_set_attr_i64(h5, "/", "complete", 1);

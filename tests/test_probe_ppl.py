@@ -374,24 +374,23 @@ def test_edits(llama, base, p):
 
 def test_interrupt():
     out = os.path.join(TMP, "int.h5")
-    n = 900  # of the corpus's 933 windows of 256 tokens; never finishes before the signal
-    for f in (out, out + ".partial"):  # a stale .partial would fire the signal too early
+    n = 900  # of the corpus's 933 windows of 256 tokens
+    for f in (out, out + ".partial"):  # a stale .partial must not pass for this run's
         if os.path.exists(f):
             os.remove(f)
+    # synchronised on the probe's event: it pauses after 3 samples until the signal
     proc = subprocess.Popen([PPL, "--model", STORIES, "--tokenizer", TOK, "--corpus", CORPUS,
                              "--samples", str(n), "--seq-len", "256", "-o", out],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    t0 = time.time()
-    while proc.poll() is None and not os.path.exists(out + ".partial") and time.time() - t0 < 20:
-        time.sleep(0.02)
-    time.sleep(0.5)
-    if proc.poll() is not None:
-        err = proc.stderr.read().decode(errors="replace")
-        check(False, f"Ctrl-C check: the run ended before it could be interrupted: {err.strip()}")
-        return
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    err = err.decode(errors="replace")
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=dict(os.environ, STRATA_TEST_PAUSE_AFTER="3"))
+    err = b""
+    for line in proc.stderr:
+        err += line
+        if b"paused after 3 samples" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    _, rest = proc.communicate(timeout=600)
+    err = (err + rest).decode(errors="replace")
     check(proc.returncode == 130 and "interrupted" in err,
           f"SIGINT: exit 130 and a message: {proc.returncode} {err.strip()[-200:]}")
     check(not os.path.exists(out) and not os.path.exists(os.path.join(TMP, "int.csv")),
@@ -399,7 +398,7 @@ def test_interrupt():
     if check(os.path.exists(out + ".partial"), "interrupted: OUT.h5.partial stays"):
         with h5py.File(out + ".partial", "r") as f:
             k = int(f.attrs["n_complete"])
-            ok = f.attrs["complete"] == 0 and 0 <= k < n and f["nll"].shape == (n, 255)
+            ok = f.attrs["complete"] == 0 and k == 3 and f["nll"].shape == (n, 255)
             ok &= k == 0 or bool(np.all(f["tokens"][k - 1] != 0))
             ok &= bool(np.all(np.isfinite(f["nll"][:k]))) and not np.any(f["tokens"][k:])
         check(ok, f".partial holds n_complete = {k} finished samples, complete = 0")
