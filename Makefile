@@ -6,11 +6,20 @@ CC      ?= gcc
 OPT     ?= -O2 -march=native
 WARN    := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wpointer-arith -Wdouble-promotion -Werror
-HDF5INC := /usr/include/hdf5/serial
-HDF5LIB := /usr/lib/x86_64-linux-gnu/hdf5/serial
-CPPFLAGS += -Ilib -I$(HDF5INC) -D_POSIX_C_SOURCE=200809L
+# HDF5 from pkg-config (Debian's hdf5.pc is the serial flavour); without an
+# hdf5.pc, Debian's serial paths. pkg-config's Libs omit the high-level
+# library (dimension scales), which sits beside libhdf5 in the same -L
+# directory: -lhdf5_hl goes in just before -lhdf5.
+ifeq ($(shell pkg-config --exists hdf5 2>/dev/null && echo y),y)
+HDF5_CFLAGS := $(shell pkg-config --cflags hdf5)
+HDF5_LIBS   := $(shell pkg-config --libs hdf5)
+else
+HDF5_CFLAGS := -I/usr/include/hdf5/serial
+HDF5_LIBS   := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5
+endif
+CPPFLAGS += -Ilib $(HDF5_CFLAGS) -D_POSIX_C_SOURCE=200809L
 CFLAGS  ?= $(OPT) -g
-LDLIBS  := -L$(HDF5LIB) -lhdf5_hl -lhdf5 -llapacke -lopenblas -lcjson -lm -lpthread
+LDLIBS  := $(patsubst -lhdf5,-lhdf5_hl -lhdf5,$(HDF5_LIBS)) -llapacke -lopenblas -lcjson -lm -lpthread
 
 # `make check` rebuilds everything here with sanitizers.
 BUILD   ?= build
@@ -24,6 +33,11 @@ endif
 LIB_SRC  := $(wildcard lib/*.c)
 LIB_OBJ  := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o)
 LIBA     := $(if $(filter build,$(BUILD)),lib/libstrata.a,$(BUILD)/libstrata.a)
+# The command-line layer (lib/cli/, programs and their tests only): its own
+# archive, linked before libstrata.a.
+CLI_SRC  := $(wildcard lib/cli/*.c)
+CLI_OBJ  := $(CLI_SRC:lib/cli/%.c=$(BUILD)/lib/cli/%.o)
+CLIA     := $(if $(filter build,$(BUILD)),lib/cli/libstrata_cli.a,$(BUILD)/libstrata_cli.a)
 PROG_SRC := $(wildcard probes/*.c analyzers/*.c)
 PROGS    := $(foreach s,$(PROG_SRC),$(BINDIR)/strata-$(basename $(notdir $(s))))
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -33,8 +47,8 @@ BENCH    := $(BUILD)/bench/bench_forward $(BUILD)/bench/mkbig
 
 PREFIX  ?= /usr/local
 
-.PHONY: all deps test test-run check bench demo install clean
-all: $(LIBA) $(PROGS) $(TESTS) $(TOOLS)
+.PHONY: all deps test test-run check clang bench demo install clean
+all: $(LIBA) $(CLIA) $(PROGS) $(TESTS) $(TOOLS)
 
 deps:
 	@scripts/install-deps.sh
@@ -47,20 +61,29 @@ $(LIBA): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	ar rcs $@ $^
 
+$(BUILD)/lib/cli/%.o: lib/cli/%.c $(wildcard lib/cli/*.h) lib/strata.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
+
+$(CLIA): $(CLI_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
 # A program is <dir>/<name>.c (main) plus, if the directory <dir>/<name>/
 # exists, its *.c parts and private *.h, all compiled into one binary.
 prog_parts = $(wildcard $(basename $(1))/*.c)
 prog_hdrs  = $(wildcard $(basename $(1))/*.h)
 define prog_rule
-$(BINDIR)/strata-$(basename $(notdir $(1))): $(1) $(call prog_parts,$(1)) $(call prog_hdrs,$(1)) $(LIBA) lib/strata.h
+$(BINDIR)/strata-$(basename $(notdir $(1))): $(1) $(call prog_parts,$(1)) $(call prog_hdrs,$(1)) $(CLIA) $(LIBA) lib/strata.h lib/cli/cli.h
 	@mkdir -p $(BINDIR)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(LDFLAGS) -o $$@ $(1) $(call prog_parts,$(1)) $(LIBA) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(LDFLAGS) -o $$@ $(1) $(call prog_parts,$(1)) $(CLIA) $(LIBA) $(LDLIBS)
 endef
 $(foreach s,$(PROG_SRC),$(eval $(call prog_rule,$(s))))
 
-$(BUILD)/tests/%: tests/%.c tests/check.h $(LIBA) lib/strata.h
+$(BUILD)/tests/%: tests/%.c tests/check.h $(CLIA) $(LIBA) lib/strata.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests $(WARN) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+	$(CC) $(CPPFLAGS) -Itests $(WARN) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CLIA) $(LIBA) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIBA) lib/strata.h
 	@mkdir -p $(dir $@)
@@ -75,6 +98,12 @@ test: deps
 check: deps
 	@$(MAKE) --no-print-directory SAN=1 BUILD=build/asan BINDIR=build/asan/bin all
 	@ASAN_OPTIONS=detect_leaks=1 STRATA_SAN=1 BUILD=build/asan BINDIR=build/asan/bin tests/run.sh
+
+# The same build with clang, into build/clang so the gcc objects stay: both
+# compilers must build warning-free (-Werror), and clang warns where gcc does
+# not (float to double in initialisers, concatenated string literals).
+clang:
+	@$(MAKE) --no-print-directory CC=clang BUILD=build/clang BINDIR=build/clang/bin all
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH)
@@ -92,4 +121,4 @@ install: all
 	install -m 644 scripts/*.py $(DESTDIR)$(PREFIX)/share/strata/scripts/
 
 clean:
-	rm -rf build bin lib/libstrata.a
+	rm -rf build bin lib/libstrata.a lib/cli/libstrata_cli.a

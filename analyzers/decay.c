@@ -472,7 +472,7 @@ static int cmd_gap(int argc, char **argv)
     const int32_t bos = strata_tokenizer_bos(cm.tok);
     const int32_t lo = V > 16 ? 3 : 0; /* llama2.c/SentencePiece: 0..2 are unk, BOS, EOS */
     if (V - lo < 2) cli_die(NULL, "the vocabulary is too small (%lld)", (long long)V);
-    struct strata_ctx_params cp = strata_ctx_default_params();
+    struct strata_ctx_params cp = cli_model_ctx_params(&cm);
     cp.n_ctx = T;
     struct strata_ctx *ctx = NULL;
     cli_check(strata_ctx_create(&ctx, cm.model, &cp), NULL);

@@ -279,6 +279,7 @@ static inline int32_t *cli_index_set(const char *opt, const char *s, int64_t hi,
 struct cli_model {
     const char *model_path, *tok_path, *positions, *rope_scaling;
     double rope_base; /* 0: the model's */
+    struct strata_ctx_params cp; /* the overrides, as context settings */
     struct strata_model *model;
     struct strata_tokenizer *tok;
     char tok_used[4096]; /* the path the tokenizer was opened from */
@@ -324,11 +325,12 @@ static inline void cli_model_load(struct cli_model *cm, bool need_tokenizer)
     cli_check(strata_model_load(&cm->model, cm->model_path),
               "--model takes a checkpoint directory or file (docs/CHECKPOINTS.md)");
     struct strata_config c = *strata_model_config(cm->model);
-    if (cm->positions) cli_check(strata_pos_parse(cm->positions, c.pos, &c.pos), NULL);
-    if (cm->rope_base > 0) c.rope_base = cm->rope_base;
+    cm->cp = strata_ctx_default_params();
+    if (cm->positions) cli_check(strata_pos_parse(cm->positions, c.pos, &cm->cp.pos), NULL);
+    if (cm->rope_base > 0) cm->cp.rope_base = cm->rope_base;
     if (cm->rope_scaling)
-        cli_check(strata_rope_scaling_parse(cm->rope_scaling, c.seq_len, &c.scaling), NULL);
-    cli_check(strata_model_set_config(cm->model, &c), NULL);
+        cli_check(strata_rope_scaling_parse(cm->rope_scaling, c.seq_len, &cm->cp.rope_scaling), NULL);
+    cli_check(strata_config_resolve(&c, cm->model, &cm->cp), NULL);
     if (!need_tokenizer) return;
     const size_t n = sizeof cm->tok_used;
     if (cm->tok_path) {
@@ -346,6 +348,20 @@ static inline void cli_model_load(struct cli_model *cm, bool need_tokenizer)
         cli_die("the tokenizer must belong to the model",
                 "tokenizer has %d tokens but the model's vocabulary is %d",
                 (int)strata_tokenizer_n_vocab(cm->tok), (int)c.vocab_size);
+}
+
+/* Context parameters carrying the model overrides. */
+static inline struct strata_ctx_params cli_model_ctx_params(const struct cli_model *cm)
+{
+    return cm->cp;
+}
+
+/* The config runs get (model + overrides) as JSON; caller free()s. */
+static inline char *cli_model_config_json(const struct cli_model *cm)
+{
+    struct strata_config c;
+    cli_check(strata_config_resolve(&c, cm->model, &cm->cp), NULL);
+    return strata_config_json(&c);
 }
 
 static inline void cli_model_free(struct cli_model *cm)

@@ -192,7 +192,8 @@ static inline bool cli_interv_option(struct cli_interv *ci, int argc, char **arg
  * --rope-scale and --window to its config. */
 static inline void cli_interv_apply_model(struct cli_interv *ci, struct cli_model *cm)
 {
-    struct strata_config c = *strata_model_config(cm->model);
+    struct strata_config c;
+    cli_check(strata_config_resolve(&c, cm->model, &cm->cp), NULL);
     for (int32_t k = 0; k < ci->n_skip; k++)
         if (ci->skip[k] >= c.n_layer)
             cli_die("blocks are numbered from 0", "--skip-layers: block %d is out of range (%s has blocks 0..%d)",
@@ -212,14 +213,22 @@ static inline void cli_interv_apply_model(struct cli_interv *ci, struct cli_mode
         if (c.pos != STRATA_POS_ROPE_HALF && c.pos != STRATA_POS_ROPE_INTERLEAVED)
             cli_die("--positions rope makes it a RoPE model", "--rope-scale: %s does not use RoPE (%s)",
                     cm->model_path, strata_pos_name(c.pos));
-        cli_check(strata_rope_scaling_parse(ci->rope_scale_lib, c.seq_len, &c.scaling), NULL);
+        cli_check(strata_rope_scaling_parse(ci->rope_scale_lib, c.seq_len, &cm->cp.rope_scaling), NULL);
     }
-    if (ci->window >= 0) c.sliding_window = ci->window;
-    cli_check(strata_model_set_config(cm->model, &c), NULL);
+    if (ci->window >= 0) cm->cp.sliding_window = ci->window;
+    cli_check(strata_config_resolve(&c, cm->model, &cm->cp), NULL);
 }
 
-static inline void cli_interv_ctx_params(const struct cli_interv *ci, struct strata_ctx_params *cp)
+/* cp from the model overrides and the interventions (after
+ * cli_interv_apply_model). */
+static inline void cli_interv_ctx_params(const struct cli_interv *ci, const struct cli_model *cm,
+                                         struct strata_ctx_params *cp)
 {
+    const struct strata_ctx_params o = cm->cp;
+    cp->pos = o.pos;
+    cp->rope_base = o.rope_base;
+    cp->rope_scaling = o.rope_scaling;
+    cp->sliding_window = o.sliding_window;
     cp->skip_layers = ci->skip;
     cp->n_skip = ci->n_skip;
     if (ci->attn_temperature > 0.0) cp->attn_scale = ci->attn_temperature;

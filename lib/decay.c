@@ -52,61 +52,6 @@ void strata_decay_grid(double *bases)
     STRATA_ASSERT(k == STRATA_DECAY_GRID_N);
 }
 
-double strata_rope_freqs(double *theta, int32_t d, double base,
-                         const struct strata_rope_scaling_params *sc, int64_t P)
-{
-    STRATA_ASSERT(d >= 2 && d % 2 == 0);
-    const struct strata_rope_scaling_params none = {.type = STRATA_SCALING_NONE, .factor = 1.0};
-    const struct strata_rope_scaling_params *r = sc ? sc : &none;
-    const int64_t half = d / 2;
-    const double s = r->factor, C0 = (double)r->original_max;
-    double mscale = 1.0;
-    if (r->type == STRATA_SCALING_DYNAMIC && (double)P > C0)
-        base *= pow(s * (double)P / C0 - (s - 1.0), (double)d / (double)(d - 2));
-    if (r->type == STRATA_SCALING_NTK) base *= pow(s, (double)d / (double)(d - 2));
-    for (int64_t i = 0; i < half; i++) theta[i] = pow(base, -2.0 * (double)i / (double)d);
-    const double two_pi = 6.283185307179586;
-    switch (r->type) {
-    case STRATA_SCALING_LINEAR:
-        for (int64_t i = 0; i < half; i++) theta[i] /= s;
-        break;
-    case STRATA_SCALING_YARN: {
-        double lo = floor((double)d * log(C0 / (two_pi * r->beta_fast)) / (2.0 * log(base)));
-        double hi = ceil((double)d * log(C0 / (two_pi * r->beta_slow)) / (2.0 * log(base)));
-        if (lo < 0.0) lo = 0.0;
-        if (hi > (double)(d - 1)) hi = (double)(d - 1);
-        if (lo == hi) hi += 0.001;
-        for (int64_t i = 0; i < half; i++) {
-            double ramp = ((double)i - lo) / (hi - lo);
-            ramp = ramp < 0.0 ? 0.0 : ramp > 1.0 ? 1.0 : ramp;
-            double e = 1.0 - ramp;
-            theta[i] = theta[i] / s * (1.0 - e) + theta[i] * e;
-        }
-        mscale = r->attention_factor > 0.0 ? r->attention_factor
-                 : s > 1.0                 ? 0.1 * log(s) + 1.0
-                                           : 1.0;
-        break;
-    }
-    case STRATA_SCALING_LLAMA3: {
-        const double lo_wl = C0 / r->low_freq_factor, hi_wl = C0 / r->high_freq_factor;
-        for (int64_t i = 0; i < half; i++) {
-            double wl = two_pi / theta[i];
-            if (wl > lo_wl) {
-                theta[i] /= s;
-            } else if (wl >= hi_wl) {
-                double sm = (C0 / wl - r->low_freq_factor) /
-                            (r->high_freq_factor - r->low_freq_factor);
-                theta[i] = (1.0 - sm) * theta[i] / s + sm * theta[i];
-            }
-        }
-        break;
-    }
-    default:
-        break;
-    }
-    return mscale;
-}
-
 /* ------------------------------------------------------------ kernel */
 
 /* A frequency set ready for blocks: tables (n, K) of cos/sin(j theta_i),
@@ -370,7 +315,7 @@ static double min_b_base(double base, int32_t d, enum strata_decay_prec prec, in
 {
     const int64_t chunk = (int64_t)1 << 16;
     double *b = xmalloc((size_t)chunk * sizeof(double)); /* (chunk) */
-    double mn = INFINITY;
+    double mn = (double)INFINITY;
     for (int64_t m0 = 0; m0 < L; m0 += chunk) {
         int64_t n = L - m0 < chunk ? L - m0 : chunk;
         strata_decay_eval_base(b, base, d, prec, m0, n);

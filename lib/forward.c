@@ -31,12 +31,35 @@
 #include <string.h>
 
 #define MAX_OBSERVERS 16
-#define MAX_THREADS 16
+#define MAX_THREADS 64
+
+/* A context's own workers. Why not OpenBLAS' threads: its thread count is
+ * one process-wide setting, so contexts on several threads could not each
+ * choose theirs, and attention (many small GEMMs) needs it at one thread
+ * while the projections want all. Here every GEMM runs single-threaded
+ * OpenBLAS on a share of the work, and the context decides the split. */
+struct pool {
+    int n;                         /* threads, the caller's included */
+    pthread_t th[MAX_THREADS];     /* th[1..n-1] */
+    struct pool_worker {
+        struct pool *pool;
+        int i;
+    } worker[MAX_THREADS];
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    uint64_t gen;                  /* bumped for every job */
+    int pending;                   /* workers still running the job */
+    bool quit;
+    void (*fn)(void *arg, int i, int n);
+    void *arg;
+};
 
 struct strata_ctx {
     const struct strata_model *model;
+    struct strata_config cfg; /* the model's with this context's settings */
     struct strata_ctx_params p;
     int64_t n_past; /* positions held in the K/V cache */
+    struct pool pool;
 
     struct strata_observer obs[MAX_OBSERVERS]; /* editors first, then observers */
     int n_obs;                                 /* both */
@@ -61,15 +84,97 @@ struct strata_ctx {
     float *cls_buf;             /* (R, D) widened classifier rows, or NULL */
     float *rms_final;           /* (D) final norm weights in float32 */
     int64_t bytes;              /* scratch allocated */
-    int n_threads;              /* attention threads (OpenBLAS' count) */
+    int n_threads;              /* = pool.n */
     int64_t cls_rows;           /* R */
 };
 
 struct strata_ctx_params strata_ctx_default_params(void)
 {
     struct strata_ctx_params p = {.n_ctx = 0, .kv_cache = false, .attn_block = 64,
-                                  .skip_layers = NULL, .n_skip = 0, .attn_scale = 1.0};
+                                  .skip_layers = NULL, .n_skip = 0, .attn_scale = 1.0,
+                                  .pos = STRATA_POS_MODEL, .rope_base = 0.0,
+                                  .rope_scaling = {.type = STRATA_SCALING_MODEL},
+                                  .sliding_window = -1, .n_threads = 0};
     return p;
+}
+
+/* ------------------------------------------------------------ workers */
+
+static void *pool_main(void *arg)
+{
+    const struct pool_worker *w = arg;
+    struct pool *p = w->pool;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->gen == seen && !p->quit) pthread_cond_wait(&p->go, &p->mu);
+        if (p->quit) break;
+        seen = p->gen;
+        pthread_mutex_unlock(&p->mu);
+        p->fn(p->arg, w->i, p->n);
+        pthread_mutex_lock(&p->mu);
+        if (--p->pending == 0) pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* n threads in all; fewer if the system refuses some (the work is then
+ * split over those that started). */
+static void pool_start(struct pool *p, int n)
+{
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->go, NULL);
+    pthread_cond_init(&p->done, NULL);
+    p->n = 1;
+    for (int i = 1; i < n; i++) {
+        p->worker[i] = (struct pool_worker){p, i};
+        if (pthread_create(&p->th[i], NULL, pool_main, &p->worker[i]) != 0) break;
+        p->n = i + 1;
+    }
+}
+
+static void pool_stop(struct pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->quit = true;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->n; i++) pthread_join(p->th[i], NULL);
+    pthread_cond_destroy(&p->go);
+    pthread_cond_destroy(&p->done);
+    pthread_mutex_destroy(&p->mu);
+}
+
+/* fn(arg, i, n) for i = 0 .. n-1, i = 0 on the calling thread; returns
+ * when all are done. */
+static void pool_run(struct pool *p, void (*fn)(void *arg, int i, int n), void *arg)
+{
+    if (p->n == 1) {
+        fn(arg, 0, 1);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->arg = arg;
+    p->pending = p->n - 1;
+    p->gen++;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    fn(arg, 0, p->n);
+    pthread_mutex_lock(&p->mu);
+    while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* OpenBLAS' own thread count before strata set it to one: the default
+ * n_threads. Once per process, before any context computes. */
+static int blas_default_threads = 1;
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static void blas_single(void)
+{
+    blas_default_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
 }
 
 static float *alloc_floats(int64_t n) { return xmalloc((size_t)n * sizeof(float)); }
@@ -83,25 +188,13 @@ static float *ctx_floats(struct strata_ctx *ctx, int64_t n)
 
 /* ------------------------------------------------------------ positions */
 
-/* Baichuan's ALiBi slopes: for H a power of two, 2^(-8k/H), k = 1..H;
- * otherwise the n = 2^floor(log2 H) slopes of n, then every other slope of
- * the 2n set (the 1st, 3rd, ...) for the remaining heads. */
-static void alibi_slopes(float *slope, int64_t H)
-{
-    int64_t n = 1;
-    while (n * 2 <= H) n *= 2;
-    for (int64_t k = 0; k < n; k++) slope[k] = (float)pow(2.0, -8.0 * (double)(k + 1) / (double)n);
-    for (int64_t k = 0; k < H - n; k++)
-        slope[n + k] = (float)pow(2.0, -8.0 * (double)(2 * k + 1) / (double)(2 * n));
-}
-
 /* cos/sin tables (n_ctx, d/2) valid for a sequence of P positions; rebuilt
  * only when P changes what dynamic NTK scaling computes. Angles in double:
  * at long positions float m*theta loses the low bits that decide the
  * rotation. */
 static void ensure_rope(struct strata_ctx *ctx, int64_t P)
 {
-    const struct strata_config *c = &ctx->model->cfg;
+    const struct strata_config *c = &ctx->cfg;
     if (c->pos != STRATA_POS_ROPE_HALF && c->pos != STRATA_POS_ROPE_INTERLEAVED) return;
     const bool dyn = c->scaling.type == STRATA_SCALING_DYNAMIC;
     const int64_t key = dyn && P > c->scaling.original_max ? P : 0;
@@ -126,8 +219,14 @@ int strata_ctx_create(struct strata_ctx **out, const struct strata_model *model,
                       const struct strata_ctx_params *params)
 {
     *out = NULL;
-    const struct strata_config *c = &model->cfg;
+    struct strata_config cfg;
+    int rc = strata_config_resolve(&cfg, model, params);
+    if (rc) return rc;
+    const struct strata_config *c = &cfg;
     struct strata_ctx_params p = params ? *params : strata_ctx_default_params();
+    if (p.n_threads < 0 || p.n_threads > MAX_THREADS)
+        return strata_fail(STRATA_E_ARG, "n_threads %d: expected 0 (default) to %d", p.n_threads,
+                           MAX_THREADS);
     if (p.n_ctx <= 0) p.n_ctx = c->seq_len;
     if (p.attn_block <= 0) p.attn_block = 64;
     if (p.attn_scale == 0.0) p.attn_scale = 1.0;
@@ -148,6 +247,7 @@ int strata_ctx_create(struct strata_ctx **out, const struct strata_model *model,
 
     struct strata_ctx *ctx = xcalloc(1, sizeof *ctx);
     ctx->model = model;
+    ctx->cfg = cfg;
     ctx->p = p;
     ctx->want = xcalloc((size_t)c->n_layer * STRATA_SITE_COUNT, sizeof *ctx->want);
     ctx->skip = xcalloc((size_t)c->n_layer, sizeof *ctx->skip);
@@ -162,20 +262,24 @@ int strata_ctx_create(struct strata_ctx **out, const struct strata_model *model,
     ctx->hu = ctx_floats(ctx, n * F);
     ctx->kc = ctx_floats(ctx, Lc * n * kvd);
     ctx->vc = ctx_floats(ctx, Lc * n * kvd);
-    ctx->n_threads = openblas_get_num_threads();
-    ctx->n_threads = ctx->n_threads < 1 ? 1 : ctx->n_threads > MAX_THREADS ? MAX_THREADS : ctx->n_threads;
+    pthread_once(&blas_once, blas_single);
+    int nt = p.n_threads ? p.n_threads : blas_default_threads;
+    nt = nt < 1 ? 1 : nt > MAX_THREADS ? MAX_THREADS : nt;
+    pool_start(&ctx->pool, nt);
+    ctx->n_threads = ctx->pool.n;
+    ctx->p.n_threads = ctx->n_threads;
     ctx->tile = ctx_floats(ctx, ctx->n_threads * p.attn_block * n); /* one tile per thread */
     ctx->rope_cos = ctx_floats(ctx, n * d / 2);
     ctx->rope_sin = ctx_floats(ctx, n * d / 2);
     ctx->rope_key = -1;
     if (c->pos == STRATA_POS_ALIBI) {
         ctx->alibi = ctx_floats(ctx, c->n_head);
-        alibi_slopes(ctx->alibi, c->n_head);
+        strata_alibi_slopes(ctx->alibi, c->n_head);
     }
     /* Scratch for the largest block's weights that cannot be used in place. */
     int64_t wmax = 0;
     for (int32_t l = 0; l < c->n_layer; l++) {
-        struct strata_w *ws = strata_block_ws((struct strata_block_w *)&model->blocks[l]);
+        const struct strata_w *ws = strata_block_ws(&model->blocks[l]);
         int64_t need = 0;
         for (int i = 0; i < STRATA_BLOCK_N_W; i++)
             if (!strata_w_direct(&ws[i])) need += ws[i].n;
@@ -196,6 +300,7 @@ int strata_ctx_create(struct strata_ctx **out, const struct strata_model *model,
 void strata_ctx_free(struct strata_ctx *ctx)
 {
     if (!ctx) return;
+    pool_stop(&ctx->pool);
     free(ctx->want);
     free(ctx->skip);
     free(ctx->x);
@@ -244,6 +349,8 @@ void strata_ctx_clear_observers(struct strata_ctx *ctx) { ctx->n_obs = ctx->n_ed
 void strata_ctx_reset(struct strata_ctx *ctx) { ctx->n_past = 0; }
 int64_t strata_ctx_n_past(const struct strata_ctx *ctx) { return ctx->n_past; }
 int64_t strata_ctx_bytes(const struct strata_ctx *ctx) { return ctx->bytes; }
+const struct strata_config *strata_ctx_config(const struct strata_ctx *ctx) { return &ctx->cfg; }
+int strata_ctx_n_threads(const struct strata_ctx *ctx) { return ctx->n_threads; }
 
 static const char *site_names[STRATA_SITE_COUNT] = {"resid_pre", "attn_logits", "attn_probs", "attn_out",
                                                     "mlp_out", "resid_post"};
@@ -310,12 +417,37 @@ static void rmsnorm(float *out, const float *x, const float *w, int64_t T, int64
     }
 }
 
-/* y (T, n_out) = x (T, n_in) W^T, W (n_out, n_in) row-major. */
-static void linear(float *y, const float *x, const float *w, int64_t T, int64_t n_out,
-                   int64_t n_in)
+struct gemm_job {
+    float *y;       /* (T, ldy) */
+    int64_t ldy;
+    const float *x; /* (T, K) */
+    const float *w; /* (N, K) */
+    int64_t T, N, K;
+};
+
+/* Share i of n: a range of output columns, in whole multiples of 16 so every
+ * share runs the same kernel tiles as one call would (and gives the same
+ * bits: an output's sum over K does not depend on the split). */
+static void gemm_share(void *arg, int i, int n)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)n_out, (int)n_in, 1.0f, x,
-                (int)n_in, w, (int)n_in, 0.0f, y, (int)n_out);
+    const struct gemm_job *j = arg;
+    const int64_t tiles = (j->N + 15) / 16;
+    const int64_t c0 = tiles * i / n * 16, c1e = tiles * (i + 1) / n * 16;
+    const int64_t c1 = c1e < j->N ? c1e : j->N;
+    if (c0 >= c1) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->T, (int)(c1 - c0), (int)j->K,
+                1.0f, j->x, (int)j->K, j->w + c0 * j->K, (int)j->K, 0.0f, j->y + c0, (int)j->ldy);
+}
+
+/* y (T, n_out; row stride ldy) = x (T, n_in) W^T, W (n_out, n_in)
+ * row-major, the columns split over the context's workers when the product
+ * is large enough to pay for waking them. */
+static void linear(struct strata_ctx *ctx, float *y, int64_t ldy, const float *x, const float *w,
+                   int64_t T, int64_t n_out, int64_t n_in)
+{
+    struct gemm_job j = {y, ldy, x, w, T, n_out, n_in};
+    if (T * n_out * n_in < ((int64_t)1 << 21)) gemm_share(&j, 0, 1);
+    else pool_run(&ctx->pool, gemm_share, &j);
 }
 
 /* Rotate v (T, n_head*d) in place at positions pos0.. . Pairs are
@@ -375,7 +507,7 @@ static int notify(struct strata_ctx *ctx, int32_t layer, enum strata_site site, 
 static int attend_heads(struct strata_ctx *ctx, int32_t layer, const float *k, const float *v,
                         int64_t T, int64_t pos0, int64_t h0, int64_t step, float *S)
 {
-    const struct strata_config *c = &ctx->model->cfg;
+    const struct strata_config *c = &ctx->cfg;
     const int64_t d = c->head_dim, Hd = (int64_t)c->n_head * d;
     const int64_t kvd = (int64_t)c->n_kv_head * d, group = c->n_head / c->n_kv_head;
     const int64_t B = ctx->p.attn_block, W = c->sliding_window;
@@ -438,74 +570,57 @@ struct head_job {
     struct strata_ctx *ctx;
     int32_t layer;
     const float *k, *v;
-    int64_t T, pos0, h0, step;
-    float *S;
+    int64_t T, pos0;
 };
 
-static void *head_worker(void *arg)
+/* Worker i of n takes heads i, i+n, ... with its own tile buffer. */
+static void head_share(void *arg, int i, int n)
 {
-    struct head_job *j = arg;
-    attend_heads(j->ctx, j->layer, j->k, j->v, j->T, j->pos0, j->h0, j->step, j->S);
-    return NULL;
+    const struct head_job *j = arg;
+    const int64_t tile = j->ctx->p.attn_block * j->ctx->p.n_ctx;
+    attend_heads(j->ctx, j->layer, j->k, j->v, j->T, j->pos0, i, n, j->ctx->tile + i * tile);
 }
 
-/* Why threads here: the projections are large GEMMs that OpenBLAS already
- * spreads over the cores, but attention is many small tile GEMMs plus the
- * softmax, which would run on one core. Heads are independent, so they are
- * dealt to ctx->n_threads threads (OpenBLAS single-threaded inside them).
- * When an observer wants this layer's attention tiles, the heads run in
- * order on the calling thread so observers see tiles in the documented
- * order and need not be thread-safe. */
+/* Why threads here: attention is many small tile GEMMs plus the softmax,
+ * too small to split inside one GEMM, but heads are independent, so they
+ * are dealt to the context's workers. When an observer wants this layer's
+ * attention tiles, the heads run in order on the calling thread so
+ * observers see tiles in the documented order and need not be
+ * thread-safe. */
 static int attention(struct strata_ctx *ctx, int32_t layer, const float *k, const float *v,
                      int64_t T, int64_t pos0)
 {
-    const int64_t H = ctx->model->cfg.n_head, tile = ctx->p.attn_block * ctx->p.n_ctx;
     const uint32_t *want = ctx->want + (int64_t)layer * STRATA_SITE_COUNT;
     const bool observed = want[STRATA_SITE_ATTN_PROBS] || want[STRATA_SITE_ATTN_LOGITS];
-    int nt = ctx->n_threads < H ? ctx->n_threads : (int)H;
-    if (observed || nt <= 1) return attend_heads(ctx, layer, k, v, T, pos0, 0, 1, ctx->tile);
-    pthread_t th[MAX_THREADS];
-    struct head_job job[MAX_THREADS];
-    bool started[MAX_THREADS] = {false};
-    const int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    for (int i = 0; i < nt; i++)
-        job[i] = (struct head_job){ctx, layer, k, v, T, pos0, i, nt, ctx->tile + i * tile};
-    for (int i = 1; i < nt; i++) started[i] = pthread_create(&th[i], NULL, head_worker, &job[i]) == 0;
-    head_worker(&job[0]);
-    for (int i = 1; i < nt; i++) {
-        if (started[i]) pthread_join(th[i], NULL);
-        else head_worker(&job[i]); /* no thread: do its heads here */
-    }
-    openblas_set_num_threads(blas_threads);
+    if (observed || ctx->n_threads <= 1 || ctx->cfg.n_head <= 1)
+        return attend_heads(ctx, layer, k, v, T, pos0, 0, 1, ctx->tile);
+    struct head_job job = {ctx, layer, k, v, T, pos0};
+    pool_run(&ctx->pool, head_share, &job);
     return 0;
 }
 
-/* Float32 pointers to block l's weights (in struct order): the mapping
- * itself where possible, else widened into ctx->wbuf; the widened tensors'
- * pages are then released so resident memory stays near one block. */
-/* One thread's share of a block's widening: element range [e0, e1) of the
- * concatenation of the weights that need it. */
+/* A block's widening, shared out: worker k of n widens its element range
+ * of the concatenation of the weights that need it. */
 struct widen_job {
     const struct strata_w *ws; /* (STRATA_BLOCK_N_W) */
     float *dst;                /* the block's scratch */
-    int64_t e0, e1;
+    int64_t total;             /* elements to widen */
 };
 
-static void *widen_worker(void *arg)
+static void widen_share(void *arg, int k, int n)
 {
     const struct widen_job *j = arg;
+    const int64_t e0 = j->total * k / n, e1 = j->total * (k + 1) / n;
     int64_t base = 0; /* start of weight i in the concatenation */
     for (int i = 0; i < STRATA_BLOCK_N_W; i++) {
         const struct strata_w *w = &j->ws[i];
         if (strata_w_direct(w)) continue;
-        const int64_t a = j->e0 > base ? j->e0 : base, b = j->e1 < base + w->n ? j->e1 : base + w->n;
+        const int64_t a = e0 > base ? e0 : base, b = e1 < base + w->n ? e1 : base + w->n;
         if (a < b)
             strata_widen(j->dst + a, (const char *)w->data + (size_t)(a - base) * strata_wtype_size(w->dtype),
                          w->dtype, b - a);
         base += w->n;
     }
-    return NULL;
 }
 
 /* Float32 pointers to block l's weights (in struct order): the mapping
@@ -515,7 +630,7 @@ static void *widen_worker(void *arg)
  * tensors' pages are then dropped from the process. */
 static void block_weights(struct strata_ctx *ctx, int32_t l, const float *out[STRATA_BLOCK_N_W])
 {
-    struct strata_w *ws = strata_block_ws((struct strata_block_w *)&ctx->model->blocks[l]);
+    const struct strata_w *ws = strata_block_ws(&ctx->model->blocks[l]);
     int64_t total = 0;
     for (int i = 0; i < STRATA_BLOCK_N_W; i++) {
         if (strata_w_direct(&ws[i])) {
@@ -526,18 +641,9 @@ static void block_weights(struct strata_ctx *ctx, int32_t l, const float *out[ST
         total += ws[i].n;
     }
     if (!total) return;
-    int nt = total < ((int64_t)1 << 20) ? 1 : ctx->n_threads;
-    pthread_t th[MAX_THREADS];
-    struct widen_job job[MAX_THREADS];
-    bool started[MAX_THREADS] = {false};
-    for (int k = 0; k < nt; k++)
-        job[k] = (struct widen_job){ws, ctx->wbuf, total * k / nt, total * (k + 1) / nt};
-    for (int k = 1; k < nt; k++) started[k] = pthread_create(&th[k], NULL, widen_worker, &job[k]) == 0;
-    widen_worker(&job[0]);
-    for (int k = 1; k < nt; k++) {
-        if (started[k]) pthread_join(th[k], NULL);
-        else widen_worker(&job[k]);
-    }
+    struct widen_job job = {ws, ctx->wbuf, total};
+    if (total < ((int64_t)1 << 20)) widen_share(&job, 0, 1);
+    else pool_run(&ctx->pool, widen_share, &job);
     for (int i = 0; i < STRATA_BLOCK_N_W; i++)
         if (ctx->p.release_weights && !strata_w_direct(&ws[i]) && ws[i].t)
             strata_tensor_release(ws[i].t);
@@ -547,17 +653,16 @@ static void block_weights(struct strata_ctx *ctx, int32_t l, const float *out[ST
 static void classifier(struct strata_ctx *ctx, float *logits, const float *xn, int64_t T)
 {
     const struct strata_model *m = ctx->model;
-    const int64_t V = m->cfg.vocab_size, D = m->cfg.dim;
+    const int64_t V = ctx->cfg.vocab_size, D = ctx->cfg.dim;
     if (strata_w_direct(&m->wcls)) {
-        linear(logits, xn, m->wcls.data, T, V, D);
+        linear(ctx, logits, V, xn, m->wcls.data, T, V, D);
     } else {
         const size_t es = strata_wtype_size(m->wcls.dtype);
         for (int64_t v0 = 0; v0 < V; v0 += ctx->cls_rows) {
             const int64_t nv = V - v0 < ctx->cls_rows ? V - v0 : ctx->cls_rows;
             strata_widen(ctx->cls_buf, (const char *)m->wcls.data + (size_t)(v0 * D) * es,
                          m->wcls.dtype, nv * D);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nv, (int)D, 1.0f, xn,
-                        (int)D, ctx->cls_buf, (int)D, 0.0f, logits + v0, (int)V);
+            linear(ctx, logits + v0, V, xn, ctx->cls_buf, T, nv, D);
         }
     }
     if (m->cls_scale)
@@ -567,7 +672,7 @@ static void classifier(struct strata_ctx *ctx, float *logits, const float *xn, i
 
 static void ask_observers(struct strata_ctx *ctx)
 {
-    const int64_t L = ctx->model->cfg.n_layer;
+    const int64_t L = ctx->cfg.n_layer;
     memset(ctx->want, 0, (size_t)L * STRATA_SITE_COUNT * sizeof *ctx->want);
     for (int i = 0; i < ctx->n_obs; i++)
         for (int32_t l = 0; l < L; l++)
@@ -581,7 +686,7 @@ static void ask_observers(struct strata_ctx *ctx)
 static int run_blocks(struct strata_ctx *ctx, const int32_t *tokens, int64_t n_tok)
 {
     const struct strata_model *m = ctx->model;
-    const struct strata_config *c = &m->cfg;
+    const struct strata_config *c = &ctx->cfg;
     const int64_t T = n_tok, D = c->dim, F = c->hidden_dim, d = c->head_dim;
     const int64_t Hd = (int64_t)c->n_head * d, kvd = (int64_t)c->n_kv_head * d;
     const int64_t pos0 = ctx->p.kv_cache ? ctx->n_past : 0;
@@ -626,24 +731,24 @@ static int run_blocks(struct strata_ctx *ctx, const int32_t *tokens, int64_t n_t
           *w = &W;
 
         rmsnorm(ctx->xb, x, w->rms_att, T, D, c->norm_eps);
-        linear(ctx->q, ctx->xb, w->wq, T, Hd, D);
-        linear(kc + pos0 * kvd, ctx->xb, w->wk, T, kvd, D);
-        linear(vc + pos0 * kvd, ctx->xb, w->wv, T, kvd, D);
+        linear(ctx, ctx->q, Hd, ctx->xb, w->wq, T, Hd, D);
+        linear(ctx, kc + pos0 * kvd, kvd, ctx->xb, w->wk, T, kvd, D);
+        linear(ctx, vc + pos0 * kvd, kvd, ctx->xb, w->wv, T, kvd, D);
         if (rope) {
             rope_apply(ctx->q, T, c->n_head, d, pos0, ctx->rope_cos, ctx->rope_sin, interleaved);
             rope_apply(kc + pos0 * kvd, T, c->n_kv_head, d, pos0, ctx->rope_cos, ctx->rope_sin,
                        interleaved);
         }
         if ((rc = attention(ctx, l, kc, vc, T, pos0))) return rc;
-        linear(ctx->delta, ctx->att, w->wo, T, D, Hd);
+        linear(ctx, ctx->delta, D, ctx->att, w->wo, T, D, Hd);
         if ((rc = notify(ctx, l, STRATA_SITE_ATTN_OUT, -1, pos0, 0, T, D, D, ctx->delta, NULL))) return rc;
         add_into(x, ctx->delta, T * D);
 
         rmsnorm(ctx->xb, x, w->rms_ffn, T, D, c->norm_eps);
-        linear(ctx->hg, ctx->xb, w->w1, T, F, D);
-        linear(ctx->hu, ctx->xb, w->w3, T, F, D);
+        linear(ctx, ctx->hg, F, ctx->xb, w->w1, T, F, D);
+        linear(ctx, ctx->hu, F, ctx->xb, w->w3, T, F, D);
         strata_swiglu(ctx->hg, ctx->hu, T * F);
-        linear(ctx->delta, ctx->hg, w->w2, T, D, F);
+        linear(ctx, ctx->delta, D, ctx->hg, w->w2, T, D, F);
         if ((rc = notify(ctx, l, STRATA_SITE_MLP_OUT, -1, pos0, 0, T, D, D, ctx->delta, NULL))) return rc;
         add_into(x, ctx->delta, T * D);
         if ((rc = notify(ctx, l, STRATA_SITE_RESID_POST, -1, pos0, 0, T, D, D, x, x))) return rc;
@@ -655,7 +760,7 @@ static int run_blocks(struct strata_ctx *ctx, const int32_t *tokens, int64_t n_t
 int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens, int64_t n_tok,
                    enum strata_logits mode)
 {
-    const struct strata_config *c = &ctx->model->cfg;
+    const struct strata_config *c = &ctx->cfg;
     const int64_t T = n_tok, D = c->dim;
     if (mode != STRATA_LOGITS_NONE && !logits)
         return strata_fail(STRATA_E_ARG, "logits requested but no buffer given");
@@ -672,7 +777,7 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
 
 int strata_forward_nll(struct strata_ctx *ctx, double *nll, const int32_t *tokens, int64_t n_tok)
 {
-    const struct strata_config *c = &ctx->model->cfg;
+    const struct strata_config *c = &ctx->cfg;
     const int64_t T = n_tok, D = c->dim, V = c->vocab_size;
     if (ctx->p.kv_cache)
         return strata_fail(STRATA_E_ARG, "strata_forward_nll needs a context without kv_cache");
@@ -709,7 +814,7 @@ int strata_generate_greedy(struct strata_ctx *ctx, int32_t *out, int64_t *n_out,
     if (steps > ctx->p.n_ctx)
         return strata_fail(STRATA_E_SHAPE, "%lld steps exceed the context of %lld positions",
                            (long long)steps, (long long)ctx->p.n_ctx);
-    const int64_t V = ctx->model->cfg.vocab_size;
+    const int64_t V = ctx->cfg.vocab_size;
     float *logits = alloc_floats(V); /* (1, V) */
     strata_ctx_reset(ctx);
     int rc = 0;

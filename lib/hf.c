@@ -142,7 +142,7 @@ static int parse_rope_scaling(const struct cfg_reader *top, const cJSON *rs, int
     if (t == 0) return 0;
     p->type = (enum strata_rope_scaling)t;
     int64_t omax = 0;
-    if ((rc = cfg_num(&r, "factor", NAN, &p->factor))) return rc;
+    if ((rc = cfg_num(&r, "factor", (double)NAN, &p->factor))) return rc;
     if (!(p->factor >= 1.0))
         return strata_fail(STRATA_E_FORMAT, "%s: factor %g must be >= 1", where, p->factor);
     bool need_omax = p->type == STRATA_SCALING_LLAMA3;
@@ -155,8 +155,8 @@ static int parse_rope_scaling(const struct cfg_reader *top, const cJSON *rs, int
     p->beta_fast = 32.0;
     p->beta_slow = 1.0;
     if (p->type == STRATA_SCALING_LLAMA3) {
-        if ((rc = cfg_num(&r, "low_freq_factor", NAN, &p->low_freq_factor))) return rc;
-        if ((rc = cfg_num(&r, "high_freq_factor", NAN, &p->high_freq_factor))) return rc;
+        if ((rc = cfg_num(&r, "low_freq_factor", (double)NAN, &p->low_freq_factor))) return rc;
+        if ((rc = cfg_num(&r, "high_freq_factor", (double)NAN, &p->high_freq_factor))) return rc;
     }
     if (p->type == STRATA_SCALING_YARN) {
         /* DeepSeek's variant changes the attention factor; refuse rather than guess. */

@@ -160,6 +160,8 @@ int strata_model_load(struct strata_model **out, const char *path)
         rc = llama2c_load(m, path);
     }
     if (!rc) rc = strata_config_check_positions(&m->cfg);
+    m->cfg.format = m->format;
+    m->cfg.architecture = m->arch;
     if (rc) {
         strata_model_free(m);
         return rc;
@@ -186,127 +188,32 @@ const struct strata_config *strata_model_config(const struct strata_model *model
     return &model->cfg;
 }
 
-static const char *pos_names[] = {"none", "rope-interleaved", "rope-half", "alibi"};
-static const char *scaling_names[] = {"none", "linear", "dynamic", "yarn", "llama3", "ntk"};
-
-const char *strata_pos_name(enum strata_pos pos)
+int strata_config_resolve(struct strata_config *out, const struct strata_model *model,
+                          const struct strata_ctx_params *params)
 {
-    return (unsigned)pos <= STRATA_POS_ALIBI ? pos_names[pos] : "?";
-}
-
-int strata_pos_parse(const char *s, enum strata_pos current, enum strata_pos *out)
-{
-    if (!strcmp(s, "rope")) {
-        *out = current == STRATA_POS_ROPE_INTERLEAVED ? current : STRATA_POS_ROPE_HALF;
-        return 0;
+    struct strata_config c = model->cfg;
+    const struct strata_ctx_params dflt = strata_ctx_default_params(), *p = params ? params : &dflt;
+    if (p->pos != STRATA_POS_MODEL) c.pos = p->pos;
+    if (p->rope_base != 0.0) c.rope_base = p->rope_base;
+    if (p->rope_scaling.type != STRATA_SCALING_MODEL) {
+        c.scaling = p->rope_scaling;
+        if (c.scaling.original_max == 0) c.scaling.original_max = c.seq_len;
     }
-    for (int p = 0; p <= STRATA_POS_ALIBI; p++) {
-        if (!strcmp(s, pos_names[p])) {
-            *out = (enum strata_pos)p;
-            return 0;
-        }
-    }
-    return strata_fail(STRATA_E_ARG,
-                       "position scheme '%s' is unknown (rope, rope-half, rope-interleaved, "
-                       "alibi, none)",
-                       s);
-}
-
-int strata_rope_scaling_parse(const char *s, int64_t original_max,
-                              struct strata_rope_scaling_params *out)
-{
-    struct strata_rope_scaling_params p = {.type = STRATA_SCALING_NONE, .factor = 1.0,
-                                           .original_max = original_max, .low_freq_factor = 1.0,
-                                           .high_freq_factor = 4.0, .beta_fast = 32.0,
-                                           .beta_slow = 1.0, .attention_factor = 0.0};
-    if (strcmp(s, "none") != 0) {
-        const char *colon = strchr(s, ':');
-        size_t n = colon ? (size_t)(colon - s) : strlen(s);
-        int t = -1;
-        for (int i = 1; i <= STRATA_SCALING_NTK; i++)
-            if (strlen(scaling_names[i]) == n && !strncmp(s, scaling_names[i], n)) t = i;
-        char *end = NULL;
-        double f = colon ? strtod(colon + 1, &end) : (double)NAN;
-        if (t < 0 || !colon || end == colon + 1 || *end || !(f >= 1.0) || !isfinite(f))
-            return strata_fail(STRATA_E_ARG,
-                               "rope scaling '%s': expected none or TYPE:FACTOR with TYPE linear, "
-                               "ntk, dynamic, yarn or llama3 and FACTOR >= 1 (e.g. linear:2)",
-                               s);
-        p.type = (enum strata_rope_scaling)t;
-        p.factor = f;
-    }
-    *out = p;
-    return 0;
-}
-
-int strata_config_check_positions(const struct strata_config *c)
-{
-    const struct strata_rope_scaling_params *r = &c->scaling;
-    if ((unsigned)c->pos > STRATA_POS_ALIBI)
-        return strata_fail(STRATA_E_ARG, "config: pos = %d is not a position scheme", (int)c->pos);
-    bool rope = c->pos == STRATA_POS_ROPE_HALF || c->pos == STRATA_POS_ROPE_INTERLEAVED;
-    if (rope && (c->head_dim % 2 != 0))
-        return strata_fail(STRATA_E_ARG, "config: head_dim %d is odd; RoPE needs pairs",
-                           (int)c->head_dim);
-    if (rope && !(c->rope_base > 1.0 && isfinite(c->rope_base)))
-        return strata_fail(STRATA_E_ARG, "config: rope_base %g must be finite and > 1",
-                           c->rope_base);
-    if (c->sliding_window < 0)
-        return strata_fail(STRATA_E_ARG, "config: sliding_window %lld must be >= 0 (0: none)",
-                           (long long)c->sliding_window);
-    if ((unsigned)r->type > STRATA_SCALING_NTK)
-        return strata_fail(STRATA_E_ARG, "config: rope_scaling type %d is unknown", (int)r->type);
-    if (r->type == STRATA_SCALING_NONE) return 0;
-    if (!rope)
-        return strata_fail(STRATA_E_ARG, "config: rope_scaling '%s' given for a model without RoPE",
-                           scaling_names[r->type]);
-    if (!(r->factor > 0.0 && isfinite(r->factor)))
-        return strata_fail(STRATA_E_ARG, "config: rope_scaling.factor %g must be finite and > 0",
-                           r->factor);
-    if (r->type != STRATA_SCALING_LINEAR && r->type != STRATA_SCALING_NTK && r->original_max <= 0)
-        return strata_fail(STRATA_E_ARG,
-                           "config: rope_scaling '%s' needs original_max_position_embeddings > 0",
-                           scaling_names[r->type]);
-    if (r->type == STRATA_SCALING_LLAMA3 && !(r->high_freq_factor > r->low_freq_factor))
-        return strata_fail(STRATA_E_ARG,
-                           "config: rope_scaling llama3 needs high_freq_factor (%g) > "
-                           "low_freq_factor (%g)",
-                           r->high_freq_factor, r->low_freq_factor);
-    if (r->type == STRATA_SCALING_YARN &&
-        !(r->beta_fast > 0.0 && r->beta_slow > 0.0 && r->attention_factor >= 0.0))
-        return strata_fail(STRATA_E_ARG,
-                           "config: rope_scaling yarn needs beta_fast, beta_slow > 0 and "
-                           "attention_factor >= 0");
-    return 0;
-}
-
-int strata_model_set_config(struct strata_model *model, const struct strata_config *cfg)
-{
-    struct strata_config want = *cfg, have = model->cfg;
-    /* Compare everything but the fields that may change. */
-    want.pos = have.pos;
-    want.rope_base = have.rope_base;
-    want.scaling = have.scaling;
-    want.sliding_window = have.sliding_window;
-    if (memcmp(&want, &have, sizeof want) != 0)
-        return strata_fail(STRATA_E_ARG,
-                           "strata_model_set_config may change only pos, rope_base, scaling and "
-                           "sliding_window; start from a copy of strata_model_config()");
-    int rc = strata_config_check_positions(cfg);
+    if (p->sliding_window != -1) c.sliding_window = p->sliding_window;
+    int rc = strata_config_check_positions(&c);
     if (rc) return rc;
-    model->cfg = *cfg;
+    *out = c;
     return 0;
 }
 
 const char *strata_model_path(const struct strata_model *model) { return model->path; }
 const char *strata_model_dir(const struct strata_model *model) { return model->dir; }
 
-char *strata_model_config_json(const struct strata_model *model)
+char *strata_config_json(const struct strata_config *c)
 {
-    const struct strata_config *c = &model->cfg;
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "format", model->format);
-    cJSON_AddStringToObject(j, "architecture", model->arch);
+    cJSON_AddStringToObject(j, "format", c->format ? c->format : "");
+    cJSON_AddStringToObject(j, "architecture", c->architecture ? c->architecture : "");
     cJSON_AddNumberToObject(j, "dim", c->dim);
     cJSON_AddNumberToObject(j, "hidden_dim", c->hidden_dim);
     cJSON_AddNumberToObject(j, "n_layers", c->n_layer);
@@ -321,7 +228,7 @@ char *strata_model_config_json(const struct strata_model *model)
     cJSON_AddStringToObject(j, "positions", strata_pos_name(c->pos));
     cJSON_AddNumberToObject(j, "rope_base", c->rope_base);
     cJSON *r = cJSON_AddObjectToObject(j, "rope_scaling");
-    cJSON_AddStringToObject(r, "type", scaling_names[c->scaling.type]);
+    cJSON_AddStringToObject(r, "type", strata_rope_scaling_name(c->scaling.type));
     if (c->scaling.type != STRATA_SCALING_NONE) {
         cJSON_AddNumberToObject(r, "factor", c->scaling.factor);
         cJSON_AddNumberToObject(r, "original_max_position_embeddings",

@@ -50,7 +50,7 @@ struct strata_model {
 };
 
 /* The block's weights as an array, in struct order. */
-static inline struct strata_w *strata_block_ws(struct strata_block_w *b)
+static inline const struct strata_w *strata_block_ws(const struct strata_block_w *b)
 {
     return &b->rms_att;
 }
@@ -61,5 +61,7 @@ int strata_hf_load(struct strata_model *m, const char *path);
 bool strata_hf_is_weight_file(const char *path);
 /* Check the position fields of c, naming the offending one. */
 int strata_config_check_positions(const struct strata_config *c);
+/* rope.c: ALiBi slopes (H) of H heads. */
+void strata_alibi_slopes(float *slope, int64_t H);
 
 #endif

@@ -61,6 +61,7 @@ void strata_log_set(strata_log_fn fn, void *user);
  * checkpoints store them, HALF pairs (i, i+d/2) as Hugging Face stores them
  * (rotate_half). ALIBI adds slope_h * (j - i) to the logits (Baichuan 13B). */
 enum strata_pos {
+    STRATA_POS_MODEL = -1, /* context parameter only: the checkpoint's scheme */
     STRATA_POS_NONE,
     STRATA_POS_ROPE_INTERLEAVED,
     STRATA_POS_ROPE_HALF,
@@ -70,6 +71,7 @@ enum strata_pos {
 /* RoPE frequency scaling, as Hugging Face rope_scaling defines it
  * (docs/CHECKPOINTS.md gives the formulas). */
 enum strata_rope_scaling {
+    STRATA_SCALING_MODEL = -1, /* context parameter only: the checkpoint's scaling */
     STRATA_SCALING_NONE,
     STRATA_SCALING_LINEAR,  /* theta_i / factor */
     STRATA_SCALING_DYNAMIC, /* NTK base growth once positions exceed original_max */
@@ -106,20 +108,35 @@ struct strata_config {
     double rope_base;     /* RoPE theta */
     struct strata_rope_scaling_params scaling;
     int64_t sliding_window; /* W > 0: query i sees keys i-W < j <= i; 0: all */
+    const char *format;       /* "llama2.c", "hf-safetensors", "hf-pytorch"; borrowed
+                                 from the model, like architecture */
+    const char *architecture; /* config.json's architectures[0], or "llama2.c" */
 };
 
-/* "none", "rope-interleaved", "rope-half", "alibi"; static. */
+/* "none", "rope-interleaved", "rope-half", "alibi" ("model" for
+ * STRATA_POS_MODEL); static. */
 const char *strata_pos_name(enum strata_pos pos);
+/* "none", "linear", "dynamic", "yarn", "llama3", "ntk" ("model" for
+ * STRATA_SCALING_MODEL); static. */
+const char *strata_rope_scaling_name(enum strata_rope_scaling type);
 /* Parse "rope", "rope-half", "rope-interleaved", "alibi", "none"; "rope"
  * means the RoPE layout the checkpoint stores (`current`, if it is RoPE;
  * else rotate-half). */
 int strata_pos_parse(const char *s, enum strata_pos current, enum strata_pos *out);
 
-/* Parse "none", "linear:F", "dynamic:F", "yarn:F" or "llama3:F" (F >= 1)
- * with the defaults of docs/CHECKPOINTS.md; original_max is the window the
- * frequencies were trained for (usually the model's seq_len). */
+/* Parse "none", "linear:F", "ntk:F", "dynamic:F" (also "dynamic-ntk:F"),
+ * "yarn:F" or "llama3:F" (F >= 1) with the defaults of docs/CHECKPOINTS.md;
+ * original_max is the window the frequencies were trained for; 0 leaves it
+ * to strata_config_resolve, which takes the model's seq_len. */
 int strata_rope_scaling_parse(const char *s, int64_t original_max,
                               struct strata_rope_scaling_params *out);
+
+/* RoPE frequencies theta (d/2) of a head of width d with base `base` and
+ * scaling sc (NULL: none) for a sequence of P positions, per
+ * docs/CHECKPOINTS.md, in double; returns the factor cos and sin are
+ * multiplied by (YaRN's attention factor; 1 otherwise). d even, >= 2. */
+double strata_rope_freqs(double *theta, int32_t d, double base,
+                         const struct strata_rope_scaling_params *sc, int64_t P);
 
 struct strata_model;
 
@@ -139,13 +156,9 @@ const struct strata_config *strata_model_config(const struct strata_model *model
  * rope_base and scaling, parsed exactly as strata_model_load parses them;
  * the other fields are 0. */
 int strata_config_read_positions(struct strata_config *out, const char *path);
-/* Replace the position and attention-span fields of the config (pos,
- * rope_base, scaling, sliding_window), e.g. to run a Baichuan checkpoint with
- * another scheme or a Llama with another RoPE base. Every other field of *cfg
- * must equal the model's. Applies to contexts created afterwards. */
-int strata_model_set_config(struct strata_model *model, const struct strata_config *cfg);
-/* The config as a JSON object string (for provenance). Caller free()s. */
-char *strata_model_config_json(const struct strata_model *model);
+/* A config as a JSON object string (for provenance: pass
+ * strata_ctx_config(ctx) to record the settings a run used). Caller free()s. */
+char *strata_config_json(const struct strata_config *cfg);
 /* Path given to strata_model_load. Borrowed. */
 const char *strata_model_path(const struct strata_model *model);
 /* Directory that holds the checkpoint (where a tokenizer would be found).
@@ -238,8 +251,23 @@ struct strata_observer strata_observer_hidden(struct strata_hidden_capture *cap)
 
 /* --------------------------------------------------------------- runtime */
 
-/* Options of a context: its size, and the interventions of the runtime
- * (hidden-state edits are editors, see strata_ctx_add_editor). */
+/* Everything that changes how a run computes lives here, never on the
+ * model: a loaded model is read-only, so one model serves any number of
+ * contexts with different settings, at once, from several threads (one
+ * context per thread; a context itself is not thread-safe). Hidden-state
+ * edits are editors (strata_ctx_add_editor).
+ *
+ * Threads: a context runs its GEMMs, attention heads and weight widening on
+ * its own n_threads workers, each calling OpenBLAS single-threaded.
+ * strata_ctx_create therefore sets OpenBLAS to one thread, once per process,
+ * after reading its count as the default n_threads (so OPENBLAS_NUM_THREADS
+ * still sets the default); nothing changes it during a forward pass. A
+ * program that later raises OpenBLAS' count gets the same results, slower.
+ *
+ * Out of memory: lib/ aborts with file:line when an allocation of a size it
+ * has already checked fails (as llm.c does); sizes read from files are
+ * checked against the file before they size anything (STRATA_E_SHAPE,
+ * STRATA_E_NOMEM), so a bad file is an error, never an abort. */
 struct strata_ctx_params {
     int64_t n_ctx;   /* most positions one context handles (default: model seq_len) */
     bool kv_cache;   /* keep K/V of every layer so calls continue the sequence
@@ -251,6 +279,16 @@ struct strata_ctx_params {
     int32_t n_skip;
     double attn_scale;  /* lambda: attention logits are lambda * q.k / sqrt(d)
                            (+ ALiBi bias); default 1 (P1's temperature) */
+    enum strata_pos pos; /* position scheme; default STRATA_POS_MODEL (the
+                            checkpoint's), e.g. ALiBi Baichuan run with RoPE */
+    double rope_base;    /* RoPE theta; 0 (default): the checkpoint's */
+    struct strata_rope_scaling_params rope_scaling; /* type STRATA_SCALING_MODEL
+                            (default): the checkpoint's; original_max 0: the
+                            model's seq_len (strata_rope_scaling_parse) */
+    int64_t sliding_window; /* -1 (default): the checkpoint's; 0: full
+                               attention; W > 0: query i sees keys i-W < j <= i */
+    int n_threads;       /* workers; 0 (default): OpenBLAS' count before strata
+                            set it to one (see above), at most 64 */
     bool release_weights; /* after widening a bf16/f16 block, drop its pages from
                              this process (they stay in the page cache): the
                              resident set stays near one block (2.1 GiB for a
@@ -259,6 +297,13 @@ struct strata_ctx_params {
                              of the sgemm rate in make bench). Default off. */
 };
 struct strata_ctx_params strata_ctx_default_params(void);
+
+/* *out = the config a context with `params` runs on `model`: the model's,
+ * with pos, rope_base, scaling and sliding_window replaced where params set
+ * them, checked (STRATA_E_ARG naming the field). For provenance before a
+ * context exists, and for checking options early. */
+int strata_config_resolve(struct strata_config *out, const struct strata_model *model,
+                          const struct strata_ctx_params *params);
 
 struct strata_ctx;
 
@@ -280,6 +325,11 @@ int strata_ctx_add_editor(struct strata_ctx *ctx, const struct strata_observer *
 /* Bytes of scratch the context holds (for checking that memory grows
  * linearly with n_ctx). */
 int64_t strata_ctx_bytes(const struct strata_ctx *ctx);
+/* The config this context runs (strata_config_resolve of its params).
+ * Borrowed; valid until strata_ctx_free. */
+const struct strata_config *strata_ctx_config(const struct strata_ctx *ctx);
+/* Worker threads of this context. */
+int strata_ctx_n_threads(const struct strata_ctx *ctx);
 void strata_ctx_clear_observers(struct strata_ctx *ctx);
 /* Forget the cached sequence (kv_cache contexts). */
 void strata_ctx_reset(struct strata_ctx *ctx);
@@ -786,12 +836,6 @@ enum strata_decay_prec { STRATA_DECAY_F64, STRATA_DECAY_F32 };
 #define STRATA_DECAY_GRID_N 630
 void strata_decay_grid(double *bases);
 
-/* RoPE frequencies theta (d/2) of a head of width d with base `base` and
- * scaling sc (NULL: none) for a sequence of P positions, per
- * docs/CHECKPOINTS.md, in double; returns the factor cos and sin are
- * multiplied by (YaRN's attention factor; 1 otherwise). d even, >= 2. */
-double strata_rope_freqs(double *theta, int32_t d, double base,
-                         const struct strata_rope_scaling_params *sc, int64_t P);
 
 /* B(m) for m = m0 .. m0+n-1 into out (n), frequencies theta (n_freq) in
  * double. 0 <= m0, m0 + n <= 2^40. */

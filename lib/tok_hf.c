@@ -20,7 +20,7 @@
  *
  * The split patterns are regular expressions in the file; rather than carry
  * a regex engine, strata recognises the two patterns in use by their exact
- * text and runs a hand-written matcher for each (tok_pretok_next), with
+ * text and runs a hand-written matcher for each (strata_tok_pretok_next), with
  * \p{L}, \p{N} and \s from lib/unicode_tables.h. Any other pattern is an
  * error that quotes it. Text that is not valid UTF-8 (tokenizers never sees
  * any) is cut with each invalid byte as a character of no class.
@@ -238,7 +238,7 @@ static size_t llama3_next(const char *s, size_t n, size_t i)
     return space_tail(s, n, i);
 }
 
-size_t tok_pretok_next(enum tok_pretok p, const char *s, size_t n, size_t i)
+size_t strata_tok_pretok_next(enum tok_pretok p, const char *s, size_t n, size_t i)
 {
     if (i >= n) return n;
     size_t end = p == PRE_LLAMA3 ? llama3_next(s, n, i) : gpt2_next(s, n, i);
@@ -425,7 +425,7 @@ static int32_t config_token(const struct strata_tokenizer *tok, const cJSON *cfg
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
     if (cJSON_IsObject(v)) v = cJSON_GetObjectItemCaseSensitive(v, "content");
     if (!cJSON_IsString(v)) return -1;
-    return tok_lookup(tok, v->valuestring, strlen(v->valuestring));
+    return strata_tok_lookup(tok, v->valuestring, strlen(v->valuestring));
 }
 
 /* BOS from a TemplateProcessing post-processor: the special token before
@@ -452,13 +452,13 @@ static int32_t template_bos(const struct strata_tokenizer *tok, const cJSON *pp)
     const cJSON *id = cJSON_GetArrayItem(ids, 0);
     if (cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble < tok->n_vocab)
         return (int32_t)id->valuedouble;
-    return tok_lookup(tok, name->valuestring, strlen(name->valuestring));
+    return strata_tok_lookup(tok, name->valuestring, strlen(name->valuestring));
 }
 
 static int32_t first_of(const struct strata_tokenizer *tok, const char *const *names, int n)
 {
     for (int i = 0; i < n; i++) {
-        int32_t id = tok_lookup(tok, names[i], strlen(names[i]));
+        int32_t id = strata_tok_lookup(tok, names[i], strlen(names[i]));
         if (id >= 0) return id;
     }
     return -1;
@@ -480,7 +480,7 @@ static cJSON *parse_json_file(const char *path, int *rc)
     return doc;
 }
 
-int tok_hf_load(struct strata_tokenizer **out, const char *path)
+int strata_tok_hf_load(struct strata_tokenizer **out, const char *path)
 {
     struct strata_tokenizer *tok = NULL;
     const char **ps = NULL;
@@ -542,7 +542,7 @@ int tok_hf_load(struct strata_tokenizer **out, const char *path)
         ps[id] = x->string;
         pn[id] = (int32_t)strlen(x->string);
     }
-    tok = tok_alloc(path, TOK_HF_BPE, (int32_t)n);
+    tok = strata_tok_alloc(path, TOK_HF_BPE, (int32_t)n);
     cJSON_ArrayForEach(x, added) {
         int32_t id = (int32_t)cJSON_GetObjectItemCaseSensitive(x, "id")->valuedouble;
         const char *c = cJSON_GetObjectItemCaseSensitive(x, "content")->valuestring;
@@ -570,11 +570,11 @@ int tok_hf_load(struct strata_tokenizer **out, const char *path)
     if (bytelevel && tok->byte_fallback)
         FAIL("%s: field model.byte_fallback: true with a ByteLevel pre-tokenizer is not "
              "supported", path);
-    tok_set_pieces(tok, ps, pn);
-    if ((rc = tok_finish(tok)) != 0) goto fail;
+    strata_tok_set_pieces(tok, ps, pn);
+    if ((rc = strata_tok_finish(tok)) != 0) goto fail;
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
     if (cJSON_IsString(unk)) {
-        tok->unk = tok_lookup(tok, unk->valuestring, strlen(unk->valuestring));
+        tok->unk = strata_tok_lookup(tok, unk->valuestring, strlen(unk->valuestring));
         if (tok->unk < 0)
             FAIL("%s: field model.unk_token '%s' is not in the vocabulary", path,
                  unk->valuestring);
@@ -598,13 +598,13 @@ int tok_hf_load(struct strata_tokenizer **out, const char *path)
         int32_t ia = -1, ib = -1, ij = -1;
         bool parts = merge_parts(x, &a, &na, &b, &nb);
         if (parts) {
-            ia = tok_lookup(tok, a, na);
-            ib = tok_lookup(tok, b, nb);
+            ia = strata_tok_lookup(tok, a, na);
+            ib = strata_tok_lookup(tok, b, nb);
         }
         if (ia >= 0 && ib >= 0) {
             memcpy(join, a, na);
             memcpy(join + na, b, nb);
-            ij = tok_lookup(tok, join, na + nb);
+            ij = strata_tok_lookup(tok, join, na + nb);
         }
         if (ij < 0) {
             free(join);
@@ -627,8 +627,8 @@ int tok_hf_load(struct strata_tokenizer **out, const char *path)
      * one pass over the raw text does. */
     if (tok->n_norm == 0)
         for (int64_t i = 0; i < n; i++) want[i] |= want_norm[i], want_norm[i] = false;
-    tok_matcher_build(tok, &tok->raw, want);
-    tok_matcher_build(tok, &tok->norm, want_norm);
+    strata_tok_matcher_build(tok, &tok->raw, want);
+    strata_tok_matcher_build(tok, &tok->norm, want_norm);
 
     /* BOS/EOS: tokenizer_config.json beside the file decides if present;
      * else the post-processor's template; else the usual names. */
@@ -687,7 +687,7 @@ static int hf_chunk(const struct strata_tokenizer *tok, struct tok_enc *e, const
     const unsigned char *u = (const unsigned char *)c;
     e->text = c;
     e->n_sym = 0;
-    tok_enc_reserve(e, n);
+    strata_tok_enc_reserve(e, n);
     if (tok->kind == TOK_HF_BYTELEVEL) {
         if (tok->ignore_merges) {
             size_t need = 2 * n + 1;
@@ -696,10 +696,10 @@ static int hf_chunk(const struct strata_tokenizer *tok, struct tok_enc *e, const
                 e->map_cap = need;
             }
             size_t k = 0;
-            for (size_t i = 0; i < n; i++) k += (size_t)tok_gpt2_char(u[i], e->map + k);
-            int32_t id = tok_lookup(tok, e->map, k);
+            for (size_t i = 0; i < n; i++) k += (size_t)strata_tok_gpt2_char(u[i], e->map + k);
+            int32_t id = strata_tok_lookup(tok, e->map, k);
             if (id >= 0) {
-                tok_emit(e, id);
+                strata_tok_emit(e, id);
                 return 0;
             }
         }
@@ -708,31 +708,32 @@ static int hf_chunk(const struct strata_tokenizer *tok, struct tok_enc *e, const
                 return strata_fail(STRATA_E_ARG, "%s: text byte 0x%02x has no byte-level token "
                                    "(it never occurs in valid UTF-8): clean the text",
                                    tok->path, u[i]);
-            tok_sym_push(e, tok->byte_id[u[i]], i, i + 1, false);
+            strata_tok_sym_push(e, tok->byte_id[u[i]], i, i + 1, false);
         }
     } else {
         if (tok->ignore_merges) {
-            int32_t id = tok_lookup(tok, c, n);
+            int32_t id = strata_tok_lookup(tok, c, n);
             if (id >= 0) {
-                tok_emit(e, id);
+                strata_tok_emit(e, id);
                 return 0;
             }
         }
         bool last_unk = false;
         for (size_t i = 0; i < n;) {
             size_t k = char_at(c, n, i).len;
-            int32_t id = tok_lookup(tok, c + i, k);
+            int32_t id = strata_tok_lookup(tok, c + i, k);
             bool bytes = id < 0 && tok->byte_fallback;
             for (size_t j = i; bytes && j < i + k; j++) bytes = tok->byte_id[u[j]] >= 0;
             if (id >= 0) {
-                tok_sym_push(e, id, i, i + k, false);
+                strata_tok_sym_push(e, id, i, i + k, false);
                 last_unk = false;
             } else if (bytes) {
-                for (size_t j = i; j < i + k; j++) tok_sym_push(e, tok->byte_id[u[j]], j, j + 1, false);
+                for (size_t j = i; j < i + k; j++)
+                    strata_tok_sym_push(e, tok->byte_id[u[j]], j, j + 1, false);
                 last_unk = false;
             } else if (tok->unk >= 0) {
                 if (tok->fuse_unk && last_unk) e->sym[e->n_sym - 1].end = (uint32_t)(i + k);
-                else tok_sym_push(e, tok->unk, i, i + k, false);
+                else strata_tok_sym_push(e, tok->unk, i, i + k, false);
                 last_unk = true;
             } else {
                 return strata_fail(STRATA_E_ARG, "%s: text has '%.*s' at a chunk's byte %zu, "
@@ -743,8 +744,9 @@ static int hf_chunk(const struct strata_tokenizer *tok, struct tok_enc *e, const
             i += k;
         }
     }
-    tok_merge_all(tok, e);
-    for (int32_t i = e->n_sym > 0 ? 0 : -1; i >= 0; i = e->sym[i].next) tok_emit(e, e->sym[i].id);
+    strata_tok_merge_all(tok, e);
+    for (int32_t i = e->n_sym > 0 ? 0 : -1; i >= 0; i = e->sym[i].next)
+        strata_tok_emit(e, e->sym[i].id);
     return 0;
 }
 
@@ -797,7 +799,7 @@ static int hf_pretok(const struct strata_tokenizer *tok, struct tok_enc *e, cons
     }
     if (tok->pretok == PRE_GPT2 || tok->pretok == PRE_LLAMA3) {
         for (size_t i = 0; i < n && rc == 0;) {
-            size_t end = tok_pretok_next(tok->pretok, s, n, i);
+            size_t end = strata_tok_pretok_next(tok->pretok, s, n, i);
             rc = hf_chunk(tok, e, s + i, end - i);
             i = end;
         }
@@ -855,13 +857,13 @@ static int hf_normalize(const struct strata_tokenizer *tok, struct tok_enc *e, c
             len = o;
         }
     }
-    int rc = tok_split_matches(tok, &tok->norm, e, cur, len, at_start, hf_pretok);
+    int rc = strata_tok_split_matches(tok, &tok->norm, e, cur, len, at_start, hf_pretok);
     free(cur);
     return rc;
 }
 
-int tok_hf_encode(const struct strata_tokenizer *tok, struct tok_enc *e, const char *text,
-                  size_t len)
+int strata_tok_hf_encode(const struct strata_tokenizer *tok, struct tok_enc *e,
+                         const char *text, size_t len)
 {
-    return tok_split_matches(tok, &tok->raw, e, text, len, true, hf_normalize);
+    return strata_tok_split_matches(tok, &tok->raw, e, text, len, true, hf_normalize);
 }

@@ -9,6 +9,9 @@
  * in a heap keyed (priority, left position); the priority is the merged
  * piece's score for llama2.c and SentencePiece (higher first) and the merge
  * rank for Hugging Face BPE (lower first).
+ * The functions below are private but link across these files, so
+ * libstrata.a exports them: they carry the strata_ prefix like every
+ * exported symbol, to stay out of the user's namespace.
  */
 #ifndef STRATA_TOK_IMPL_H
 #define STRATA_TOK_IMPL_H
@@ -107,30 +110,30 @@ struct strata_tokenizer {
 };
 
 /* tokenizer.c: shared machinery for the loaders. */
-struct strata_tokenizer *tok_alloc(const char *path, enum tok_kind kind, int32_t n_vocab);
-/* Copy piece i (bytes s, n) in; call for every id, then tok_finish. */
-void tok_set_pieces(struct strata_tokenizer *tok, const char *const *s, const int32_t *n);
+struct strata_tokenizer *strata_tok_alloc(const char *path, enum tok_kind kind, int32_t n_vocab);
+/* Copy piece i (bytes s, n) in; call for every id, then strata_tok_finish. */
+void strata_tok_set_pieces(struct strata_tokenizer *tok, const char *const *s, const int32_t *n);
 /* Build the lookup table, surfaces and byte ids; 0 or a status. */
-int tok_finish(struct strata_tokenizer *tok);
-int32_t tok_lookup(const struct strata_tokenizer *tok, const char *s, size_t n);
+int strata_tok_finish(struct strata_tokenizer *tok);
+int32_t strata_tok_lookup(const struct strata_tokenizer *tok, const char *s, size_t n);
 /* Build a matcher over the ids with want[id] set. */
-void tok_matcher_build(const struct strata_tokenizer *tok, struct tok_matcher *mt,
-                       const bool *want);
-void tok_matcher_free(struct tok_matcher *mt);
+void strata_tok_matcher_build(const struct strata_tokenizer *tok, struct tok_matcher *mt,
+                              const bool *want);
+void strata_tok_matcher_free(struct tok_matcher *mt);
 
 /* tok_spm.c */
-bool tok_spm_sniff(const unsigned char *data, size_t size);
-int tok_spm_load(struct strata_tokenizer **out, const char *path);
+bool strata_tok_spm_sniff(const unsigned char *data, size_t size);
+int strata_tok_spm_load(struct strata_tokenizer **out, const char *path);
 
 /* tok_hf.c */
-int tok_hf_load(struct strata_tokenizer **out, const char *path);
+int strata_tok_hf_load(struct strata_tokenizer **out, const char *path);
 /* End of the pre-tokenizer chunk that starts at byte i of s (n bytes), for
  * PRE_GPT2 and PRE_LLAMA3; always > i. Invalid UTF-8 bytes count as one
  * character each, outside every class. */
-size_t tok_pretok_next(enum tok_pretok p, const char *s, size_t n, size_t i);
+size_t strata_tok_pretok_next(enum tok_pretok p, const char *s, size_t n, size_t i);
 /* The UTF-8 spelling of GPT-2's byte-level stand-in for byte b; returns its
  * length (1 or 2). */
-int tok_gpt2_char(unsigned char b, char out[4]);
+int strata_tok_gpt2_char(unsigned char b, char out[4]);
 
 /* The encoder's growable scratch, shared by the kinds' text passes. */
 struct tok_sym {
@@ -169,22 +172,22 @@ struct tok_enc {
     size_t map_cap;
 };
 
-void tok_emit(struct tok_enc *e, int32_t id);
+void strata_tok_emit(struct tok_enc *e, int32_t id);
 /* Room for n symbols (and their heap). */
-void tok_enc_reserve(struct tok_enc *e, size_t n);
-void tok_sym_push(struct tok_enc *e, int32_t id, size_t start, size_t end, bool frozen);
+void strata_tok_enc_reserve(struct tok_enc *e, size_t n);
+void strata_tok_sym_push(struct tok_enc *e, int32_t id, size_t start, size_t end, bool frozen);
 /* Merge the symbols e->sym[0 .. n_sym) (one chunk over e->text). */
-void tok_merge_all(const struct strata_tokenizer *tok, struct tok_enc *e);
+void strata_tok_merge_all(const struct strata_tokenizer *tok, struct tok_enc *e);
 /* Split s (n) by matcher mt: calls seg(tok, e, piece, len, at_start) for
  * the text between matches and emits the matched ids. */
 typedef int (*tok_seg_fn)(const struct strata_tokenizer *tok, struct tok_enc *e,
                           const char *s, size_t n, bool at_start);
-int tok_split_matches(const struct strata_tokenizer *tok, const struct tok_matcher *mt,
-                      struct tok_enc *e, const char *s, size_t n, bool at_start,
-                      tok_seg_fn seg);
-int tok_spm_encode(const struct strata_tokenizer *tok, struct tok_enc *e, const char *text,
-                   size_t len);
-int tok_hf_encode(const struct strata_tokenizer *tok, struct tok_enc *e, const char *text,
-                  size_t len);
+int strata_tok_split_matches(const struct strata_tokenizer *tok, const struct tok_matcher *mt,
+                             struct tok_enc *e, const char *s, size_t n, bool at_start,
+                             tok_seg_fn seg);
+int strata_tok_spm_encode(const struct strata_tokenizer *tok, struct tok_enc *e,
+                          const char *text, size_t len);
+int strata_tok_hf_encode(const struct strata_tokenizer *tok, struct tok_enc *e,
+                         const char *text, size_t len);
 
 #endif

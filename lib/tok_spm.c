@@ -80,7 +80,7 @@ static bool pb_next(struct pb *b, uint32_t *field, uint32_t *wire, uint64_t *v, 
     }
 }
 
-bool tok_spm_sniff(const unsigned char *data, size_t size)
+bool strata_tok_spm_sniff(const unsigned char *data, size_t size)
 {
     /* A ModelProto starts with its first piece: key 0x0A (field 1, bytes),
      * a length, then the piece's own key 0x0A. A llama2.c file starts with
@@ -93,7 +93,7 @@ bool tok_spm_sniff(const unsigned char *data, size_t size)
     return v > 0 && sub.p[0] == 0x0A;
 }
 
-int tok_spm_load(struct strata_tokenizer **out, const char *path)
+int strata_tok_spm_load(struct strata_tokenizer **out, const char *path)
 {
     struct strata_map map = {0};
     struct strata_tokenizer *tok = NULL;
@@ -232,11 +232,11 @@ int tok_spm_load(struct strata_tokenizer **out, const char *path)
         }
     }
 
-    tok = tok_alloc(path, TOK_SPM, (int32_t)n);
+    tok = strata_tok_alloc(path, TOK_SPM, (int32_t)n);
     tok->score = score;
     score = NULL;
     memcpy(tok->type, type, (size_t)n);
-    tok_set_pieces(tok, ps, pn);
+    strata_tok_set_pieces(tok, ps, pn);
     /* Ids: SentencePiece writes -1 as a 64-bit varint; anything outside
      * the vocabulary means "none". */
     tok->unk = unk_id < (uint64_t)n ? (int32_t)unk_id : -1;
@@ -246,10 +246,10 @@ int tok_spm_load(struct strata_tokenizer **out, const char *path)
     tok->add_dummy_prefix = dummy;
     tok->remove_extra_ws = extra_ws;
     tok->escape_ws = escape;
-    if ((rc = tok_finish(tok)) != 0) goto fail;
+    if ((rc = strata_tok_finish(tok)) != 0) goto fail;
     user = xmalloc((size_t)n);
     for (int64_t i = 0; i < n; i++) user[i] = type[i] == TT_USER;
-    tok_matcher_build(tok, &tok->norm, user);
+    strata_tok_matcher_build(tok, &tok->norm, user);
     free(user);
     free(ps);
     free(pn);
@@ -277,7 +277,7 @@ static int spm_segment(const struct strata_tokenizer *tok, struct tok_enc *e, co
     const unsigned char *u = (const unsigned char *)s;
     e->text = s;
     e->n_sym = 0;
-    tok_enc_reserve(e, n);
+    strata_tok_enc_reserve(e, n);
     for (size_t i = 0; i < n;) {
         size_t k = 1;
         if (u[i] >= 0xC0) {
@@ -285,35 +285,35 @@ static int spm_segment(const struct strata_tokenizer *tok, struct tok_enc *e, co
             while (k < want && i + k < n && (u[i + k] & 0xC0) == 0x80) k++;
             if (k < want) k = 1;
         }
-        int32_t id = tok_lookup(tok, s + i, k);
+        int32_t id = strata_tok_lookup(tok, s + i, k);
         if (id >= 0 && tok->type[id] != TT_NORMAL && tok->type[id] != TT_USER) id = -1;
-        tok_sym_push(e, id >= 0 ? id : TOK_SYM_UNKNOWN, i, i + k, false);
+        strata_tok_sym_push(e, id >= 0 ? id : TOK_SYM_UNKNOWN, i, i + k, false);
         i += k;
     }
-    tok_merge_all(tok, e);
+    strata_tok_merge_all(tok, e);
     for (int32_t i = e->n_sym > 0 ? 0 : -1; i >= 0; i = e->sym[i].next) {
         const struct tok_sym *y = &e->sym[i];
         if (y->id >= 0) {
-            tok_emit(e, y->id);
+            strata_tok_emit(e, y->id);
             continue;
         }
         bool bytes = tok->byte_fallback;
         for (uint32_t k = y->start; bytes && k < y->end; k++) bytes = tok->byte_id[u[k]] >= 0;
         if (bytes) {
-            for (uint32_t k = y->start; k < y->end; k++) tok_emit(e, tok->byte_id[u[k]]);
+            for (uint32_t k = y->start; k < y->end; k++) strata_tok_emit(e, tok->byte_id[u[k]]);
         } else {
             if (tok->unk < 0)
                 return strata_fail(STRATA_E_ARG, "%s: text has '%.*s', which is no piece, and "
                                    "the model has neither byte fallback nor <unk>", tok->path,
                                    (int)(y->end - y->start), s + y->start);
-            tok_emit(e, tok->unk);
+            strata_tok_emit(e, tok->unk);
         }
     }
     return 0;
 }
 
-int tok_spm_encode(const struct strata_tokenizer *tok, struct tok_enc *e, const char *text,
-                   size_t len)
+int strata_tok_spm_encode(const struct strata_tokenizer *tok, struct tok_enc *e,
+                          const char *text, size_t len)
 {
     /* Normalize into e->norm: "▁" is 3 bytes, so at most 3 per byte + 3. */
     size_t cap = 3 * len + 4;
@@ -350,5 +350,5 @@ int tok_spm_encode(const struct strata_tokenizer *tok, struct tok_enc *e, const 
         o[k++] = text[i];
     }
     /* User-defined pieces are matched on the normalized text and stay whole. */
-    return tok_split_matches(tok, &tok->norm, e, o, k, true, spm_segment);
+    return strata_tok_split_matches(tok, &tok->norm, e, o, k, true, spm_segment);
 }

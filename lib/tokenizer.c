@@ -64,7 +64,7 @@ static int32_t slot_find(const struct strata_tokenizer *tok, const struct tok_sl
     }
 }
 
-int32_t tok_lookup(const struct strata_tokenizer *tok, const char *s, size_t n)
+int32_t strata_tok_lookup(const struct strata_tokenizer *tok, const char *s, size_t n)
 {
     if (n > (size_t)tok->max_token_length) return -1; /* no piece is that long */
     return slot_find(tok, tok->slot, tok->mask, s, n);
@@ -95,10 +95,10 @@ static struct tok_slot *slot_build(const struct strata_tokenizer *tok, const boo
     return slot;
 }
 
-void tok_matcher_build(const struct strata_tokenizer *tok, struct tok_matcher *mt,
-                       const bool *want)
+void strata_tok_matcher_build(const struct strata_tokenizer *tok, struct tok_matcher *mt,
+                              const bool *want)
 {
-    tok_matcher_free(mt);
+    strata_tok_matcher_free(mt);
     bool any = false;
     for (int32_t id = 0; id < tok->n_vocab; id++) any |= want[id] && tok->len[id] > 0;
     if (!any) return;
@@ -129,7 +129,7 @@ void tok_matcher_build(const struct strata_tokenizer *tok, struct tok_matcher *m
     free(w);
 }
 
-void tok_matcher_free(struct tok_matcher *mt)
+void strata_tok_matcher_free(struct tok_matcher *mt)
 {
     free(mt->slot);
     free(mt->lens);
@@ -157,9 +157,9 @@ static int32_t matcher_at(const struct strata_tokenizer *tok, const struct tok_m
     return -1;
 }
 
-int tok_split_matches(const struct strata_tokenizer *tok, const struct tok_matcher *mt,
-                      struct tok_enc *e, const char *s, size_t n, bool at_start,
-                      tok_seg_fn seg)
+int strata_tok_split_matches(const struct strata_tokenizer *tok, const struct tok_matcher *mt,
+                             struct tok_enc *e, const char *s, size_t n, bool at_start,
+                             tok_seg_fn seg)
 {
     int rc;
     size_t from = 0;
@@ -172,7 +172,7 @@ int tok_split_matches(const struct strata_tokenizer *tok, const struct tok_match
             }
             if (i > from && (rc = seg(tok, e, s + from, i - from, at_start && from == 0)) != 0)
                 return rc;
-            tok_emit(e, id);
+            strata_tok_emit(e, id);
             i += (size_t)tok->len[id];
             from = i;
         }
@@ -183,7 +183,7 @@ int tok_split_matches(const struct strata_tokenizer *tok, const struct tok_match
 
 /* ------------------------------------------------------------ building */
 
-struct strata_tokenizer *tok_alloc(const char *path, enum tok_kind kind, int32_t n_vocab)
+struct strata_tokenizer *strata_tok_alloc(const char *path, enum tok_kind kind, int32_t n_vocab)
 {
     struct strata_tokenizer *tok = xcalloc(1, sizeof *tok);
     tok->path = strata_xstrdup(path);
@@ -200,7 +200,7 @@ struct strata_tokenizer *tok_alloc(const char *path, enum tok_kind kind, int32_t
     return tok;
 }
 
-void tok_set_pieces(struct strata_tokenizer *tok, const char *const *s, const int32_t *n)
+void strata_tok_set_pieces(struct strata_tokenizer *tok, const char *const *s, const int32_t *n)
 {
     size_t total = 0;
     for (int32_t i = 0; i < tok->n_vocab; i++) total += (size_t)n[i] + 1;
@@ -252,7 +252,7 @@ static int gpt2_byte(uint32_t cp)
     return -1;
 }
 
-int tok_gpt2_char(unsigned char b, char out[4])
+int strata_tok_gpt2_char(unsigned char b, char out[4])
 {
     uint32_t cp = b;
     if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174)) {
@@ -270,7 +270,7 @@ int tok_gpt2_char(unsigned char b, char out[4])
     return 2;
 }
 
-int tok_finish(struct strata_tokenizer *tok)
+int strata_tok_finish(struct strata_tokenizer *tok)
 {
     /* Surfaces: at most as long as the piece (every rewrite shrinks). */
     size_t total = 0;
@@ -331,11 +331,11 @@ int tok_finish(struct strata_tokenizer *tok)
         if (tok->kind == TOK_LLAMA2C) {
             id = b + 3 < tok->n_vocab ? b + 3 : -1; /* ids 0..2 are <unk>, BOS, EOS */
         } else if (tok->kind == TOK_HF_BYTELEVEL) {
-            int n = tok_gpt2_char((unsigned char)b, s);
-            id = tok_lookup(tok, s, (size_t)n);
+            int n = strata_tok_gpt2_char((unsigned char)b, s);
+            id = strata_tok_lookup(tok, s, (size_t)n);
         } else {
             snprintf(s, sizeof s, "<0x%02X>", b);
-            id = tok_lookup(tok, s, 6);
+            id = strata_tok_lookup(tok, s, 6);
             if (id >= 0 && tok->type[id] != TT_BYTE) id = -1;
         }
         tok->byte_id[b] = id;
@@ -425,7 +425,7 @@ int strata_tokenizer_load(struct strata_tokenizer **out, const char *path,
         goto fail;
     }
 
-    tok = tok_alloc(path, TOK_LLAMA2C, (int32_t)n);
+    tok = strata_tok_alloc(path, TOK_LLAMA2C, (int32_t)n);
     tok->bos = STRATA_TOKEN_BOS;
     tok->eos = STRATA_TOKEN_EOS;
     tok->unk = 0;
@@ -439,9 +439,9 @@ int strata_tokenizer_load(struct strata_tokenizer **out, const char *path,
         ps[i] = (const char *)data + pos + 8;
         pos += 8 + (size_t)pn[i];
     }
-    tok_set_pieces(tok, ps, pn);
+    strata_tok_set_pieces(tok, ps, pn);
     tok->max_token_length = max_len; /* as the file declares it (>= the longest) */
-    if ((rc = tok_finish(tok)) != 0) goto fail;
+    if ((rc = strata_tok_finish(tok)) != 0) goto fail;
     free(ps);
     free(pn);
     strata_unmap_file(&map);
@@ -467,10 +467,10 @@ static int open_file(struct strata_tokenizer **out, const char *path)
     size_t i = 0;
     while (i < map.size && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r')) i++;
     bool json = i < map.size && d[i] == '{';
-    bool spm = !json && tok_spm_sniff(d, map.size);
+    bool spm = !json && strata_tok_spm_sniff(d, map.size);
     strata_unmap_file(&map);
-    if (json) return tok_hf_load(out, path);
-    if (spm) return tok_spm_load(out, path);
+    if (json) return strata_tok_hf_load(out, path);
+    if (spm) return strata_tok_spm_load(out, path);
     return strata_tokenizer_load(out, path, 0);
 }
 
@@ -511,8 +511,8 @@ void strata_tokenizer_free(struct strata_tokenizer *tok)
     free(tok->surf_len);
     free(tok->slot);
     free(tok->merge);
-    tok_matcher_free(&tok->raw);
-    tok_matcher_free(&tok->norm);
+    strata_tok_matcher_free(&tok->raw);
+    strata_tok_matcher_free(&tok->norm);
     for (int i = 0; i < tok->n_norm; i++) {
         free(tok->norm_op[i].a);
         free(tok->norm_op[i].b);
@@ -627,14 +627,14 @@ static void try_pair(const struct strata_tokenizer *tok, struct tok_enc *e, int3
         if (la + lb > (size_t)tok->max_token_length) return;
         memcpy(e->buf, tok->arena + tok->off[a], la);
         memcpy(e->buf + la, tok->arena + tok->off[b], lb);
-        id = tok_lookup(tok, e->buf, la + lb);
+        id = strata_tok_lookup(tok, e->buf, la + lb);
         if (id < 0 || !(tok->score[id] > MERGE_FLOOR)) return;
         prio = score_priority(tok->score[id]);
     } else if (tok->kind == TOK_SPM) {
         /* SentencePiece joins the symbols' text (contiguous in the chunk)
          * and looks it up among normal, user-defined and unused pieces. */
         if (sl->frozen || sr->frozen) return;
-        id = tok_lookup(tok, e->text + sl->start, sr->end - sl->start);
+        id = strata_tok_lookup(tok, e->text + sl->start, sr->end - sl->start);
         if (id < 0) return;
         uint8_t t = tok->type[id];
         if (t != TT_NORMAL && t != TT_USER && t != TT_UNUSED) return;
@@ -650,7 +650,7 @@ static void try_pair(const struct strata_tokenizer *tok, struct tok_enc *e, int3
     heap_push(e, c);
 }
 
-void tok_enc_reserve(struct tok_enc *e, size_t n)
+void strata_tok_enc_reserve(struct tok_enc *e, size_t n)
 {
     if (n <= e->sym_cap) return;
     size_t cap = e->sym_cap ? e->sym_cap : 64;
@@ -661,15 +661,15 @@ void tok_enc_reserve(struct tok_enc *e, size_t n)
     e->sym_cap = cap;
 }
 
-void tok_sym_push(struct tok_enc *e, int32_t id, size_t start, size_t end, bool frozen)
+void strata_tok_sym_push(struct tok_enc *e, int32_t id, size_t start, size_t end, bool frozen)
 {
-    tok_enc_reserve(e, (size_t)e->n_sym + 1);
+    strata_tok_enc_reserve(e, (size_t)e->n_sym + 1);
     int32_t i = e->n_sym++;
     e->sym[i] = (struct tok_sym){id, i - 1, -1, 0, (uint32_t)start, (uint32_t)end, frozen, false};
     if (i > 0) e->sym[i - 1].next = i;
 }
 
-void tok_emit(struct tok_enc *e, int32_t id)
+void strata_tok_emit(struct tok_enc *e, int32_t id)
 {
     if (e->n_ids == e->ids_cap) {
         e->ids_cap = e->ids_cap ? 2 * e->ids_cap : 64;
@@ -678,7 +678,7 @@ void tok_emit(struct tok_enc *e, int32_t id)
     e->ids[e->n_ids++] = id;
 }
 
-void tok_merge_all(const struct strata_tokenizer *tok, struct tok_enc *e)
+void strata_tok_merge_all(const struct strata_tokenizer *tok, struct tok_enc *e)
 {
     e->n_heap = 0;
     for (int32_t i = 0; i + 1 < e->n_sym; i++) try_pair(tok, e, i);
@@ -725,13 +725,13 @@ static int llama2c_encode(const struct strata_tokenizer *tok, struct tok_enc *e,
     int32_t id;
     e->buf_cap = 2 * (size_t)tok->max_token_length + 8;
     e->buf = xmalloc(e->buf_cap);
-    tok_enc_reserve(e, len + 2); /* one symbol a byte, plus BOS and the prefix */
+    strata_tok_enc_reserve(e, len + 2); /* one symbol a byte, plus BOS and the prefix */
     /* run.c keeps BOS in the merge list, so it can merge. */
-    if (bos) tok_sym_push(e, tok->bos, 0, 0, false);
+    if (bos) strata_tok_sym_push(e, tok->bos, 0, 0, false);
     if (len > 0) { /* add_dummy_prefix, but only for non-empty text (as run.c) */
-        id = tok_lookup(tok, " ", 1);
+        id = strata_tok_lookup(tok, " ", 1);
         if (id < 0 && (rc = fallback(tok, ' ', 0, &id)) != 0) return rc;
-        tok_sym_push(e, id, 0, 0, false);
+        strata_tok_sym_push(e, id, 0, 0, false);
     }
     /* Code points as run.c cuts them: a non-continuation byte starts one,
      * continuation bytes extend it up to 4 bytes; stray continuation bytes
@@ -744,19 +744,20 @@ static int llama2c_encode(const struct strata_tokenizer *tok, struct tok_enc *e,
         if (cp_len == 0) start = i;
         cp_len++;
         if (i + 1 < len && (u[i + 1] & 0xC0) == 0x80 && cp_len < 4) continue;
-        id = tok_lookup(tok, text + start, cp_len);
+        id = strata_tok_lookup(tok, text + start, cp_len);
         if (id >= 0) {
-            tok_sym_push(e, id, start, i + 1, false);
+            strata_tok_sym_push(e, id, start, i + 1, false);
         } else {
             for (size_t k = start; k < start + cp_len; k++) {
                 if ((rc = fallback(tok, u[k], k, &id)) != 0) return rc;
-                tok_sym_push(e, id, k, k + 1, false);
+                strata_tok_sym_push(e, id, k, k + 1, false);
             }
         }
         cp_len = 0;
     }
-    tok_merge_all(tok, e);
-    for (int32_t i = e->n_sym > 0 ? 0 : -1; i >= 0; i = e->sym[i].next) tok_emit(e, e->sym[i].id);
+    strata_tok_merge_all(tok, e);
+    for (int32_t i = e->n_sym > 0 ? 0 : -1; i >= 0; i = e->sym[i].next)
+        strata_tok_emit(e, e->sym[i].id);
     return 0;
 }
 
@@ -779,12 +780,12 @@ int strata_tokenizer_encode(const struct strata_tokenizer *tok, int32_t **tokens
     if (tok->kind == TOK_LLAMA2C) {
         rc = llama2c_encode(tok, &e, text, len, bos);
     } else {
-        if (bos) tok_emit(&e, tok->bos);
-        rc = tok->kind == TOK_SPM ? tok_spm_encode(tok, &e, text, len)
-                                  : tok_hf_encode(tok, &e, text, len);
+        if (bos) strata_tok_emit(&e, tok->bos);
+        rc = tok->kind == TOK_SPM ? strata_tok_spm_encode(tok, &e, text, len)
+                                  : strata_tok_hf_encode(tok, &e, text, len);
     }
     if (rc == 0) {
-        if (eos) tok_emit(&e, tok->eos);
+        if (eos) strata_tok_emit(&e, tok->eos);
         *tokens = e.ids ? e.ids : xmalloc(sizeof *e.ids);
         *n = e.n_ids;
         e.ids = NULL;

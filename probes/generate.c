@@ -2,25 +2,54 @@
  * temperature 0, from any checkpoint strata loads. Its output is the end-to-end
  * check that loader, tokenizer and forward pass agree with the reference
  * implementation byte for byte. */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
 
-static void usage(void)
+enum { OPT_PROMPT = CLI_KEY_PROG, OPT_STEPS, OPT_TEMPERATURE };
+
+static const struct cli_opt opts[] = {
+    {"prompt", CLI_ARG, OPT_PROMPT, "TEXT", "text to continue (default: empty, start from BOS)"},
+    {"steps", CLI_ARG, OPT_STEPS, "N",
+     "positions to run, prompt included (default 256, clamped to the\n"
+     "model's seq_len)"},
+    {"temperature", CLI_ARG, OPT_TEMPERATURE, "T", "only 0 (greedy) is implemented"},
+    {0}};
+
+static const struct cli_spec spec = {
+    .prog = "strata-generate",
+    .synopsis = "--model M [--tokenizer TOK] [options]",
+    .about = "Greedy (argmax) generation, as llama2.c's run.c with -t 0.\n",
+    .groups = CLI_G_MODEL,
+    .opts = opts,
+    .epilog = "Prints the text and a newline (BOS not printed; stops where run.c does,\n"
+              "at BOS, for llama2.c tokenizers, else at the tokenizer's EOS);\n"
+              "tokens/s on stderr.\n",
+};
+
+struct gen_opts {
+    const char *prompt;
+    int64_t steps;
+};
+
+static int gen_option(void *user, int key, const char *arg, struct cli_error *e)
 {
-    printf("usage: strata-generate --model M [--tokenizer TOK] [options]\n"
-           "\n"
-           "Greedy (argmax) generation, as llama2.c's run.c with -t 0.\n"
-           "\n" CLI_MODEL_HELP
-           "  --prompt TEXT     text to continue (default: empty, start from BOS)\n"
-           "  --steps N         positions to run, prompt included (default 256,\n"
-           "                    clamped to the model's seq_len)\n"
-           "  --temperature T   only 0 (greedy) is implemented\n"
-           "  -h, --help        this help\n"
-           "\n"
-           "Prints the text and a newline (BOS not printed; stops where run.c does,\n"
-           "at BOS, for llama2.c tokenizers, else at the tokenizer's EOS);\n"
-           "newline; tokens/s on stderr.\n");
+    struct gen_opts *g = user;
+    double t;
+    switch (key) {
+    case OPT_PROMPT:
+        g->prompt = arg;
+        return 0;
+    case OPT_STEPS:
+        return cli_parse_int(&g->steps, "--steps", arg, 1, INT32_MAX, e);
+    case OPT_TEMPERATURE:
+        if (cli_parse_double(&t, "--temperature", arg, 0.0, 1e30, e)) return -1;
+        if (t != 0.0) return cli_fail(e, "use --temperature 0", "only greedy decoding is implemented");
+        return 0;
+    }
+    return cli_fail(e, NULL, "option key %d has no handler", key);
 }
 
 /* run.c's safe_printf: a lone control byte is not printed. */
@@ -32,45 +61,26 @@ static void print_piece(const char *p, size_t n)
 
 int main(int argc, char **argv)
 {
-    cli_init("strata-generate");
-    struct cli_model cm = {0};
-    const char *prompt = "";
-    int64_t steps = 256;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage();
-            return 0;
-        } else if (cli_model_option(&cm, argc, argv, &i)) {
-        } else if (!strcmp(a, "--prompt")) {
-            prompt = cli_value(argc, argv, &i);
-        } else if (!strcmp(a, "--steps")) {
-            steps = cli_int("--steps", cli_value(argc, argv, &i), 1, INT32_MAX);
-        } else if (!strcmp(a, "--temperature")) {
-            double t = cli_double("--temperature", cli_value(argc, argv, &i));
-            if (t != 0.0) cli_die("use --temperature 0", "only greedy decoding is implemented");
-        } else {
-            cli_die("see strata-generate --help", "unknown option '%s'", a);
-        }
-    }
-    cli_model_load(&cm, true);
-    struct strata_model *model = cm.model;
-    struct strata_tokenizer *tok = cm.tok;
-    const struct strata_config *cfg = strata_model_config(model);
-    if (steps > cfg->seq_len) steps = cfg->seq_len;
+    struct cli_args a;
+    cli_args_init(&a);
+    struct gen_opts g = {.prompt = "", .steps = 256};
+    cli_parse(&a, &spec, argc, argv, gen_option, &g);
+    cli_require(&a, CLI_REQ_MODEL);
+    cli_model_load(&a, true);
+    struct strata_tokenizer *tok = a.model.tok;
+    int64_t steps = g.steps;
+    if (steps > a.model.cfg.seq_len) steps = a.model.cfg.seq_len;
 
     int32_t *ptoks = NULL;
     int64_t n_prompt = 0;
-    cli_check(strata_tokenizer_encode(tok, &ptoks, &n_prompt, prompt, strlen(prompt), true, false),
+    cli_check(strata_tokenizer_encode(tok, &ptoks, &n_prompt, g.prompt, strlen(g.prompt), true,
+                                      false),
               NULL);
-    struct strata_ctx_params cp = strata_ctx_default_params();
-    cp.n_ctx = steps;
+    struct strata_ctx_params cp = cli_ctx_params(&a, steps);
     cp.kv_cache = true;
-    struct strata_ctx *ctx = NULL;
-    cli_check(strata_ctx_create(&ctx, model, &cp), NULL);
+    struct strata_ctx *ctx = cli_ctx_create(&a, &cp);
 
-    int32_t *out = malloc((size_t)steps * sizeof *out);
-    if (!out) cli_die(NULL, "out of memory");
+    int32_t *out = cli_calloc((size_t)steps, sizeof *out, "the generated tokens");
     int64_t n_out = 0;
     double t0 = cli_now();
     const int32_t stop = !strcmp(strata_tokenizer_kind(tok), "llama2c") ? strata_tokenizer_bos(tok)
@@ -85,11 +95,10 @@ int main(int argc, char **argv)
         prev = out[i];
     }
     printf("\n");
-    fprintf(stderr, "%s: %lld tokens, %.1f tokens/s\n", cli_prog, (long long)n_out,
-            el > 0 ? (double)n_out / el : 0.0);
+    cli_info("%lld tokens, %.1f tokens/s", (long long)n_out, el > 0 ? (double)n_out / el : 0.0);
     free(out);
     free(ptoks);
     strata_ctx_free(ctx);
-    cli_model_free(&cm);
+    cli_args_free(&a);
     return 0;
 }

@@ -424,7 +424,7 @@ int main(int argc, char **argv)
 
     struct strata_ctx_params cp = strata_ctx_default_params();
     cp.n_ctx = T;
-    cli_interv_ctx_params(&ci, &cp);
+    cli_interv_ctx_params(&ci, &cm, &cp);
     struct strata_ctx *ctx = NULL;
     cli_check(strata_ctx_create(&ctx, model, &cp), NULL);
     cli_interv_attach(&ci, ctx, model, T);
@@ -449,7 +449,7 @@ int main(int argc, char **argv)
     snprintf(partial, sizeof partial, "%s.partial", out_path);
     cli_check(strata_h5_create(&f, out_path), "check that the output directory exists and is writable");
 
-    char *cmd = cli_command_line(argc, argv), *cfg_json = strata_model_config_json(model);
+    char *cmd = cli_command_line(argc, argv), *cfg_json = cli_model_config_json(&cm);
     char seed_s[32], sampling[512];
     snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)seed);
     cli_sampling_describe(&cs, &samples, sampling, sizeof sampling);

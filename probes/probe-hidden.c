@@ -208,7 +208,7 @@ int main(int argc, char **argv)
 
     /* Provenance; the first entries identify the run (checked by --resume
      * and --append), the rest describe it. */
-    char *cmd = cli_command_line(argc, argv), *cfg_json = strata_model_config_json(model);
+    char *cmd = cli_command_line(argc, argv), *cfg_json = cli_model_config_json(&cm);
     char seed_s[32], T_s[32], off_s[32];
     snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)seed);
     snprintf(T_s, sizeof T_s, "%lld", (long long)T);
@@ -313,7 +313,7 @@ int main(int argc, char **argv)
 
     struct strata_ctx_params cp = strata_ctx_default_params();
     cp.n_ctx = T;
-    cli_interv_ctx_params(&ci, &cp);
+    cli_interv_ctx_params(&ci, &cm, &cp);
     struct strata_ctx *ctx = NULL;
     cli_check(strata_ctx_create(&ctx, model, &cp), NULL);
     cli_interv_attach(&ci, ctx, model, T);

@@ -129,7 +129,7 @@ int main(int argc, char **argv)
     const uint64_t seed = cs.seed;
     struct strata_ctx_params cp = strata_ctx_default_params();
     cp.n_ctx = T;
-    cli_interv_ctx_params(&ci, &cp);
+    cli_interv_ctx_params(&ci, &cm, &cp);
     struct strata_ctx *ctx = NULL;
     cli_check(strata_ctx_create(&ctx, model, &cp), NULL);
     cli_interv_attach(&ci, ctx, model, T);
@@ -149,7 +149,7 @@ int main(int argc, char **argv)
     int rc = strata_h5_create_dataset(h5, "nll", STRATA_H5_F64, 2, shape_nll);
     if (!rc) rc = strata_h5_create_dataset(h5, "tokens", STRATA_H5_I32, 2, shape_tok);
 
-    char *cmd = cli_command_line(argc, argv), *cfg_json = strata_model_config_json(model);
+    char *cmd = cli_command_line(argc, argv), *cfg_json = cli_model_config_json(&cm);
     char *iv_json = cli_interv_json(&ci, &cm);
     char seed_s[32], sampling[512];
     snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)seed);

@@ -57,11 +57,8 @@ int main(int argc, char **argv)
 
     struct strata_model *m = NULL;
     cli_check(strata_model_load(&m, model_path), NULL);
-    if (positions) {
-        struct strata_config c = *strata_model_config(m);
-        cli_check(strata_pos_parse(positions, c.pos, &c.pos), NULL);
-        cli_check(strata_model_set_config(m, &c), NULL);
-    }
+    struct strata_ctx_params cp = strata_ctx_default_params();
+    if (positions) cli_check(strata_pos_parse(positions, strata_model_config(m)->pos, &cp.pos), NULL);
     const struct strata_config *cfg = strata_model_config(m);
 
     int64_t T = 1;
@@ -76,7 +73,6 @@ int main(int argc, char **argv)
         p = *end ? end + 1 : end;
     }
 
-    struct strata_ctx_params cp = strata_ctx_default_params();
     cp.n_ctx = T;
     if (attn_block) cp.attn_block = attn_block;
     cp.release_weights = release;

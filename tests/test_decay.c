@@ -122,7 +122,7 @@ static void test_bound_brute(int d, const int64_t *L, int nL, enum strata_decay_
     int64_t Lmax = 0;
     for (int k = 0; k < nL; k++) Lmax = L[k] > Lmax ? L[k] : Lmax;
     int64_t *first = malloc(STRATA_DECAY_GRID_N * sizeof *first);
-    double theta[64], closest = INFINITY;
+    double theta[64], closest = (double)INFINITY;
     for (int g = 0; g < STRATA_DECAY_GRID_N; g++) {
         first[g] = Lmax;
         for (int i = 0; i < d / 2; i++) theta[i] = pow(grid[g], -2.0 * i / d);

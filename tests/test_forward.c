@@ -61,7 +61,7 @@ static void ref_forward(struct ref_out *o, const struct strata_model *m, const i
     double *h1 = malloc((size_t)F * sizeof(double)), *h3 = malloc((size_t)F * sizeof(double));
     double *sc = malloc((size_t)T * sizeof(double));
     for (int64_t pos = 0; pos < T; pos++) {
-        for (int64_t i = 0; i < D; i++) x[i] = F32(m->tok_emb)[(int64_t)tok[pos] * D + i];
+        for (int64_t i = 0; i < D; i++) x[i] = (double)F32(m->tok_emb)[(int64_t)tok[pos] * D + i];
         memcpy(o->resid + pos * D, x, (size_t)D * sizeof(double));
         for (int64_t l = 0; l < L; l++) {
             const struct strata_block_w *w = &m->blocks[l];
@@ -85,7 +85,7 @@ static void ref_forward(struct ref_out *o, const struct strata_model *m, const i
             }
             for (int64_t h = 0; h < H; h++) {
                 const int64_t g = h / grp;
-                double mx = -INFINITY, sum = 0;
+                double mx = -(double)INFINITY, sum = 0;
                 for (int64_t t = 0; t <= pos; t++) {
                     double s = 0;
                     for (int64_t i = 0; i < d; i++) s += q[h * d + i] * kc[(l * T + t) * kvd + g * d + i];

@@ -53,12 +53,14 @@ static int lg_observe(void *user, const struct strata_view *v)
     return 0;
 }
 
+/* sc: the context's RoPE scaling, NULL for the model's. */
 static int run_logits(const struct strata_model *m, const int32_t *tok, int64_t T, double scale,
-                      float *out)
+                      const struct strata_rope_scaling_params *sc, float *out)
 {
     struct strata_ctx_params p = strata_ctx_default_params();
     p.n_ctx = T;
     p.attn_scale = scale;
+    if (sc) p.rope_scaling = *sc;
     struct strata_ctx *ctx = NULL;
     int rc = strata_ctx_create(&ctx, m, &p);
     if (rc) return rc;
@@ -83,17 +85,15 @@ static void test_rope_and_temperature(struct strata_model *m)
     float *lb = malloc((size_t)(H * n * n) * sizeof(float));
     float *lc = malloc((size_t)(H * n * n) * sizeof(float));
 
-    struct strata_config c = c0;
-    CHECK_OK(strata_rope_scaling_parse("linear:4", c.seq_len, &c.scaling));
-    CHECK_OK(strata_model_set_config(m, &c));
-    CHECK_OK(run_logits(m, A, TA, 1.0, la));
-    CHECK_OK(strata_model_set_config(m, &c0));
-    CHECK_OK(run_logits(m, B, n, 1.0, lb));
+    struct strata_rope_scaling_params lin4;
+    CHECK_OK(strata_rope_scaling_parse("linear:4", c0.seq_len, &lin4));
+    CHECK_OK(run_logits(m, A, TA, 1.0, &lin4, la));
+    CHECK_OK(run_logits(m, B, n, 1.0, NULL, lb));
     double worst = 0.0, big = 0.0;
     for (int64_t h = 0; h < H; h++)
         for (int64_t t = 0; t < n; t++)
             for (int64_t u = 0; u <= t; u++) {
-                double a = la[(h * TA + r * t) * TA + r * u], b = lb[(h * n + t) * n + u];
+                double a = (double)la[(h * TA + r * t) * TA + r * u], b = (double)lb[(h * n + t) * n + u];
                 worst = fabs(a - b) > worst ? fabs(a - b) : worst;
                 big = fabs(b) > big ? fabs(b) : big;
             }
@@ -102,13 +102,13 @@ static void test_rope_and_temperature(struct strata_model *m)
     CHECK(big > 0.1 && worst <= 1e-5 * big);
 
     /* Temperature: lambda = 2 exact, 0.7 to rounding; masked entries stay -Inf. */
-    CHECK_OK(run_logits(m, B, n, 2.0, lc));
+    CHECK_OK(run_logits(m, B, n, 2.0, NULL, lc));
     int64_t bad = 0;
     for (int64_t i = 0; i < H * n * n; i++)
         if (!(lc[i] == 2.0f * lb[i] || (isinf(lc[i]) && isinf(lb[i])))) bad++;
     printf("attn temperature 2: %lld logits differ from 2x (want 0)\n", (long long)bad);
     CHECK(bad == 0);
-    CHECK_OK(run_logits(m, B, n, 0.7, lc));
+    CHECK_OK(run_logits(m, B, n, 0.7, NULL, lc));
     worst = 0.0;
     for (int64_t h = 0; h < H; h++)
         for (int64_t t = 0; t < n; t++)
@@ -249,7 +249,7 @@ static void test_editors(struct strata_model *m, const char *dir)
     worst = 0.0;
     for (int64_t t = 0; t < T; t++)
         for (int64_t j = 0; j < D; j++) {
-            double want = h0[t * D + j];
+            double want = (double)h0[t * D + j];
             if (t >= 4) {
                 double x = (double)t / 2.0, f = x - floor(x);
                 int64_t i = (int64_t)floor(x);

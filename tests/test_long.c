@@ -87,7 +87,7 @@ static void check_model(const char *path, const char *label, int64_t T, int64_t 
     for (int64_t l = 0; l < L1; l++) {
         double mx = 0.0, diff = 0.0;
         for (int64_t i = 0; i < P * D; i++) {
-            double a = hs[l * P * D + i], b = hl[l * T * D + i];
+            double a = (double)hs[l * P * D + i], b = (double)hl[l * T * D + i];
             mx = fabs(a) > mx ? fabs(a) : mx;
             diff = fabs(a - b) > diff ? fabs(a - b) : diff;
         }

@@ -47,10 +47,10 @@ int main(void)
     double worst_sm = 0;
     for (int n = 1; n <= 300; n += 7) {
         float r[300];
-        double d[300], mx = -INFINITY, sum = 0;
+        double d[300], mx = -(double)INFINITY, sum = 0;
         for (int i = 0; i < n; i++) {
             r[i] = (float)((double)(strata_rng_next(&st) % 20000) / 1000.0 - 10.0);
-            d[i] = r[i];
+            d[i] = (double)r[i];
             if (d[i] > mx) mx = d[i];
         }
         for (int i = 0; i < n; i++) sum += (d[i] = exp(d[i] - mx));

@@ -68,7 +68,6 @@ struct run {
     bool has_edit;
     struct strata_edit_params ed;
     /* state */
-    struct strata_model *model;
     struct strata_ctx *ctx;
     struct strata_editor *editor;
     float *hid;            /* (L+1, T, D) this sample's hidden states */

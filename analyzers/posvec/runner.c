@@ -108,20 +108,18 @@ void runner_go(struct runner *rn, struct run *runs, int n_run, bool logits, bool
     struct strata_config c0 = *strata_model_config(rn->cm.model);
     const int64_t L = c0.n_layer, T = rn->T, D = c0.dim, C = c0.seq_len;
     struct strata_posvec *pv = NULL;
-    for (int k = 0; k < n_run; k++) {
+    for (int k = 0; k < n_run; k++) { /* one model, a context per configuration */
         struct run *r = &runs[k];
-        cli_check(strata_model_load(&r->model, rn->cm.model_path), NULL);
-        struct strata_config c = c0;
-        if (r->scale[0]) cli_check(strata_rope_scaling_parse(r->scale, C, &c.scaling), NULL);
-        if (r->window >= 0) c.sliding_window = r->window;
-        cli_check(strata_model_set_config(r->model, &c), NULL);
-        struct strata_ctx_params cp = strata_ctx_default_params();
+        struct strata_ctx_params cp = cli_model_ctx_params(&rn->cm);
+        if (r->scale[0]) cli_check(strata_rope_scaling_parse(r->scale, C, &cp.rope_scaling), NULL);
+        if (r->window >= 0) cp.sliding_window = r->window;
         cp.n_ctx = T;
         cp.attn_scale = r->temp;
-        cli_check(strata_ctx_create(&r->ctx, r->model, &cp), NULL);
+        cli_check(strata_ctx_create(&r->ctx, rn->cm.model, &cp), NULL);
+        const struct strata_config c = *strata_ctx_config(r->ctx);
         if (r->has_edit) {
             if (!pv) cli_check(strata_posvec_load(&pv, rn->pv_path), "--pv takes strata-posvec decompose output");
-            cli_check(strata_editor_create(&r->editor, r->model, pv, &r->ed),
+            cli_check(strata_editor_create(&r->editor, rn->cm.model, pv, &r->ed),
                       "--pv must cover every position of the input: decompose a dump of this length");
             struct strata_observer e = strata_editor_observer(r->editor);
             cli_check(strata_ctx_add_editor(r->ctx, &e), NULL);
@@ -176,7 +174,6 @@ void runs_free(struct run *runs, int n_run)
         struct run *r = &runs[k];
         strata_ctx_free(r->ctx);
         strata_editor_free(r->editor);
-        strata_model_free(r->model);
         free(r->hid), free(r->nll), free(r->sink), free(r->pd), free(r->pdn);
         free(r->lg), free(r->lgn), free(r->hcos);
         strata_pvsum_free(&r->acc);

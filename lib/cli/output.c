@@ -1,0 +1,135 @@
+/* output.c — part of the command-line layer (cli.h): text outputs written
+ * under OUT.partial and renamed when complete (an interrupted run never
+ * leaves a file that looks finished), the provenance attributes every probe
+ * records, and the probes' sample loop (stop signal, progress, test hooks). */
+#include "cli_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *cli_partial_path(const char *path)
+{
+    return cli_sprintf("%s.partial", path);
+}
+
+FILE *cli_out_open(struct cli_out *o, const char *path)
+{
+    o->path = path;
+    o->tmp = NULL;
+    if (!strcmp(path, "-")) {
+        o->f = stdout;
+        return o->f;
+    }
+    o->tmp = cli_partial_path(path);
+    o->f = fopen(o->tmp, "w");
+    if (!o->f)
+        cli_die("check that the directory exists and is writable", "%s: cannot create: %s",
+                o->tmp, strerror(errno));
+    return o->f;
+}
+
+void cli_out_commit(struct cli_out *o)
+{
+    if (o->f == stdout) {
+        fflush(stdout);
+        return;
+    }
+    int bad = ferror(o->f) | fclose(o->f);
+    o->f = NULL;
+    if (bad || rename(o->tmp, o->path) != 0) {
+        remove(o->tmp);
+        cli_die("check free space and permissions", "%s: write failed", o->path);
+    }
+    free(o->tmp);
+    o->tmp = NULL;
+}
+
+void cli_out_abort(struct cli_out *o)
+{
+    if (o->f && o->f != stdout) {
+        fclose(o->f);
+        remove(o->tmp);
+    }
+    o->f = NULL;
+    free(o->tmp);
+    o->tmp = NULL;
+}
+
+/* --------------------------------------------------------- provenance */
+
+static void prov_add(struct cli_prov *p, const char *name, const char *value)
+{
+    p->name[p->n] = name;
+    p->value[p->n++] = value ? value : "";
+}
+
+void cli_prov_init(struct cli_prov *p, const struct cli_args *a,
+                   const struct strata_samples *samples)
+{
+    memset(p, 0, sizeof *p);
+    p->command_line = cli_strdup(a->command_line ? a->command_line : "");
+    p->model_config = cli_config_json(a);
+    p->interventions = cli_interv_json(a);
+    snprintf(p->seed, sizeof p->seed, "%llu", (unsigned long long)a->sampling.seed);
+    if (samples) p->sampling = cli_sampling_describe(a, samples);
+    prov_add(p, "strata_version", STRATA_VERSION);
+    prov_add(p, "command_line", p->command_line);
+    prov_add(p, "model_path", a->model.model_path);
+    prov_add(p, "model_config", p->model_config);
+    prov_add(p, "tokenizer_path", a->model.tok_used);
+    if (samples) {
+        prov_add(p, "corpus_path", a->sampling.corpus_path);
+        prov_add(p, "separator", a->sampling.cpar.sep);
+        prov_add(p, "seed", p->seed);
+        prov_add(p, "sampling", p->sampling);
+    }
+    prov_add(p, "interventions", p->interventions);
+}
+
+void cli_prov_free(struct cli_prov *p)
+{
+    free(p->command_line);
+    free(p->model_config);
+    free(p->interventions);
+    free(p->sampling);
+    memset(p, 0, sizeof *p);
+}
+
+const char *cli_prov_get(const struct cli_prov *p, const char *name)
+{
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->name[i], name)) return p->value[i];
+    return NULL;
+}
+
+/* -------------------------------------------------------- sample loop */
+
+void cli_loop_begin(struct cli_loop *l, int64_t s0, int64_t n, int64_t T)
+{
+    l->s0 = s0;
+    l->n = n;
+    l->T = T;
+    const char *e = getenv("STRATA_STOP_AFTER");
+    l->stop_after = e ? strtoll(e, NULL, 10) : -1;
+    cli_catch_stop();
+    cli_progress_start(&l->prog);
+}
+
+bool cli_loop_more(const struct cli_loop *l, int64_t s)
+{
+    return s < l->n && !cli_stop_requested;
+}
+
+void cli_loop_done(struct cli_loop *l, int64_t s)
+{
+    const int64_t done = s + 1 - l->s0;
+    cli_progress(&l->prog, done, l->n - l->s0, done * l->T, 0);
+    if (l->stop_after >= 0 && done >= l->stop_after) cli_stop_requested = 1;
+    cli_test_pause_point(done);
+}
+
+void cli_loop_end(struct cli_loop *l, int64_t s)
+{
+    cli_progress(&l->prog, s - l->s0, l->n - l->s0, (s - l->s0) * l->T, 1);
+}

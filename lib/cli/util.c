@@ -1,0 +1,238 @@
+/* util.c — part of the command-line layer (cli.h): messages and the die
+ * helpers (exit 1 at run time, 2 for the command line), allocate-or-die,
+ * progress lines, the one stop flag of the program and the test hooks. */
+#include "cli_internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *cli_prog = "strata";
+bool cli_quiet = false;
+volatile sig_atomic_t cli_stop_requested = 0;
+static bool prog_named = false;
+
+static void log_to_stderr(enum strata_log_level level, const char *msg, void *user)
+{
+    (void)user;
+    if (level >= STRATA_LOG_WARN) fprintf(stderr, "%s: warning: %s\n", cli_prog, msg);
+}
+
+void cli_init(const char *prog)
+{
+    cli_prog = prog;
+    prog_named = true;
+    strata_log_set(log_to_stderr, NULL);
+}
+
+/* cli_parse's call: a name set before (a subcommand's program) stays. */
+void cli_init_default_(const char *prog)
+{
+    if (!prog_named) cli_init(prog);
+}
+
+static CLI_NORETURN void vdie(int code, const char *hint, const char *fmt, va_list ap)
+{
+    fflush(stdout);
+    fprintf(stderr, "%s: ", cli_prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    if (hint) fprintf(stderr, "  hint: %s\n", hint);
+    exit(code);
+}
+
+void cli_die(const char *hint, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vdie(CLI_EXIT_FAIL, hint, fmt, ap);
+}
+
+void cli_usage_die(const char *hint, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vdie(CLI_EXIT_USAGE, hint, fmt, ap);
+}
+
+void cli_check(int rc, const char *hint)
+{
+    if (rc == 0) return;
+    const char *msg = strata_last_error();
+    cli_die(hint, "%s", msg[0] ? msg : strata_strerror(rc));
+}
+
+void cli_usage_check(int rc, const char *hint)
+{
+    if (rc == 0) return;
+    const char *msg = strata_last_error();
+    cli_usage_die(hint, "%s", msg[0] ? msg : strata_strerror(rc));
+}
+
+static void vsay(const char *kind, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "%s: %s", cli_prog, kind);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void cli_note(const char *fmt, ...)
+{
+    if (cli_quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsay("note: ", fmt, ap);
+    va_end(ap);
+}
+
+void cli_info(const char *fmt, ...)
+{
+    if (cli_quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsay("", fmt, ap);
+    va_end(ap);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsay("warning: ", fmt, ap);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------- memory */
+
+static CLI_NORETURN void oom(size_t n, const char *what)
+{
+    cli_die(NULL, "out of memory for %s (%.1f MiB)", what ? what : "a buffer",
+            (double)n / 1048576.0);
+}
+
+void *cli_alloc(size_t n, const char *what)
+{
+    void *p = calloc(n ? n : 1, 1);
+    if (!p) oom(n, what);
+    return p;
+}
+
+void *cli_calloc(size_t n, size_t size, const char *what)
+{
+    if (size && n > SIZE_MAX / size) oom(SIZE_MAX, what);
+    return cli_alloc(n * size, what);
+}
+
+void *cli_realloc(void *p, size_t n, const char *what)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) oom(n, what);
+    return q;
+}
+
+char *cli_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = cli_alloc(n, "a string");
+    memcpy(d, s, n);
+    return d;
+}
+
+char *cli_sprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) cli_die(NULL, "cannot format a message");
+    char *s = cli_alloc((size_t)n + 1, "a string");
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+char *cli_command_line(int argc, char **argv)
+{
+    size_t n = 1;
+    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
+    char *s = cli_alloc(n, "the command line");
+    char *q = s;
+    for (int i = 0; i < argc; i++) {
+        size_t k = strlen(argv[i]);
+        if (i) *q++ = ' ';
+        memcpy(q, argv[i], k);
+        q += k;
+    }
+    *q = '\0';
+    return s;
+}
+
+/* ----------------------------------------------------------- progress */
+
+void cli_progress_start(struct cli_progress *p)
+{
+    p->t0 = p->last = cli_now();
+    p->tty = isatty(2);
+}
+
+void cli_progress(struct cli_progress *p, int64_t done, int64_t total, int64_t tokens, int final)
+{
+    if (cli_quiet) return;
+    double now = cli_now();
+    if (!final && now - p->last < (p->tty ? 0.2 : 5.0)) return;
+    p->last = now;
+    double el = now - p->t0, rate = el > 0 ? (double)tokens / el : 0.0;
+    double eta = done > 0 ? el * (double)(total - done) / (double)done : 0.0;
+    fprintf(stderr, "%s%s: %lld/%lld samples, %.0f tokens/s, %.1f s elapsed, ETA %.1f s%s",
+            p->tty ? "\r" : "", cli_prog, (long long)done, (long long)total, rate, el, eta,
+            p->tty && !final ? "" : "\n");
+}
+
+/* -------------------------------------------------------- stop signal */
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    cli_stop_requested = 1;
+}
+
+void cli_catch_stop(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART; /* only a flag is set: interrupted I/O just goes on */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Tests synchronise on an event instead of on timing (see cli.h). */
+void cli_test_pause_point(int64_t done)
+{
+    const char *e = getenv("STRATA_TEST_PAUSE_AFTER");
+    if (!e || strtoll(e, NULL, 10) != done) return;
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, &old);
+    fprintf(stderr, "%s: paused after %lld samples\n", cli_prog, (long long)done);
+    fflush(stderr);
+    sigset_t wait = old;
+    sigdelset(&wait, SIGINT);
+    sigdelset(&wait, SIGTERM);
+    while (!cli_stop_requested) sigsuspend(&wait);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
