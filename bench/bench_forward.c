@@ -4,7 +4,10 @@
  * yardstick for a CPU forward pass is the time the same GEMMs take as bare
  * cblas_sgemm calls on the same weights, measured in the same run. The
  * ratio sgemm_time / forward_time is the fraction of the sgemm rate the
- * forward pass reaches (1.0 = no overhead at all).
+ * forward pass reaches (1.0 = no overhead at all). The bare calls run on
+ * OpenBLAS' own threads, as many as the context's workers: the context
+ * splits each GEMM over its workers with OpenBLAS single-threaded, so the
+ * baseline is the library's best multi-threaded GEMM on the same cores.
  *
  * For weights stored as bf16/f16 the forward pass widens each block while it
  * runs; the bare-sgemm baseline gets block 0 widened once, ahead of time,
@@ -57,7 +60,7 @@ int main(int argc, char **argv)
      * block 0 widened once. */
     bool all_direct = true;
     for (int64_t l = 0; l < L; l++) {
-        struct strata_w *ws = strata_block_ws(&m->blocks[l]);
+        const struct strata_w *ws = strata_block_ws(&m->blocks[l]);
         for (int k = 0; k < STRATA_BLOCK_N_W; k++) all_direct &= strata_w_direct(&ws[k]);
     }
     float *wide[7] = {0};
@@ -70,10 +73,13 @@ int main(int argc, char **argv)
         }
     }
     /* Repetition 0 warms pages and caches for both and is not counted. */
+    const int nt = strata_ctx_n_threads(ctx);
     for (int r = 0; r <= reps; r++) {
+        openblas_set_num_threads(1); /* as strata_ctx_create left it */
         double t0 = cli_now();
         cli_check(strata_forward(ctx, NULL, tok, T, STRATA_LOGITS_NONE), NULL);
         t_fwd[r] = cli_now() - t0;
+        openblas_set_num_threads(nt);
         t0 = cli_now();
         for (int64_t l = 0; l < L; l++) {
             const struct strata_block_w *w = &m->blocks[all_direct ? l : 0];
@@ -91,8 +97,9 @@ int main(int argc, char **argv)
     }
     const double tf = least(t_fwd + 1, reps), tg = least(t_gemm + 1, reps);
     const double flops = 2.0 * (double)T * (double)L * (double)(D * Hd * 2 + 2 * D * kvd + 3 * D * F);
-    printf("model %s: D=%lld F=%lld L=%lld H=%d G=%d, T=%lld, best of %d\n", argv[1], (long long)D,
-           (long long)F, (long long)L, c->n_head, c->n_kv_head, (long long)T, reps);
+    openblas_set_num_threads(1);
+    printf("model %s: D=%lld F=%lld L=%lld H=%d G=%d, T=%lld, best of %d, %d threads\n", argv[1],
+           (long long)D, (long long)F, (long long)L, c->n_head, c->n_kv_head, (long long)T, reps, nt);
     printf("  sgemm alone   %8.3f s  %7.1f GFLOP/s\n", tg, flops / tg * 1e-9);
     printf("  strata forward%8.3f s  %7.1f GFLOP/s (projections)  %9.0f tokens/s  %.3f s/layer\n", tf,
            flops / tf * 1e-9, (double)T / tf, tf / (double)L);
