@@ -85,9 +85,9 @@ $(BUILD)/tests/%: tests/%.c tests/check.h $(CLIA) $(LIBA) lib/strata.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(WARN) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CLIA) $(LIBA) $(LDLIBS)
 
-$(BUILD)/bench/%: bench/%.c $(LIBA) lib/strata.h
+$(BUILD)/bench/%: bench/%.c $(CLIA) $(LIBA) lib/strata.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CLIA) $(LIBA) $(LDLIBS)
 
 test: deps
 	@$(MAKE) --no-print-directory all

@@ -14,48 +14,13 @@
  * bootstrap; shards are read one after the other.
  *
  * Legend: N samples, L blocks, P positions kept, D width, B replicates. */
-#include "cli.h"
+#include "cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 #include <math.h>
-
-static void usage(void)
-{
-    printf("usage: strata-blockinf [score] DUMP.h5 [DUMP2.h5 ...] [options] [-o SCORES.csv]\n"
-           "       strata-blockinf plan DUMP.h5 [...] --remove K [options] [-o PLAN.json] [--csv PLAN.csv]\n"
-           "\n"
-           "score (the default): one CSV row per block l (0-based) of a strata-probe-hidden\n"
-           "dump, or of several dumps (shards of one run) read as one. Columns: layer, then\n"
-           "for --metric bi: bi, mean_cos, rank (1 = lowest BI, the first to remove),\n"
-           "n_tokens; every other metric M adds M and M_rank (bi-attn -> bi_attn); with\n"
-           "--bootstrap each metric also gets M_lo, M_hi (the confidence interval) and\n"
-           "M_stab (the fraction of replicates in which the block keeps its rank).\n"
-           "Empty cells: the block has no score for that metric.\n"
-           "\n"
-           "plan: the K blocks to remove, lowest score first, as JSON {\"remove\": [...],\n"
-           "\"order\": [...], ...} (docs/BLOCKINF.md) and, with --csv, as CSV (order, layer,\n"
-           "score, remove). With --metric angular the plan is one run of K consecutive\n"
-           "blocks l..l+K-1 minimising the angular distance between X_l and X_{l+K}.\n"
-           "Perplexity with the plan's blocks removed, on held-out samples:\n"
-           "scripts/blockinf_eval.py PLAN.json -o DIR (docs/BLOCKINF.md).\n"
-           "\n"
-           "  --metric LIST    bi (default), angular, relmag, bi-attn, bi-mlp, comma-\n"
-           "                   separated, or all (every metric the dump allows); plan\n"
-           "                   takes one. relmag, bi-attn and bi-mlp need a dump made with\n"
-           "                   --sites resid,attn_out,mlp_out\n"
-           "  --n N            angular: distance between X_l and X_{l+N} (default 1)\n"
-           "  --tokens all|last  score every kept position (default) or the last only\n"
-           "  --bootstrap B    B replicates resampling samples with replacement (default\n"
-           "                   0: none; plan: 1000)\n"
-           "  --seed S         bootstrap seed (splitmix64, as lib/blockinf.c states; default 0)\n"
-           "  --ci C           confidence level of M_lo .. M_hi (default 0.95; percentile)\n"
-           "  --remove K       plan: blocks to remove (1 .. scored blocks - 1)\n"
-           "  --csv FILE       plan: also write the ranking as CSV\n"
-           "  -o FILE          output (written as FILE.partial, then renamed; default stdout)\n"
-           "  --allow-partial  accept an unfinished dump (.partial), using its completed\n"
-           "                   samples\n"
-           "  -h, --help       this help\n");
-}
 
 #define NM STRATA_BI_COUNT
 
@@ -92,34 +57,127 @@ struct mstat {
 
 static void *xcalloc_(size_t n, size_t size)
 {
-    void *p = calloc(n ? n : 1, size);
-    if (!p) cli_die("use fewer samples (or shards) per run", "out of memory");
-    return p;
+    return cli_calloc(n, size, "Block Influence scores (use fewer samples or shards per run)");
 }
 
-static void parse_metrics(struct opts *o, const char *s)
+/* --metric LIST into o (a usage error names what is wrong). */
+static int parse_metrics(struct opts *o, const char *s, struct cli_error *e)
 {
+    static const char hint[] = "--metric takes bi, angular, relmag, bi-attn, bi-mlp (comma-separated) or all";
     o->n_metrics = 0;
     o->metric_all = !strcmp(s, "all");
     if (o->metric_all) {
         for (int m = 0; m < NM; m++) o->metrics[o->n_metrics++] = (enum strata_bi_metric)m;
-        return;
+        return 0;
     }
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+    const char *q = s;
+    while (*q) {
+        const char *end = strchr(q, ',');
+        const size_t n = end ? (size_t)(end - q) : strlen(q);
+        char tok[32];
         enum strata_bi_metric m;
+        if (n >= sizeof tok) return cli_fail(e, hint, "--metric '%s': unknown metric '%.*s'", s, (int)n, q);
+        memcpy(tok, q, n);
+        tok[n] = '\0';
+        q += n + (end != NULL);
+        if (!n) continue;
         if (strata_bi_metric_parse(tok, &m) != 0)
-            cli_die("--metric takes bi, angular, relmag, bi-attn, bi-mlp (comma-separated) or all",
-                    "--metric '%s': unknown metric '%s'", s, tok);
+            return cli_fail(e, hint, "--metric '%s': unknown metric '%s'", s, tok);
         for (int i = 0; i < o->n_metrics; i++)
-            if (o->metrics[i] == m) cli_die(NULL, "--metric '%s' names %s twice", s, tok);
+            if (o->metrics[i] == m) return cli_fail(e, NULL, "--metric '%s' names %s twice", s, tok);
         o->metrics[o->n_metrics++] = m;
     }
-    if (!o->n_metrics) cli_die(NULL, "--metric '%s' names no metric", s);
+    if (!o->n_metrics) return cli_fail(e, hint, "--metric '%s' names no metric", s);
+    return 0;
 }
 
-static void parse_args(struct opts *o, int argc, char **argv)
+enum { OPT_METRIC = CLI_KEY_PROG, OPT_N, OPT_TOKENS, OPT_BOOTSTRAP, OPT_SEED, OPT_CI, OPT_REMOVE,
+       OPT_CSV, OPT_ALLOW_PARTIAL };
+
+static const struct cli_opt opts[] = {
+    {"metric", CLI_ARG, OPT_METRIC, "LIST",
+     "bi (default), angular, relmag, bi-attn, bi-mlp, comma-separated, or all\n"
+     "(every metric the dump allows); plan takes one. relmag, bi-attn and bi-mlp\n"
+     "need a dump made with --sites resid,attn_out,mlp_out"},
+    {"n", CLI_ARG, OPT_N, "N", "angular: distance between X_l and X_{l+N} (default 1)"},
+    {"tokens", CLI_ARG, OPT_TOKENS, "all|last",
+     "score every kept position (default) or the last only"},
+    {"bootstrap", CLI_ARG, OPT_BOOTSTRAP, "B",
+     "B replicates resampling samples with replacement (default 0: none; plan:\n"
+     "1000)"},
+    {"seed", CLI_ARG, OPT_SEED, "S", "bootstrap seed (splitmix64, as lib/blockinf.c states; default 0)"},
+    {"ci", CLI_ARG, OPT_CI, "C", "confidence level of M_lo .. M_hi (default 0.95; percentile)"},
+    {"remove", CLI_ARG, OPT_REMOVE, "K", "plan: blocks to remove (1 .. scored blocks - 1)"},
+    {"csv", CLI_ARG, OPT_CSV, "FILE", "plan: also write the ranking as CSV"},
+    {"allow-partial", CLI_NOARG, OPT_ALLOW_PARTIAL, NULL,
+     "accept an unfinished dump (.partial), using its completed samples"},
+    {0}};
+
+static const struct cli_spec spec = {
+    .prog = "strata-blockinf",
+    .synopsis = "[score] DUMP.h5 [DUMP2.h5 ...] [options] [-o SCORES.csv]\n"
+                "       strata-blockinf plan DUMP.h5 [...] --remove K [options] [-o PLAN.json] "
+                "[--csv PLAN.csv]",
+    .about = "score (the default): one CSV row per block l (0-based) of a strata-probe-hidden\n"
+             "dump, or of several dumps (shards of one run) read as one. Columns: layer, then\n"
+             "for --metric bi: bi, mean_cos, rank (1 = lowest BI, the first to remove),\n"
+             "n_tokens; every other metric M adds M and M_rank (bi-attn -> bi_attn); with\n"
+             "--bootstrap each metric also gets M_lo, M_hi (the confidence interval) and\n"
+             "M_stab (the fraction of replicates in which the block keeps its rank).\n"
+             "Empty cells: the block has no score for that metric.\n"
+             "\n"
+             "plan: the K blocks to remove, lowest score first, as JSON {\"remove\": [...],\n"
+             "\"order\": [...], ...} (docs/BLOCKINF.md) and, with --csv, as CSV (order, layer,\n"
+             "score, remove). With --metric angular the plan is one run of K consecutive\n"
+             "blocks l..l+K-1 minimising the angular distance between X_l and X_{l+K}.\n"
+             "Perplexity with the plan's blocks removed, on held-out samples:\n"
+             "scripts/blockinf_eval.py PLAN.json -o DIR (docs/BLOCKINF.md).\n",
+    .groups = CLI_G_OUTPUT,
+    .opts = opts,
+    .output_help = "output (written as FILE.partial, then renamed; default stdout)",
+    .min_args = 0,
+    .max_args = -1,
+};
+
+static int blockinf_option(void *user, int key, const char *arg, struct cli_error *e)
+{
+    struct opts *o = user;
+    switch (key) {
+    case OPT_METRIC:
+        return parse_metrics(o, arg, e);
+    case OPT_N:
+        o->n_given = true;
+        return cli_parse_int(&o->n, "--n", arg, 1, 1 << 20, e);
+    case OPT_TOKENS:
+        if (!strcmp(arg, "last")) o->last_only = true;
+        else if (!strcmp(arg, "all")) o->last_only = false;
+        else return cli_fail(e, NULL, "--tokens '%s': expected all or last", arg);
+        return 0;
+    case OPT_BOOTSTRAP:
+        return cli_parse_int(&o->n_boot, "--bootstrap", arg, 0, 10000000, e);
+    case OPT_SEED: {
+        int64_t v;
+        if (cli_parse_int(&v, "--seed", arg, 0, INT64_MAX, e)) return -1;
+        o->seed = (uint64_t)v;
+        return 0;
+    }
+    case OPT_CI:
+        if (cli_parse_double(&o->ci, "--ci", arg, -HUGE_VAL, HUGE_VAL, e)) return -1;
+        if (!(o->ci > 0 && o->ci < 1)) return cli_fail(e, NULL, "--ci %g: expected 0 < C < 1", o->ci);
+        return 0;
+    case OPT_REMOVE:
+        return cli_parse_int(&o->remove, "--remove", arg, 0, 1 << 20, e);
+    case OPT_CSV:
+        o->csv = arg;
+        return 0;
+    case OPT_ALLOW_PARTIAL:
+        o->allow_partial = true;
+        return 0;
+    }
+    return cli_fail(e, NULL, "option key %d has no handler", key);
+}
+
+static void parse_args(struct opts *o, struct cli_args *a, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
     o->metrics[0] = STRATA_BI_BI;
@@ -128,66 +186,31 @@ static void parse_args(struct opts *o, int argc, char **argv)
     o->n_boot = -1;
     o->ci = 0.95;
     o->remove = -1;
-    o->out = "-";
-    o->paths = malloc((size_t)argc * sizeof *o->paths);
-    if (!o->paths) cli_die(NULL, "out of memory");
-    int i = 1;
-    if (argc > 1 && !strcmp(argv[1], "plan")) o->plan = true, i = 2;
-    else if (argc > 1 && !strcmp(argv[1], "score")) i = 2;
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage();
-            free(o->paths);
-            exit(0);
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            o->out = cli_value(argc, argv, &i);
-        } else if (!strcmp(a, "--metric")) {
-            parse_metrics(o, cli_value(argc, argv, &i));
-        } else if (!strcmp(a, "--n")) {
-            o->n = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 20);
-            o->n_given = true;
-        } else if (!strcmp(a, "--tokens")) {
-            const char *v = cli_value(argc, argv, &i);
-            if (!strcmp(v, "last")) o->last_only = true;
-            else if (strcmp(v, "all")) cli_die(NULL, "--tokens '%s': expected all or last", v);
-        } else if (!strcmp(a, "--bootstrap")) {
-            o->n_boot = cli_int(a, cli_value(argc, argv, &i), 0, 10000000);
-        } else if (!strcmp(a, "--seed")) {
-            o->seed = (uint64_t)cli_int(a, cli_value(argc, argv, &i), 0, INT64_MAX);
-        } else if (!strcmp(a, "--ci")) {
-            o->ci = cli_double(a, cli_value(argc, argv, &i));
-            if (!(o->ci > 0 && o->ci < 1)) cli_die(NULL, "--ci %g: expected 0 < C < 1", o->ci);
-        } else if (!strcmp(a, "--remove")) {
-            o->remove = cli_int(a, cli_value(argc, argv, &i), 0, 1 << 20);
-        } else if (!strcmp(a, "--csv")) {
-            o->csv = cli_value(argc, argv, &i);
-        } else if (!strcmp(a, "--allow-partial")) {
-            o->allow_partial = true;
-        } else if (a[0] == '-' && a[1]) {
-            cli_die("see strata-blockinf --help", "unknown option '%s'", a);
-        } else {
-            o->paths[o->n_paths++] = a;
-        }
-    }
-    if (!o->n_paths) cli_die("see strata-blockinf --help", "no input dump given");
+    cli_args_init(a);
+    cli_parse(a, &spec, argc, argv, blockinf_option, o);
+    o->out = a->out_path ? a->out_path : "-";
+    o->paths = a->args;
+    o->n_paths = a->n_args;
+    if (o->n_paths > 0 && !strcmp(o->paths[0], "plan")) o->plan = true, o->paths++, o->n_paths--;
+    else if (o->n_paths > 0 && !strcmp(o->paths[0], "score")) o->paths++, o->n_paths--;
+    if (!o->n_paths) cli_usage_die("see strata-blockinf --help", "no input dump given");
     if (o->n_boot < 0) o->n_boot = o->plan ? 1000 : 0;
     if (o->plan) {
-        if (o->remove < 0) cli_die("see strata-blockinf --help", "plan needs --remove K");
-        if (o->remove < 1) cli_die("give --remove 1 or more", "--remove 0 removes nothing");
+        if (o->remove < 0) cli_usage_die("see strata-blockinf --help", "plan needs --remove K");
+        if (o->remove < 1) cli_usage_die("give --remove 1 or more", "--remove 0 removes nothing");
         if (o->n_metrics != 1 || o->metric_all)
-            cli_die("give one --metric to plan with", "plan ranks by one metric, not %s",
-                    o->metric_all ? "all" : "several");
+            cli_usage_die("give one --metric to plan with", "plan ranks by one metric, not %s",
+                          o->metric_all ? "all" : "several");
         if (o->metrics[0] == STRATA_BI_ANGULAR) {
             if (o->n_given && o->n != o->remove)
-                cli_die("an angular plan removes the K consecutive blocks l..l+K-1: drop --n",
-                        "--n %lld differs from --remove %lld", (long long)o->n,
-                        (long long)o->remove);
+                cli_usage_die("an angular plan removes the K consecutive blocks l..l+K-1: drop --n",
+                              "--n %lld differs from --remove %lld", (long long)o->n,
+                              (long long)o->remove);
             o->n = o->remove;
         }
     } else if (o->remove >= 0 || o->csv) {
-        cli_die("--remove and --csv belong to `strata-blockinf plan`", "score takes no %s",
-                o->remove >= 0 ? "--remove" : "--csv");
+        cli_usage_die("--remove and --csv belong to `strata-blockinf plan`", "score takes no %s",
+                      o->remove >= 0 ? "--remove" : "--csv");
     }
 }
 
@@ -603,9 +626,9 @@ static void write_plan(const struct opts *o, const struct strata_dump *dump, str
 
 int main(int argc, char **argv)
 {
-    cli_init("strata-blockinf");
     struct opts o;
-    parse_args(&o, argc, argv);
+    struct cli_args args;
+    parse_args(&o, &args, argc, argv);
     struct strata_dump *dump = NULL;
     cli_check(strata_dump_open_many(&dump, o.paths, o.n_paths),
               "give dumps written by strata-probe-hidden (shards of one run)");
@@ -630,16 +653,16 @@ int main(int argc, char **argv)
         for (int i = 0; i < o.n_metrics; i++)
             if (o.metrics[i] <= STRATA_BI_ANGULAR || blk) o.metrics[n++] = o.metrics[i];
         if (n < o.n_metrics)
-            fprintf(stderr, "%s: note: the dump keeps no attn_out/mlp_out; scoring bi and angular "
-                            "only (--sites resid,attn_out,mlp_out gives all five)\n", cli_prog);
+            cli_note("the dump keeps no attn_out/mlp_out; scoring bi and angular only (--sites "
+                     "resid,attn_out,mlp_out gives all five)");
         o.n_metrics = n;
     }
     for (int i = 0; i < o.n_metrics; i++) want[o.metrics[i]] = true;
     if (want[STRATA_BI_ANGULAR] && o.n >= L + 1)
-        cli_die(NULL, "--n %lld: the model has %lld blocks, so X_l and X_{l+n} exist for n <= %lld",
+        cli_usage_die(NULL, "--n %lld: the model has %lld blocks, so X_l and X_{l+n} exist for n <= %lld",
                 (long long)o.n, (long long)L, (long long)L);
     if (o.plan && o.remove >= L)
-        cli_die("remove fewer blocks than the model has",
+        cli_usage_die("remove fewer blocks than the model has",
                 "--remove %lld: the model has %lld blocks (0 .. %lld); K must be below %lld",
                 (long long)o.remove, (long long)L, (long long)L - 1, (long long)L);
 
@@ -661,18 +684,20 @@ int main(int argc, char **argv)
                     "--remove %lld: only %lld blocks have a %s score", (long long)o.remove,
                     (long long)first->n_rank, strata_bi_metric_name(o.metrics[0]));
         write_plan(&o, dump, &ms[o.metrics[0]], L, N, n_tok / N, rm, set_stab);
-        fprintf(stderr, "%s: remove", cli_prog);
-        for (int64_t k = 0; k < o.remove; k++) fprintf(stderr, " %lld", (long long)rm[k]);
-        fprintf(stderr, " (%s%s)", strata_bi_metric_name(o.metrics[0]), angular ? ", one run" : ", lowest first");
-        if (o.n_boot > 0)
-            fprintf(stderr, "; the same plan in %.1f%% of %lld bootstrap replicates, mean Kendall tau %.3f",
-                    100 * set_stab, (long long)o.n_boot, first->tau);
-        fprintf(stderr, "\n");
+        if (!cli_quiet) {
+            fprintf(stderr, "%s: remove", cli_prog);
+            for (int64_t k = 0; k < o.remove; k++) fprintf(stderr, " %lld", (long long)rm[k]);
+            fprintf(stderr, " (%s%s)", strata_bi_metric_name(o.metrics[0]), angular ? ", one run" : ", lowest first");
+            if (o.n_boot > 0)
+                fprintf(stderr, "; the same plan in %.1f%% of %lld bootstrap replicates, mean Kendall tau %.3f",
+                        100 * set_stab, (long long)o.n_boot, first->tau);
+            fprintf(stderr, "\n");
+        }
         free(rm);
         free(scratch);
     } else {
         write_scores(o.out, ms, &o, L, n_tok);
-        for (int i = 0; i < o.n_metrics; i++) {
+        for (int i = 0; i < o.n_metrics && !cli_quiet; i++) {
             const struct mstat *st = &ms[o.metrics[i]];
             fprintf(stderr, "%s: %s", cli_prog, strata_bi_metric_name(o.metrics[i]));
             if (o.metrics[i] == STRATA_BI_ANGULAR) fprintf(stderr, " (n = %lld)", (long long)o.n);
@@ -681,11 +706,10 @@ int main(int argc, char **argv)
             if (o.n_boot > 0) fprintf(stderr, "; mean Kendall tau of %lld replicates %.3f", (long long)o.n_boot, st->tau);
             fprintf(stderr, "\n");
         }
-        fprintf(stderr, "%s: %lld samples x %lld tokens\n", cli_prog, (long long)N,
-                (long long)(n_tok / N));
+        cli_info("%lld samples x %lld tokens", (long long)N, (long long)(n_tok / N));
     }
     for (int m = 0; m < NM; m++) mstat_free(&ms[m]);
-    free(o.paths);
     strata_dump_free(dump);
+    cli_args_free(&args);
     return 0;
 }

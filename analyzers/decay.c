@@ -8,16 +8,21 @@
  *
  * Legend: d head width, n = d/2 frequencies, m relative distance, L context
  * length / layers as the subcommand says, H heads, T tokens. */
-#include "cli.h"
+#include "cli/cli.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const int64_t paper_lengths[] = {1000,   2000,   4000,   8000,   16000,  32000,
                                         64000,  128000, 256000, 512000, 1000000};
 
-static void usage(void)
+static void usage(FILE *f)
 {
-    printf(
+    fprintf(f,
         "usage: strata-decay COMMAND [options]   (COMMAND --help for its options)\n"
         "\n"
         "RoPE long-term decay B(m) = sum_{i<d/2} cos(m base^(-2i/d)) (P2, Men et al. 2024).\n"
@@ -31,69 +36,128 @@ static void usage(void)
         "             strata-probe-attn file (docs/FORMAT.md)\n"
         "  gap        similar-vs-random attention logit gap against distance, by running\n"
         "             a model on inputs where the query's token reappears\n"
-        "CSV goes to stdout or -o FILE (written as FILE.partial, then renamed).\n");
+        "CSV goes to stdout or -o FILE (written as FILE.partial, then renamed). Every\n"
+        "command takes --threads N, -q/--quiet, --version and --help.\n");
 }
+
+/* Options of every subcommand (each spec lists the ones it takes). */
+enum { OPT_BASE = CLI_KEY_PROG, OPT_DIM, OPT_MAX_DIST, OPT_EVERY, OPT_UPPER, OPT_SUMMARY,
+       OPT_LENGTHS, OPT_FLOAT32, OPT_CONFIG, OPT_CONTEXT, OPT_SEQ_LEN, OPT_TRIALS, OPT_STRIDE,
+       OPT_SEED };
+
+struct decay_opts {
+    const char *bases_s, *summary, *lengths_s, *cfg_path;
+    int64_t d, M, every, context, T, trials, stride;
+    bool upper, f32;
+    uint64_t seed;
+};
+
+static int decay_option(void *user, int key, const char *arg, struct cli_error *e)
+{
+    struct decay_opts *o = user;
+    int64_t v;
+    switch (key) {
+    case OPT_BASE: o->bases_s = arg; return 0;
+    case OPT_DIM: return cli_parse_int(&o->d, "--dim", arg, 1, 1 << 20, e);
+    case OPT_MAX_DIST: return cli_parse_int(&o->M, "--max-dist", arg, 0, (int64_t)1 << 32, e);
+    case OPT_EVERY: return cli_parse_int(&o->every, "--every", arg, 1, (int64_t)1 << 32, e);
+    case OPT_UPPER: o->upper = true; return 0;
+    case OPT_SUMMARY: o->summary = arg; return 0;
+    case OPT_LENGTHS: o->lengths_s = arg; return 0;
+    case OPT_FLOAT32: o->f32 = true; return 0;
+    case OPT_CONFIG: o->cfg_path = arg; return 0;
+    case OPT_CONTEXT: return cli_parse_int(&o->context, "--context", arg, 1, (int64_t)1 << 32, e);
+    case OPT_SEQ_LEN: return cli_parse_int(&o->T, "--seq-len", arg, 4, 1 << 20, e);
+    case OPT_TRIALS: return cli_parse_int(&o->trials, "--trials", arg, 1, 1 << 24, e);
+    case OPT_STRIDE: return cli_parse_int(&o->stride, "--stride", arg, 2, 1 << 20, e);
+    case OPT_SEED:
+        if (cli_parse_int(&v, "--seed", arg, 0, INT64_MAX, e)) return -1;
+        o->seed = (uint64_t)v;
+        return 0;
+    }
+    return cli_fail(e, NULL, "option key %d has no handler", key);
+}
+
+/* Parse a subcommand's argv (argv[0] its name) against spec. */
+static void decay_parse(struct cli_args *a, const struct cli_spec *spec, int argc, char **argv,
+                        struct decay_opts *o)
+{
+    cli_args_init(a);
+    cli_parse(a, spec, argc, argv, decay_option, o);
+}
+
+static const char *out_of(const struct cli_args *a)
+{
+    return a->out_path ? a->out_path : "-";
+}
+
+#define OUTPUT_HELP "CSV output (written as FILE.partial, then renamed; default stdout)"
 
 /* "a,b,c" of numbers > lo into a malloc'ed array. */
 static double *parse_list(const char *opt, const char *s, int *n, double lo)
 {
     double *v = NULL;
     *n = 0;
-    char *copy = strdup(s), *save = NULL;
-    if (!copy) cli_die(NULL, "out of memory");
+    char *copy = cli_strdup(s), *save = NULL;
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         double x = cli_double(opt, t);
-        if (!(x > lo) || !isfinite(x)) cli_die(NULL, "%s: %s must be a number above %g", opt, t, lo);
-        v = realloc(v, (size_t)(*n + 1) * sizeof *v);
-        if (!v) cli_die(NULL, "out of memory");
+        if (!(x > lo) || !isfinite(x)) cli_usage_die(NULL, "%s: %s must be a number above %g", opt, t, lo);
+        v = cli_realloc(v, (size_t)(*n + 1) * sizeof *v, "a list of numbers");
         v[(*n)++] = x;
     }
     free(copy);
-    if (*n == 0) cli_die(NULL, "%s: empty list", opt);
+    if (*n == 0) cli_usage_die(NULL, "%s: empty list", opt);
     return v;
 }
 
 static int32_t check_dim(int64_t d)
 {
-    if (d <= 0) cli_die("give --dim d, the head width (e.g. 128)", "--dim is required");
-    if (d % 2 || d > 4096) cli_die(NULL, "--dim %lld must be even and at most 4096", (long long)d);
+    if (d <= 0) cli_usage_die("give --dim d, the head width (e.g. 128)", "--dim is required");
+    if (d % 2 || d > 4096) cli_usage_die(NULL, "--dim %lld must be even and at most 4096", (long long)d);
     return (int32_t)d;
 }
 
 /* ------------------------------------------------------------ curve */
 
+static const struct cli_opt curve_opts[] = {
+    {"base", CLI_ARG, OPT_BASE, "B[,B...]", "RoPE bases (theta), each > 1"},
+    {"dim", CLI_ARG, OPT_DIM, "d", "head width (even, at most 4096)"},
+    {"max-dist", CLI_ARG, OPT_MAX_DIST, "M", "largest distance m"},
+    {"every", CLI_ARG, OPT_EVERY, "k", "write every k-th m (default 1)"},
+    {"upper", CLI_NOARG, OPT_UPPER, NULL, "also the upper bound (columns upper, upper_norm)"},
+    {"summary", CLI_ARG, OPT_SUMMARY, "FILE",
+     "CSV base,first_neg,b_at (first_neg = -1 if none up to M)"},
+    {0}};
+
+static const struct cli_spec curve_spec = {
+    .prog = "strata-decay curve",
+    .synopsis = "--base B[,B...] --dim d --max-dist M [--every k] [--upper] [--summary FILE] [-o CSV]",
+    .about = "Columns: base, m, b (B(m)), b_norm (B(m)/(d/2)) [, upper, upper_norm].\n"
+             "The first m with B(m) < 0 per base goes to stderr (and --summary FILE).\n",
+    .groups = CLI_G_OUTPUT,
+    .opts = curve_opts,
+    .output_help = OUTPUT_HELP,
+};
+
 static int cmd_curve(int argc, char **argv, bool upper)
 {
-    const char *out_path = "-", *bases_s = NULL, *summary = NULL;
-    int64_t d = 0, M = 0, every = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: strata-decay curve --base B[,B...] --dim d --max-dist M [--every k]\n"
-                   "                          [--upper] [--summary FILE] [-o CSV]\n"
-                   "Columns: base, m, b (B(m)), b_norm (B(m)/(d/2)) [, upper, upper_norm].\n"
-                   "The first m with B(m) < 0 per base goes to stderr (and --summary FILE as\n"
-                   "CSV base,first_neg,b_at; first_neg = -1 if none up to M).\n");
-            return 0;
-        } else if (!strcmp(a, "--base")) bases_s = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--dim")) d = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 20);
-        else if (!strcmp(a, "--max-dist")) M = cli_int(a, cli_value(argc, argv, &i), 0, (int64_t)1 << 32);
-        else if (!strcmp(a, "--every")) every = cli_int(a, cli_value(argc, argv, &i), 1, (int64_t)1 << 32);
-        else if (!strcmp(a, "--upper")) upper = true;
-        else if (!strcmp(a, "--summary")) summary = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out_path = cli_value(argc, argv, &i);
-        else cli_die("see strata-decay curve --help", "unknown option '%s'", a);
-    }
+    struct cli_args args;
+    struct decay_opts o = {.every = 1};
+    struct cli_spec sp = curve_spec;
+    if (upper) sp.prog = "strata-decay upper", sp.about = "curve --upper: as strata-decay curve.\n";
+    decay_parse(&args, &sp, argc, argv, &o);
+    const char *out_path = out_of(&args), *bases_s = o.bases_s, *summary = o.summary;
+    const int64_t d = o.d, M = o.M, every = o.every;
+    upper |= o.upper;
     const int32_t dd = check_dim(d);
-    if (!bases_s) cli_die("e.g. --base 10000,500000", "--base is required");
-    if (M <= 0) cli_die("e.g. --max-dist 100000", "--max-dist M (> 0) is required");
+    if (!bases_s) cli_usage_die("e.g. --base 10000,500000", "--base is required");
+    if (M <= 0) cli_usage_die("e.g. --max-dist 100000", "--max-dist M (> 0) is required");
     int nb;
     double *bases = parse_list("--base", bases_s, &nb, 1.0);
     const int32_t n = dd / 2;
-    double *theta = malloc((size_t)n * sizeof *theta);
+    double *theta = cli_calloc((size_t)n, sizeof *theta, "RoPE frequencies");
     const int64_t chunk = 1 << 16;
-    double *b = malloc((size_t)chunk * sizeof *b), *u = malloc((size_t)chunk * sizeof *u);
-    if (!theta || !b || !u) cli_die(NULL, "out of memory");
+    double *b = cli_calloc((size_t)chunk, sizeof *b, "B(m)"), *u = cli_calloc((size_t)chunk, sizeof *u, "B(m)");
     struct cli_out out, sout;
     FILE *f = cli_out_open(&out, out_path);
     FILE *sf = summary ? cli_out_open(&sout, summary) : NULL;
@@ -116,8 +180,8 @@ static int cmd_curve(int argc, char **argv, bool upper)
                 fputc('\n', f);
             }
         }
-        fprintf(stderr, "%s: base %g, d %d: first m with B(m) < 0: %s%lld\n", cli_prog, bases[k],
-                (int)dd, first < 0 ? "none up to " : "", (long long)(first < 0 ? M : first));
+        cli_info("base %g, d %d: first m with B(m) < 0: %s%lld", bases[k], (int)dd,
+                 first < 0 ? "none up to " : "", (long long)(first < 0 ? M : first));
         if (sf) fprintf(sf, "%.17g,%lld,%.12g\n", bases[k], (long long)first, at);
     }
     cli_out_commit(&out);
@@ -126,6 +190,7 @@ static int cmd_curve(int argc, char **argv, bool upper)
     free(theta);
     free(b);
     free(u);
+    cli_args_free(&args);
     return 0;
 }
 
@@ -155,43 +220,46 @@ static void power_fit(const struct strata_decay_bound *r, int n, double *a, doub
         }
 }
 
+static const struct cli_opt bound_opts[] = {
+    {"dim", CLI_ARG, OPT_DIM, "d", "head width (even, at most 4096)"},
+    {"lengths", CLI_ARG, OPT_LENGTHS, "L,...", "context lengths (default: the paper's 1000 .. 1000000)"},
+    {"float32", CLI_NOARG, OPT_FLOAT32, NULL,
+     "evaluate as the paper's float32 code would; adds base_f64 and differs"},
+    {0}};
+
+static const struct cli_spec bound_spec = {
+    .prog = "strata-decay bound",
+    .synopsis = "--dim d [--lengths L,...] [--float32] [-o CSV]",
+    .about = "The paper's search: bases (i + j/10) 10^x, x = 3..9, i = 1..9, j = 0..9,\n"
+             "increasing; the bound for L is the first with B(m) >= 0 for m = 0..L-1.\n"
+             "Columns: length, base (0: none on the grid), fit (a L^k), fit_a, fit_k,\n"
+             "log_resid (|ln base - ln fit|), min_b (min B(m), m < L, at the bound: its\n"
+             "margin), prev_base, prev_first_neg, prev_b (the grid base below, where it\n"
+             "first goes negative). Double precision (error < 3e-13 in B). --float32\n"
+             "evaluates as the paper's float32 code would and adds base_f64 and differs (1\n"
+             "where float32 changes the answer).\n",
+    .groups = CLI_G_OUTPUT,
+    .opts = bound_opts,
+    .output_help = OUTPUT_HELP,
+};
+
 static int cmd_bound(int argc, char **argv)
 {
-    const char *out_path = "-", *lengths_s = NULL;
-    int64_t d = 0;
-    bool f32 = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf(
-                "usage: strata-decay bound --dim d [--lengths L,...] [--float32] [-o CSV]\n"
-                "The paper's search: bases (i + j/10) 10^x, x = 3..9, i = 1..9, j = 0..9,\n"
-                "increasing; the bound for L is the first with B(m) >= 0 for m = 0..L-1.\n"
-                "Default lengths: the paper's 1000 .. 1000000. Columns: length, base (0:\n"
-                "none on the grid), fit (a L^k), fit_a, fit_k, log_resid (|ln base - ln fit|),\n"
-                "min_b (min B(m), m < L, at the bound: its margin), prev_base,\n"
-                "prev_first_neg, prev_b (the grid base below, where it first goes negative).\n"
-                "Double precision (error < 3e-13 in B). --float32 evaluates as the paper's\n"
-                "float32 code would and adds base_f64 and differs (1 where float32 changes\n"
-                "the answer).\n");
-            return 0;
-        } else if (!strcmp(a, "--dim")) d = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 20);
-        else if (!strcmp(a, "--lengths")) lengths_s = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--float32")) f32 = true;
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out_path = cli_value(argc, argv, &i);
-        else cli_die("see strata-decay bound --help", "unknown option '%s'", a);
-    }
+    struct cli_args args;
+    struct decay_opts o = {0};
+    decay_parse(&args, &bound_spec, argc, argv, &o);
+    const char *out_path = out_of(&args), *lengths_s = o.lengths_s;
+    const int64_t d = o.d;
+    const bool f32 = o.f32;
     const int32_t dd = check_dim(d);
     int n = (int)(sizeof paper_lengths / sizeof *paper_lengths);
-    int64_t *len = malloc(64 * sizeof *len + (size_t)n * sizeof *len);
-    if (!len) cli_die(NULL, "out of memory");
+    int64_t *len = cli_calloc((size_t)n, sizeof *len, "the lengths");
     if (lengths_s) {
         double *v = parse_list("--lengths", lengths_s, &n, 0.0);
-        len = realloc(len, (size_t)n * sizeof *len);
-        if (!len) cli_die(NULL, "out of memory");
+        len = cli_realloc(len, (size_t)n * sizeof *len, "the lengths");
         for (int i = 0; i < n; i++) {
             if (v[i] != floor(v[i]) || v[i] > (f32 ? 16777216.0 : 1e12))
-                cli_die(NULL, "--lengths: %g must be a whole number up to %s", v[i],
+                cli_usage_die(NULL, "--lengths: %g must be a whole number up to %s", v[i],
                         f32 ? "2^24 with --float32" : "1e12");
             len[i] = (int64_t)v[i];
         }
@@ -199,14 +267,12 @@ static int cmd_bound(int argc, char **argv)
     } else {
         memcpy(len, paper_lengths, sizeof paper_lengths);
     }
-    struct strata_decay_bound *r = malloc((size_t)n * sizeof *r), *r64 = NULL;
-    if (!r) cli_die(NULL, "out of memory");
+    struct strata_decay_bound *r = cli_calloc((size_t)n, sizeof *r, "the bounds"), *r64 = NULL;
     double t0 = cli_now();
     cli_check(strata_decay_bound(r, dd, len, n, f32 ? STRATA_DECAY_F32 : STRATA_DECAY_F64), NULL);
     double t1 = cli_now();
     if (f32) {
-        r64 = malloc((size_t)n * sizeof *r64);
-        if (!r64) cli_die(NULL, "out of memory");
+        r64 = cli_calloc((size_t)n, sizeof *r64, "the bounds");
         cli_check(strata_decay_bound(r64, dd, len, n, STRATA_DECAY_F64), NULL);
     }
     double fa, fk, fres;
@@ -226,19 +292,19 @@ static int cmd_bound(int argc, char **argv)
             ndiff += diff;
             fprintf(f, ",%.17g,%d", r64[i].base, diff);
             if (diff)
-                fprintf(stderr, "%s: L = %lld: float32 gives %g, double %g\n", cli_prog,
-                        (long long)len[i], r[i].base, r64[i].base);
+                cli_info("L = %lld: float32 gives %g, double %g", (long long)len[i], r[i].base,
+                         r64[i].base);
         }
         fputc('\n', f);
     }
     cli_out_commit(&out);
-    fprintf(stderr, "%s: d %d, %d lengths in %.2f s (%s); fit base = %.6g * L^%.6g "
-            "(max |ln residual| %.3g)\n",
-            cli_prog, (int)dd, n, t1 - t0, f32 ? "float32" : "double", fa, fk, fres);
-    if (f32) fprintf(stderr, "%s: float32 changes %d of %d answers\n", cli_prog, ndiff, n);
+    cli_info("d %d, %d lengths in %.2f s (%s); fit base = %.6g * L^%.6g (max |ln residual| %.3g)",
+             (int)dd, n, t1 - t0, f32 ? "float32" : "double", fa, fk, fres);
+    if (f32) cli_info("float32 changes %d of %d answers", ndiff, n);
     free(len);
     free(r);
     free(r64);
+    cli_args_free(&args);
     return 0;
 }
 
@@ -251,44 +317,53 @@ struct rope_cfg {
     struct strata_rope_scaling_params sc;
 };
 
+static const struct cli_opt check_opts[] = {
+    {"config", CLI_ARG, OPT_CONFIG, "PATH", "config.json, a checkpoint directory or a llama2.c .bin"},
+    {"context", CLI_ARG, OPT_CONTEXT, "L", "context length (default max_position_embeddings)"},
+    {0}};
+
+static const struct cli_spec check_spec = {
+    .prog = "strata-decay check",
+    .synopsis = "--config config.json|CHECKPOINT [--context L] [-o CSV]",
+    .about = "Reads rope_theta (default 10000), head_dim (or hidden_size /\n"
+             "num_attention_heads), max_position_embeddings (or --context) and\n"
+             "rope_scaling (docs/CHECKPOINTS.md; evaluated with the actual scaled\n"
+             "frequencies, dynamic at P = context). Columns: config, base, head_dim,\n"
+             "context, scaling, bound (the paper's bound for the context at this d; 0:\n"
+             "none on the grid), ratio (base / bound), first_neg (first m with B(m) < 0 for\n"
+             "the model's frequencies; = context if none before it), verdict (pass when\n"
+             "B(m) >= 0 for all m < context).\n",
+    .groups = CLI_G_OUTPUT,
+    .opts = check_opts,
+    .output_help = OUTPUT_HELP,
+};
+
 static int cmd_check(int argc, char **argv)
 {
-    const char *out_path = "-", *cfg_path = NULL;
+    struct cli_args args;
+    struct decay_opts o = {0};
+    decay_parse(&args, &check_spec, argc, argv, &o);
+    const char *out_path = out_of(&args), *cfg_path = o.cfg_path;
     struct rope_cfg rc = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: strata-decay check --config config.json|CHECKPOINT [--context L] [-o CSV]\n"
-                   "Reads rope_theta (default 10000), head_dim (or hidden_size /\n"
-                   "num_attention_heads), max_position_embeddings (or --context) and\n"
-                   "rope_scaling (docs/CHECKPOINTS.md; evaluated with the actual scaled\n"
-                   "frequencies, dynamic at P = context). Columns: config, base, head_dim,\n"
-                   "context, scaling, bound (the paper's bound for the context at this d; 0:\n"
-                   "none on the grid), ratio (base / bound), first_neg (first m with B(m) < 0 for\n"
-                   "the model's frequencies; = context if none before it), verdict (pass when\n"
-                   "B(m) >= 0 for all m < context).\n");
-            return 0;
-        } else if (!strcmp(a, "--config")) cfg_path = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--context")) rc.context = cli_int(a, cli_value(argc, argv, &i), 1, (int64_t)1 << 32);
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out_path = cli_value(argc, argv, &i);
-        else cli_die("see strata-decay check --help", "unknown option '%s'", a);
-    }
-    if (!cfg_path) cli_die("give --config config.json or a checkpoint", "--config is required");
+    rc.context = o.context;
+    if (!cfg_path) cli_usage_die("give --config config.json or a checkpoint", "--config is required");
     struct stat st;
     if (stat(cfg_path, &st) != 0)
         cli_die("give config.json, a checkpoint directory or a llama2.c .bin", "%s: %s", cfg_path,
                 strerror(errno));
-    char json_path[4096];
-    snprintf(json_path, sizeof json_path, "%s/config.json", cfg_path);
+    char *json_path = cli_sprintf("%s/config.json", cfg_path);
     const size_t pl = strlen(cfg_path);
-    struct strata_config c0, *c = &c0;
+    struct strata_config c0;
+    const struct strata_config *c = &c0;
     struct strata_model *m = NULL;
-    if ((S_ISDIR(st.st_mode) && access(json_path, R_OK) == 0) ||
+    const bool dir_json = S_ISDIR(st.st_mode) && access(json_path, R_OK) == 0;
+    free(json_path);
+    if (dir_json ||
         (pl > 5 && !strcmp(cfg_path + pl - 5, ".json"))) {
         cli_check(strata_config_read_positions(&c0, cfg_path), "see docs/CHECKPOINTS.md");
     } else {
         cli_check(strata_model_load(&m, cfg_path), "give config.json or a checkpoint strata loads");
-        c = (struct strata_config *)strata_model_config(m);
+        c = strata_model_config(m);
     }
     if (c->pos != STRATA_POS_ROPE_HALF && c->pos != STRATA_POS_ROPE_INTERLEAVED)
         cli_die(NULL, "%s: the model does not use RoPE (%s)", cfg_path, strata_pos_name(c->pos));
@@ -306,8 +381,7 @@ static int cmd_check(int argc, char **argv)
     if (!(rc.base > 1) || !isfinite(rc.base)) cli_die(NULL, "%s: rope_theta %g must be > 1", cfg_path, rc.base);
     if (rc.context < 1) cli_die(NULL, "%s: context %lld must be >= 1", cfg_path, (long long)rc.context);
     const int32_t n = rc.d / 2;
-    double *theta = malloc((size_t)n * sizeof *theta);
-    if (!theta) cli_die(NULL, "out of memory");
+    double *theta = cli_calloc((size_t)n, sizeof *theta, "RoPE frequencies");
     strata_rope_freqs(theta, rc.d, rc.base, &rc.sc, rc.context);
     double at = 0;
     int64_t first = strata_decay_first_neg(theta, n, rc.context, &at);
@@ -326,37 +400,41 @@ static int cmd_check(int argc, char **argv)
             (long long)rc.context, scaling, bd.base, bd.base > 0 ? rc.base / bd.base : (double)NAN,
             (long long)first, pass ? "pass" : "fail");
     cli_out_commit(&out);
-    fprintf(stderr, "%s: base %g, d %d, context %lld, scaling %s: bound %g (base/bound %.3g); "
-            "%s -> %s\n", cli_prog, rc.base, (int)rc.d, (long long)rc.context, scaling, bd.base,
-            bd.base > 0 ? rc.base / bd.base : (double)NAN,
-            pass ? "B(m) >= 0 over the whole context" : "B(m) < 0 inside the context", pass ? "PASS" : "FAIL");
+    cli_info("base %g, d %d, context %lld, scaling %s: bound %g (base/bound %.3g); %s -> %s",
+             rc.base, (int)rc.d, (long long)rc.context, scaling, bd.base,
+             bd.base > 0 ? rc.base / bd.base : (double)NAN,
+             pass ? "B(m) >= 0 over the whole context" : "B(m) < 0 inside the context",
+             pass ? "PASS" : "FAIL");
     if (!pass)
-        fprintf(stderr, "%s: first m with B(m) < 0 is %lld (B = %.4g), %.3g of the context\n",
-                cli_prog, (long long)first, at, (double)first / (double)rc.context);
+        cli_info("first m with B(m) < 0 is %lld (B = %.4g), %.3g of the context", (long long)first,
+                 at, (double)first / (double)rc.context);
     free(theta);
+    cli_args_free(&args);
     return 0;
 }
 
 /* ------------------------------------------------------------ empirical */
 
+static const struct cli_spec empirical_spec = {
+    .prog = "strata-decay empirical",
+    .synopsis = "ATTN.h5 [-o CSV]",
+    .about = "Mean attention logit and probability against relative distance m from a\n"
+             "strata-probe-attn file (/dist/*, docs/FORMAT.md). Columns: layer, head\n"
+             "(-1: mean over the file's heads), distance, logit_mean, prob_mean, count.\n"
+             "Distances with no visible pair (count 0) are left out.\n",
+    .groups = CLI_G_OUTPUT,
+    .output_help = OUTPUT_HELP,
+    .min_args = 0,
+    .max_args = 1,
+};
+
 static int cmd_empirical(int argc, char **argv)
 {
-    const char *out_path = "-", *in_path = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: strata-decay empirical ATTN.h5 [-o CSV]\n"
-                   "Mean attention logit and probability against relative distance m from a\n"
-                   "strata-probe-attn file (/dist/*, docs/FORMAT.md). Columns: layer, head\n"
-                   "(-1: mean over the file's heads), distance, logit_mean, prob_mean, count.\n"
-                   "Distances with no visible pair (count 0) are left out.\n");
-            return 0;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out_path = cli_value(argc, argv, &i);
-        else if (a[0] == '-' && a[1]) cli_die("see strata-decay empirical --help", "unknown option '%s'", a);
-        else if (in_path) cli_die(NULL, "more than one input file ('%s')", a);
-        else in_path = a;
-    }
-    if (!in_path) cli_die("give the HDF5 file strata-probe-attn wrote", "no input file given");
+    struct cli_args args;
+    struct decay_opts o = {0};
+    decay_parse(&args, &empirical_spec, argc, argv, &o);
+    const char *out_path = out_of(&args), *in_path = args.n_args ? args.args[0] : NULL;
+    if (!in_path) cli_usage_die("give the HDF5 file strata-probe-attn wrote", "no input file given");
     struct strata_h5 *h = NULL;
     cli_check(strata_h5_open(&h, in_path), "give the HDF5 file strata-probe-attn wrote");
     int nd;
@@ -369,14 +447,16 @@ static int cmd_empirical(int argc, char **argv)
     const int64_t Ls = sh[0], Hs = sh[1], T = sh[2];
     if (shl[0] != Ls || shh[0] != Hs) cli_die(hint, "%s: /layers, /heads disagree with /dist", in_path);
     const size_t tot = (size_t)(Ls * Hs * T);
-    double *lg = malloc(tot * sizeof *lg), *pr = malloc(tot * sizeof *pr), *ct = malloc(tot * sizeof *ct);
-    int32_t *layers = malloc((size_t)Ls * sizeof *layers), *heads = malloc((size_t)Hs * sizeof *heads);
-    if (!lg || !pr || !ct || !layers || !heads) cli_die(NULL, "out of memory");
-    cli_check(strata_h5_read(h, "dist/logit_mean", STRATA_H5_F64, lg), hint);
-    cli_check(strata_h5_read(h, "dist/prob_mean", STRATA_H5_F64, pr), hint);
-    cli_check(strata_h5_read(h, "dist/count", STRATA_H5_F64, ct), hint);
-    cli_check(strata_h5_read(h, "layers", STRATA_H5_I32, layers), hint);
-    cli_check(strata_h5_read(h, "heads", STRATA_H5_I32, heads), hint);
+    double *lg = cli_calloc(tot, sizeof *lg, "the reductions");
+    double *pr = cli_calloc(tot, sizeof *pr, "the reductions");
+    double *ct = cli_calloc(tot, sizeof *ct, "the reductions");
+    int32_t *layers = cli_calloc((size_t)Ls, sizeof *layers, "the layer list");
+    int32_t *heads = cli_calloc((size_t)Hs, sizeof *heads, "the head list");
+    cli_check(strata_h5_read(h, "dist/logit_mean", STRATA_DT_F64, lg), hint);
+    cli_check(strata_h5_read(h, "dist/prob_mean", STRATA_DT_F64, pr), hint);
+    cli_check(strata_h5_read(h, "dist/count", STRATA_DT_F64, ct), hint);
+    cli_check(strata_h5_read(h, "layers", STRATA_DT_I32, layers), hint);
+    cli_check(strata_h5_read(h, "heads", STRATA_DT_I32, heads), hint);
     strata_h5_free(h);
     struct cli_out out;
     FILE *f = cli_out_open(&out, out_path);
@@ -397,6 +477,7 @@ static int cmd_empirical(int argc, char **argv)
         }
     cli_out_commit(&out);
     free(lg), free(pr), free(ct), free(layers), free(heads);
+    cli_args_free(&args);
     return 0;
 }
 
@@ -434,53 +515,56 @@ static int gap_observe(void *user, const struct strata_view *v)
     return 0;
 }
 
+static const struct cli_opt gap_opts[] = {
+    {"seq-len", CLI_ARG, OPT_SEQ_LEN, "T", "tokens per input (default: the model's seq_len)"},
+    {"trials", CLI_ARG, OPT_TRIALS, "N", "inputs (default 64)"},
+    {"stride", CLI_ARG, OPT_STRIDE, "K", "copies of the query every K distances (default 8)"},
+    {"seed", CLI_ARG, OPT_SEED, "S", "seed of the random tokens (default 0)"},
+    {0}};
+
+static const struct cli_spec gap_spec = {
+    .prog = "strata-decay gap",
+    .synopsis = "--model M [--tokenizer TOK] [--seq-len T] [--trials N] [--stride K] [--seed S] [-o CSV]",
+    .about = "The similar-vs-random gap (P2): N inputs of T tokens, each BOS then uniform\n"
+             "random tokens; the last token q is the query, and q is also placed at the\n"
+             "distances m = 1..T-2 with (m + trial) % K == 0 (other keys never hold q),\n"
+             "so over K trials every distance is seen both as a copy of q and as a random\n"
+             "token. The query row's attention logits (before softmax) are averaged per\n"
+             "layer, head and distance over copies (similar) and others (random); BOS is\n"
+             "left out (it is the attention sink). Columns: layer, head (-1: mean over\n"
+             "heads), distance, similar, random, gap (= similar - random), n_similar,\n"
+             "n_random.\n",
+    .groups = CLI_G_MODEL | CLI_G_RUNTIME | CLI_G_OUTPUT,
+    .opts = gap_opts,
+    .output_help = OUTPUT_HELP,
+};
+
 static int cmd_gap(int argc, char **argv)
 {
-    struct cli_model cm = {0};
-    const char *out_path = "-";
-    int64_t T = 0, trials = 64, stride = 8;
-    uint64_t seed = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: strata-decay gap --model M [--tokenizer T] [--seq-len T] [--trials N]\n"
-                   "                        [--stride K] [--seed S] [-o CSV]\n"
-                   "The similar-vs-random gap (P2): N inputs of T tokens, each BOS then uniform\n"
-                   "random tokens; the last token q is the query, and q is also placed at the\n"
-                   "distances m = 1..T-2 with (m + trial) %% K == 0 (other keys never hold q),\n"
-                   "so over K trials every distance is seen both as a copy of q and as a random\n"
-                   "token. The query row's attention logits (before softmax) are averaged per\n"
-                   "layer, head and distance over copies (similar) and others (random); BOS is\n"
-                   "left out (it is the attention sink). Columns: layer, head (-1: mean over\n"
-                   "heads), distance, similar, random, gap (= similar - random), n_similar,\n"
-                   "n_random.\n%s", CLI_MODEL_HELP);
-            return 0;
-        } else if (cli_model_option(&cm, argc, argv, &i)) {
-        } else if (!strcmp(a, "--seq-len")) T = cli_int(a, cli_value(argc, argv, &i), 4, 1 << 20);
-        else if (!strcmp(a, "--trials")) trials = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 24);
-        else if (!strcmp(a, "--stride")) stride = cli_int(a, cli_value(argc, argv, &i), 2, 1 << 20);
-        else if (!strcmp(a, "--seed")) seed = (uint64_t)cli_int(a, cli_value(argc, argv, &i), 0, INT64_MAX);
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out_path = cli_value(argc, argv, &i);
-        else cli_die("see strata-decay gap --help", "unknown option '%s'", a);
-    }
-    cli_model_load(&cm, true);
-    const struct strata_config *c = strata_model_config(cm.model);
+    struct cli_args args;
+    struct decay_opts o = {.trials = 64, .stride = 8};
+    decay_parse(&args, &gap_spec, argc, argv, &o);
+    const char *out_path = out_of(&args);
+    int64_t T = o.T;
+    const int64_t trials = o.trials, stride = o.stride;
+    const uint64_t seed = o.seed;
+    cli_require(&args, CLI_REQ_MODEL);
+    cli_model_load(&args, true);
+    const struct strata_config *c = &args.model.cfg;
     if (T == 0) T = c->seq_len;
-    if (T > c->seq_len) fprintf(stderr, "%s: warning: --seq-len %lld beyond the trained %d\n", cli_prog,
-                                (long long)T, (int)c->seq_len);
-    const int64_t L = c->n_layer, H = c->n_head, V = strata_tokenizer_n_vocab(cm.tok);
-    const int32_t bos = strata_tokenizer_bos(cm.tok);
+    if (T > c->seq_len) cli_warn("--seq-len %lld beyond the trained %d", (long long)T, (int)c->seq_len);
+    const int64_t L = c->n_layer, H = c->n_head, V = strata_tokenizer_n_vocab(args.model.tok);
+    const int32_t bos = strata_tokenizer_bos(args.model.tok);
     const int32_t lo = V > 16 ? 3 : 0; /* llama2.c/SentencePiece: 0..2 are unk, BOS, EOS */
     if (V - lo < 2) cli_die(NULL, "the vocabulary is too small (%lld)", (long long)V);
-    struct strata_ctx_params cp = cli_model_ctx_params(&cm);
-    cp.n_ctx = T;
-    struct strata_ctx *ctx = NULL;
-    cli_check(strata_ctx_create(&ctx, cm.model, &cp), NULL);
+    struct strata_ctx_params cp = cli_ctx_params(&args, T);
+    struct strata_ctx *ctx = cli_ctx_create(&args, &cp);
     const size_t n = (size_t)(L * H * T);
-    int32_t *tok = malloc((size_t)T * sizeof *tok);
-    struct gap_acc g = {T, H, tok, calloc(n, sizeof(double)), calloc(n, sizeof(double)),
-                        calloc(n, sizeof(int64_t)), calloc(n, sizeof(int64_t))};
-    if (!tok || !g.sim || !g.rnd || !g.n_sim || !g.n_rnd) cli_die(NULL, "out of memory");
+    int32_t *tok = cli_calloc((size_t)T, sizeof *tok, "an input");
+    struct gap_acc g = {T, H, tok, cli_calloc(n, sizeof(double), "the gap sums"),
+                        cli_calloc(n, sizeof(double), "the gap sums"),
+                        cli_calloc(n, sizeof(int64_t), "the gap counts"),
+                        cli_calloc(n, sizeof(int64_t), "the gap counts")};
     struct strata_observer obs = {gap_wants, gap_observe, &g};
     cli_check(strata_ctx_add_observer(ctx, &obs), NULL);
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 1;
@@ -525,7 +609,7 @@ static int cmd_gap(int argc, char **argv)
         }
     cli_out_commit(&out);
     strata_ctx_free(ctx);
-    cli_model_free(&cm);
+    cli_args_free(&args);
     free(tok), free(g.sim), free(g.rnd), free(g.n_sim), free(g.n_rnd);
     return 0;
 }
@@ -533,16 +617,25 @@ static int cmd_gap(int argc, char **argv)
 int main(int argc, char **argv)
 {
     cli_init("strata-decay");
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        usage();
-        return argc < 2 ? 1 : 0;
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
     }
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("strata-decay %s\n", STRATA_VERSION);
+        return 0;
+    }
+    /* a subcommand parses its own argv: argv[0] is its name */
     if (!strcmp(cmd, "curve")) return cmd_curve(argc - 1, argv + 1, false);
     if (!strcmp(cmd, "upper")) return cmd_curve(argc - 1, argv + 1, true);
     if (!strcmp(cmd, "bound")) return cmd_bound(argc - 1, argv + 1);
     if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "empirical")) return cmd_empirical(argc - 1, argv + 1);
     if (!strcmp(cmd, "gap")) return cmd_gap(argc - 1, argv + 1);
-    cli_die("see strata-decay --help", "unknown command '%s'", cmd);
+    cli_usage_die("see strata-decay --help", "unknown command '%s'", cmd);
 }

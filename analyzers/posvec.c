@@ -56,36 +56,83 @@ static char *default_csv(const char *out_path)
     return s;
 }
 
+/* Options of decompose, merge and formation. */
+struct pv_opts {
+    const char *csv_path;
+    bool allow_partial;
+    int64_t n_comp, stride;
+    struct list thr;
+};
+
+static int pv_option(void *user, int key, const char *arg, struct cli_error *e)
+{
+    struct pv_opts *o = user;
+    switch (key) {
+    case OPT_CSV:
+        o->csv_path = arg;
+        return 0;
+    case OPT_ALLOW_PARTIAL:
+        o->allow_partial = true;
+        return 0;
+    case OPT_COMPONENTS:
+        return cli_parse_int(&o->n_comp, "--components", arg, 1, 1 << 20, e);
+    case OPT_STRIDE:
+        return cli_parse_int(&o->stride, "--stride", arg, 1, 1 << 30, e);
+    case OPT_THRESHOLDS:
+        list_add(&o->thr, arg);
+        return 0;
+    }
+    return cli_fail(e, NULL, "option key %d has no handler", key);
+}
+
+/* Parse a subcommand's command line (the whole program's in provenance). */
+static void pv_parse(struct cli_args *a, const struct cli_spec *spec, int argc, char **argv,
+                     struct pv_opts *o)
+{
+    cli_args_init(a);
+    a->command_line = cli_strdup(posvec_cmdline);
+    cli_parse(a, spec, argc, argv, pv_option, o);
+    if (!a->out_path) {
+        char hint[128];
+        snprintf(hint, sizeof hint, "see %s --help", spec->prog);
+        cli_usage_die(hint, "-o is required");
+    }
+}
+
+static const struct cli_opt decompose_opts[] = {
+    {"csv", CLI_ARG, OPT_CSV, "F", "per-boundary CSV (default: PV.h5 with .csv)"},
+    {"allow-partial", CLI_NOARG, OPT_ALLOW_PARTIAL, NULL,
+     "use the completed samples of an unfinished dump"},
+    {0}};
+
+static const struct cli_spec decompose_spec = {
+    .prog = "strata-posvec decompose",
+    .synopsis = "DUMP.h5 [DUMP2.h5 ...] -o PV.h5 [--csv F] [--allow-partial]",
+    .about = "Mean-based decomposition of a strata-probe-hidden dump (or shards of one\n"
+             "run, read as one), streaming over samples: p[b,t] = mean_s h[s,b,t].\n"
+             "PV.h5 (docs/POSVEC.md): /positional (Lk, T, D) float32 -- the file\n"
+             "--posvec reads -- with /layers (Lk) and /positions (T) naming the\n"
+             "boundaries and positions the dump kept, the sums /sum (Lk, T, D) and\n"
+             "/sumsq (Lk, T) in float64 (for merge), /semantic_norm (Lk, T) the mean\n"
+             "|c| = |h - p| (a second pass). The CSV (default PV.csv) has one row per\n"
+             "boundary: variance total / explained by position, |u|, mean |p|, |c|.\n",
+    .groups = CLI_G_OUTPUT,
+    .opts = decompose_opts,
+    .output_help = "output PV.h5 (written as PV.h5.partial, then renamed)",
+    .min_args = 1,
+    .max_args = -1,
+};
+
 static int cmd_decompose(int argc, char **argv, const char *cmdline)
 {
-    const char *out = NULL, *csv_path = NULL;
-    bool allow_partial = false;
-    const char **paths = xalloc((size_t)argc * sizeof *paths);
-    int n_paths = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: strata-posvec decompose DUMP.h5 [DUMP2.h5 ...] -o PV.h5 [--csv F] "
-                   "[--allow-partial]\n\n"
-                   "Mean-based decomposition of a strata-probe-hidden dump (or shards of one\n"
-                   "run, read as one), streaming over samples: p[b,t] = mean_s h[s,b,t].\n"
-                   "PV.h5 (docs/POSVEC.md): /positional (Lk, T, D) float32 -- the file\n"
-                   "--posvec reads -- with /layers (Lk) and /positions (T) naming the\n"
-                   "boundaries and positions the dump kept, the sums /sum (Lk, T, D) and\n"
-                   "/sumsq (Lk, T) in float64 (for merge), /semantic_norm (Lk, T) the mean\n"
-                   "|c| = |h - p| (a second pass). The CSV (default PV.csv) has one row per\n"
-                   "boundary: variance total / explained by position, |u|, mean |p|, |c|.\n\n"
-                   "  -o PV.h5         output (written as PV.h5.partial, then renamed)\n"
-                   "  --csv F          per-boundary CSV (default: PV.h5 with .csv)\n"
-                   "  --allow-partial  use the completed samples of an unfinished dump\n");
-            return 0;
-        } else if (!strcmp(a, "-o")) out = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--csv")) csv_path = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--allow-partial")) allow_partial = true;
-        else if (a[0] == '-' && a[1]) cli_die("see strata-posvec decompose --help", "unknown option '%s'", a);
-        else paths[n_paths++] = a;
-    }
-    if (!n_paths || !out) cli_die("see strata-posvec decompose --help", "need DUMP.h5 and -o PV.h5");
+    struct cli_args a;
+    struct pv_opts po = {0};
+    pv_parse(&a, &decompose_spec, argc, argv, &po);
+    const char *out = a.out_path, *csv_path = po.csv_path;
+    const bool allow_partial = po.allow_partial;
+    const char **paths = a.args;
+    const int n_paths = a.n_args;
+
     struct strata_dump *dump = NULL;
     cli_check(strata_dump_open_many(&dump, paths, n_paths),
               "give dumps written by strata-probe-hidden (shards of one run)");
@@ -141,38 +188,44 @@ static int cmd_decompose(int argc, char **argv, const char *cmdline)
     pv_write(&f, out, cmdline, src);
     char *c = csv_path ? NULL : default_csv(out);
     per_layer_csv(&f, csv_path ? csv_path : c);
-    fprintf(stderr, "%s: wrote %s and %s (%lld samples, %lld boundaries, %lld positions, D %lld)\n",
-            cli_prog, out, csv_path ? csv_path : c, (long long)N, (long long)Lk, (long long)T,
-            (long long)D);
+    cli_info("wrote %s and %s (%lld samples, %lld boundaries, %lld positions, D %lld)", out,
+             csv_path ? csv_path : c, (long long)N, (long long)Lk, (long long)T, (long long)D);
     free(c);
     free(src);
     free(h);
-    free(paths);
     pv_free(&f);
     strata_dump_free(dump);
+    cli_args_free(&a);
     return 0;
 }
 
+static const struct cli_opt merge_opts[] = {
+    {"csv", CLI_ARG, OPT_CSV, "F", "per-boundary CSV (default: PV.h5 with .csv)"},
+    {0}};
+
+static const struct cli_spec merge_spec = {
+    .prog = "strata-posvec merge",
+    .synopsis = "PV1.h5 PV2.h5 [...] -o PV.h5 [--csv F]",
+    .about = "Add the sums of decompositions of disjoint sample sets (shards of one run)\n"
+             "and write the positional vectors of the union: the same as one decompose\n"
+             "over all samples up to double rounding. The shards must agree on shape,\n"
+             "boundaries, positions and model. /semantic_norm (mean |c|) needs p and\n"
+             "is not mergeable; it is left out (the CSV's c_rms is exact).\n",
+    .groups = CLI_G_OUTPUT,
+    .opts = merge_opts,
+    .output_help = "output PV.h5 (written as PV.h5.partial, then renamed)",
+    .min_args = 1,
+    .max_args = -1,
+};
+
 static int cmd_merge(int argc, char **argv, const char *cmdline)
 {
-    const char *out = NULL, *csv_path = NULL;
-    char **paths = xalloc((size_t)argc * sizeof *paths);
-    int n = 0;
-    for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: strata-posvec merge PV1.h5 PV2.h5 [...] -o PV.h5 [--csv F]\n\n"
-                   "Add the sums of decompositions of disjoint sample sets (shards of one run)\n"
-                   "and write the positional vectors of the union: the same as one decompose\n"
-                   "over all samples up to double rounding. The shards must agree on shape,\n"
-                   "boundaries, positions and model. /semantic_norm (mean |c|) needs p and\n"
-                   "is not mergeable; it is left out (the CSV's c_rms is exact).\n");
-            return 0;
-        } else if (!strcmp(argv[i], "-o")) out = cli_value(argc, argv, &i);
-        else if (!strcmp(argv[i], "--csv")) csv_path = cli_value(argc, argv, &i);
-        else if (argv[i][0] == '-') cli_die("see strata-posvec merge --help", "unknown option '%s'", argv[i]);
-        else paths[n++] = argv[i];
-    }
-    if (n < 1 || !out) cli_die("see strata-posvec merge --help", "need PV files and -o PV.h5");
+    struct cli_args args;
+    struct pv_opts po = {0};
+    pv_parse(&args, &merge_spec, argc, argv, &po);
+    const char *out = args.out_path, *csv_path = po.csv_path;
+    char **paths = (char **)args.args;
+    const int n = args.n_args;
     struct pvfile a, b;
     pv_read(&a, paths[0]);
     for (int k = 1; k < n; k++) {
@@ -196,52 +249,56 @@ static int cmd_merge(int argc, char **argv, const char *cmdline)
     pv_write(&a, out, cmdline, src);
     char *c = csv_path ? NULL : default_csv(out);
     per_layer_csv(&a, csv_path ? csv_path : c);
-    fprintf(stderr, "%s: merged %d files, %lld samples -> %s\n", cli_prog, n, (long long)a.acc.n, out);
+    cli_info("merged %d files, %lld samples -> %s", n, (long long)a.acc.n, out);
     free(c);
     free(src);
-    free(paths);
     pv_free(&a);
+    cli_args_free(&args);
     return 0;
 }
 
 /* ---------------------------------------------------------- formation */
 
+static const struct cli_opt formation_opts[] = {
+    {"components", CLI_ARG, OPT_COMPONENTS, "K", "principal axes written (default 3)"},
+    {"stride", CLI_ARG, OPT_STRIDE, "S", "cos.csv every S positions (default ceil(T/128))"},
+    {"thresholds", CLI_ARG, OPT_THRESHOLDS, "LIST",
+     "cosine thresholds of distinct.csv (default 0.9,0.95,0.99)"},
+    {0}};
+
+static const struct cli_spec formation_spec = {
+    .prog = "strata-posvec formation",
+    .synopsis = "PV.h5 -o DIR [--components K] [--stride S] [--thresholds 0.9,0.95,0.99]",
+    .about = "How positional vectors form, per boundary b (docs/POSVEC.md). Writes in DIR:\n"
+             "  pca_scores.csv   b,t,pc1..pc3: m[b,t] = p[b,t] - u[b] projected on the\n"
+             "                   first principal axes of {p[b,t]}_t\n"
+             "  pca_var.csv      b,k,eigval,explained,cumulative (every component)\n"
+             "  pca_components.csv  b,k,i,value: the K unit eigenvectors\n"
+             "  cos.csv          b,t1,t2,cos of p[b,t1], p[b,t2] every S positions\n"
+             "  norms.csv        b,t,p_norm,m_norm,c_norm_mean (|p|, |m|, mean |c|)\n"
+             "  layers.csv       b,b_next,mean_cos,min_cos (p of consecutive boundaries)\n"
+             "  distinct.csv     b,threshold,n_distinct,leaders (first 16): leader\n"
+             "                   clustering in position order, a position joins the\n"
+             "                   first leader with cos >= threshold, else leads\n",
+    .groups = CLI_G_OUTPUT,
+    .opts = formation_opts,
+    .output_help = "output directory (created)",
+    .min_args = 1,
+    .max_args = 1,
+};
+
 static int cmd_formation(int argc, char **argv)
 {
-    const char *in = NULL, *dir = NULL;
-    int64_t n_comp = 3, stride = 0;
-    double thr[8] = {0.9, 0.95, 0.99};
-    int n_thr = 3;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: strata-posvec formation PV.h5 -o DIR [--components K] [--stride S]\n"
-                   "                                [--thresholds 0.9,0.95,0.99]\n\n"
-                   "How positional vectors form, per boundary b (docs/POSVEC.md). Writes in DIR:\n"
-                   "  pca_scores.csv   b,t,pc1..pcK: m[b,t] = p[b,t] - u[b] projected on the\n"
-                   "                   first K principal axes of {p[b,t]}_t\n"
-                   "  pca_var.csv      b,k,eigval,explained,cumulative (every component)\n"
-                   "  pca_components.csv  b,k,i,value: the K unit eigenvectors\n"
-                   "  cos.csv          b,t1,t2,cos of p[b,t1], p[b,t2] every S positions\n"
-                   "                   (default S = ceil(T/128))\n"
-                   "  norms.csv        b,t,p_norm,m_norm,c_norm_mean (|p|, |m|, mean |c|)\n"
-                   "  layers.csv       b,b_next,mean_cos,min_cos (p of consecutive boundaries)\n"
-                   "  distinct.csv     b,threshold,n_distinct,leaders (first 16): leader\n"
-                   "                   clustering in position order, a position joins the\n"
-                   "                   first leader with cos >= threshold, else leads\n");
-            return 0;
-        } else if (!strcmp(a, "-o")) dir = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--components")) n_comp = cli_int(a, cli_value(argc, argv, &i), 1, 64);
-        else if (!strcmp(a, "--stride")) stride = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 30);
-        else if (!strcmp(a, "--thresholds")) {
-            char *items[8], *s = strdup(cli_value(argc, argv, &i));
-            n_thr = split(s, items, 8);
-            for (int k = 0; k < n_thr; k++) thr[k] = cli_double(a, items[k]);
-            free(s);
-        } else if (a[0] == '-') cli_die("see strata-posvec formation --help", "unknown option '%s'", a);
-        else in = a;
-    }
-    if (!in || !dir) cli_die("see strata-posvec formation --help", "need PV.h5 and -o DIR");
+    struct cli_args args;
+    struct pv_opts po = {.n_comp = 3};
+    pv_parse(&args, &formation_spec, argc, argv, &po);
+    const char *in = args.args[0], *dir = args.out_path;
+    const int64_t n_comp = po.n_comp;
+    int64_t stride = po.stride;
+    if (!po.thr.n) list_add(&po.thr, "0.9,0.95,0.99");
+    const int n_thr = po.thr.n;
+    double *thr = xalloc((size_t)n_thr * sizeof *thr);
+    for (int k = 0; k < n_thr; k++) thr[k] = cli_double("--thresholds", po.thr.item[k]);
     struct pvfile f;
     pv_read(&f, in);
     const int64_t Lk = f.Lk, T = f.T, D = f.D, K = n_comp < D ? n_comp : D;
@@ -310,43 +367,57 @@ static int cmd_formation(int argc, char **argv)
     }
     csv_close(&cs), csv_close(&cv), csv_close(&cp), csv_close(&cc);
     csv_close(&cn), csv_close(&cl), csv_close(&cd);
-    free(ev), free(comp), free(leader), free(u);
+    free(ev), free(comp), free(leader), free(u), free(thr);
+    list_free(&po.thr);
     pv_free(&f);
+    cli_args_free(&args);
     return 0;
 }
 /* ---------------------------------------------------------------- main */
 
-static void usage(void)
+static void usage(FILE *f)
 {
-    printf("usage: strata-posvec COMMAND [options]   (COMMAND --help for each)\n\n"
-           "Positional vectors (P1, Dong et al. 2024; docs/POSVEC.md):\n"
-           "  decompose DUMP.h5 [...] -o PV.h5   p = mean over samples of /hidden, sums\n"
-           "  merge PV1.h5 PV2.h5 [...] -o PV.h5 add the sums of shards\n"
-           "  formation PV.h5 -o DIR             PCA, similarity, norms, distinct vectors\n"
-           "  attention --pv PV.h5 ...           remove p, m or c at a boundary: sink, ppl\n"
-           "  beyond-window --pv PV2C.h5 ...     p, sink, logits and ppl beyond the window\n"
-           "  extension --pv PV.h5 ...           the same under RoPE scaling / temperature\n"
-           "  methods --pv PV.h5 ...             replacement and window extension by ppl\n");
+    fprintf(f, "usage: strata-posvec COMMAND [options]   (COMMAND --help for each)\n\n"
+               "Positional vectors (P1, Dong et al. 2024; docs/POSVEC.md):\n"
+               "  decompose DUMP.h5 [...] -o PV.h5   p = mean over samples of /hidden, sums\n"
+               "  merge PV1.h5 PV2.h5 [...] -o PV.h5 add the sums of shards\n"
+               "  formation PV.h5 -o DIR             PCA, similarity, norms, distinct vectors\n"
+               "  attention --pv PV.h5 ...           remove p, m or c at a boundary: sink, ppl\n"
+               "  beyond-window --pv PV2C.h5 ...     p, sink, logits and ppl beyond the window\n"
+               "  extension --pv PV.h5 ...           the same under RoPE scaling / temperature\n"
+               "  methods --pv PV.h5 ...             replacement and window extension by ppl\n"
+               "\n"
+               "Every command takes --threads N, -q/--quiet, --version and --help; the\n"
+               "commands that run the model take the probes' model and sampling options.\n");
 }
 
 int main(int argc, char **argv)
 {
     cli_init(POSVEC_PROG);
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        usage();
-        return argc < 2;
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
     }
-    char *cmdline = cli_command_line(argc, argv);
     const char *c = argv[1];
+    if (!strcmp(c, "-h") || !strcmp(c, "--help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(c, "--version")) {
+        printf("%s %s\n", POSVEC_PROG, STRATA_VERSION);
+        return 0;
+    }
+    posvec_cmdline = cli_command_line(argc, argv);
+    /* a subcommand parses its own argv: argv[0] is its name */
     int rc;
-    if (!strcmp(c, "decompose")) rc = cmd_decompose(argc, argv, cmdline);
-    else if (!strcmp(c, "merge")) rc = cmd_merge(argc, argv, cmdline);
-    else if (!strcmp(c, "formation")) rc = cmd_formation(argc, argv);
-    else if (!strcmp(c, "attention")) rc = cmd_attention(argc, argv);
-    else if (!strcmp(c, "beyond-window")) rc = cmd_beyond(argc, argv, false);
-    else if (!strcmp(c, "extension")) rc = cmd_beyond(argc, argv, true);
-    else if (!strcmp(c, "methods")) rc = cmd_methods(argc, argv);
-    else cli_die("see strata-posvec --help", "unknown command '%s'", c);
-    free(cmdline);
+    if (!strcmp(c, "decompose")) rc = cmd_decompose(argc - 1, argv + 1, posvec_cmdline);
+    else if (!strcmp(c, "merge")) rc = cmd_merge(argc - 1, argv + 1, posvec_cmdline);
+    else if (!strcmp(c, "formation")) rc = cmd_formation(argc - 1, argv + 1);
+    else if (!strcmp(c, "attention")) rc = cmd_attention(argc - 1, argv + 1);
+    else if (!strcmp(c, "beyond-window")) rc = cmd_beyond(argc - 1, argv + 1, false);
+    else if (!strcmp(c, "extension")) rc = cmd_beyond(argc - 1, argv + 1, true);
+    else if (!strcmp(c, "methods")) rc = cmd_methods(argc - 1, argv + 1);
+    else cli_usage_die("see strata-posvec --help", "unknown command '%s'", c);
+    free(posvec_cmdline);
     return rc;
 }

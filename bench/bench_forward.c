@@ -17,10 +17,12 @@
  *
  * usage: bench_forward MODEL T [REPS]
  */
-#include "cli.h"
+#include "cli/cli.h"
 #include "model.h"
 
 #include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 /* The least of the repetitions: noise on a shared machine only adds time. */
@@ -107,7 +109,7 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("  peak resident memory: %.2f GiB (weights stored as %s)\n",
-           (double)ru.ru_maxrss / (1024.0 * 1024.0), strata_wtype_name(m->blocks[0].wq.dtype));
+           (double)ru.ru_maxrss / (1024.0 * 1024.0), strata_dtype_name(m->blocks[0].wq.dtype));
     for (int k = 0; k < 7; k++) free(wide[k]);
     free(x);
     free(y);

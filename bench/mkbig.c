@@ -6,9 +6,12 @@
  *
  * usage: mkbig OUTDIR D F L H G V C
  */
-#include "cli.h"
+#include "cli/cli.h"
 #include "tensors.h"
 
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 int main(int argc, char **argv)
@@ -28,10 +31,10 @@ int main(int argc, char **argv)
     char (*names)[96] = calloc((size_t)n, sizeof *names);
     int64_t k = 0;
 #define T2(nm, r, c)                                                                 \
-    (snprintf(names[k], 96, "%s", nm), t[k].name = names[k], t[k].dtype = STRATA_WT_BF16, \
+    (snprintf(names[k], 96, "%s", nm), t[k].name = names[k], t[k].dtype = STRATA_DT_BF16, \
      t[k].n_dim = 2, t[k].shape[0] = r, t[k].shape[1] = c, t[k].n_elem = (r) * (c), k++)
 #define T1(nm, r)                                                                    \
-    (snprintf(names[k], 96, "%s", nm), t[k].name = names[k], t[k].dtype = STRATA_WT_BF16, \
+    (snprintf(names[k], 96, "%s", nm), t[k].name = names[k], t[k].dtype = STRATA_DT_BF16, \
      t[k].n_dim = 1, t[k].shape[0] = r, t[k].n_elem = r, k++)
     char nm[96];
     T2("model.embed_tokens.weight", V, D);

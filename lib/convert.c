@@ -19,7 +19,8 @@
 
 struct strata_save_params strata_save_default_params(void)
 {
-    struct strata_save_params p = {.dtype = STRATA_SAVE_F32, .drop_layers = NULL, .n_drop = 0};
+    struct strata_save_params p = {.dtype = STRATA_DT_F32, .drop_layers = NULL, .n_drop = 0,
+                                   .config = NULL};
     return p;
 }
 
@@ -39,22 +40,17 @@ static int64_t src_row(const struct out_tensor *o, int64_t r, int64_t d)
     return h * d + (j < half ? 2 * j : 2 * (j - half) + 1);
 }
 
-static enum strata_wtype wtype_of(enum strata_save_dtype t)
-{
-    return t == STRATA_SAVE_F16 ? STRATA_WT_F16 : t == STRATA_SAVE_BF16 ? STRATA_WT_BF16 : STRATA_WT_F32;
-}
-
 /* Convert n floats to the output type into dst; f16 refuses finite values
  * it cannot hold instead of writing Inf. */
-static int narrow(void *dst, const float *x, int64_t n, enum strata_wtype t, const char *name)
+static int narrow(void *dst, const float *x, int64_t n, enum strata_dtype t, const char *name)
 {
-    if (t == STRATA_WT_F32) {
+    if (t == STRATA_DT_F32) {
         memcpy(dst, x, (size_t)n * sizeof(float));
         return 0;
     }
     uint16_t *h = dst;
     for (int64_t i = 0; i < n; i++) {
-        if (t == STRATA_WT_BF16) {
+        if (t == STRATA_DT_BF16) {
             h[i] = strata_f32_to_bf16(x[i]);
         } else {
             if (isfinite(x[i]) && fabsf(x[i]) > 65504.0f)
@@ -80,9 +76,9 @@ static cJSON *float_json(float v)
     return cJSON_CreateRaw(buf);
 }
 
-static char *config_json(const struct strata_model *m, int32_t n_layer, enum strata_wtype t)
+static char *config_json(const struct strata_model *m, const struct strata_config *c,
+                         int32_t n_layer, enum strata_dtype t)
 {
-    const struct strata_config *c = &m->cfg;
     const bool baichuan = strstr(m->arch, "aichuan") != NULL;
     const bool mistral = !strcmp(m->arch, "MistralForCausalLM");
     const char *arch = baichuan ? "BaichuanForCausalLM" : mistral ? "MistralForCausalLM"
@@ -103,8 +99,8 @@ static char *config_json(const struct strata_model *m, int32_t n_layer, enum str
     cJSON_AddItemToObject(j, "rms_norm_eps", float_json(c->norm_eps));
     cJSON_AddStringToObject(j, "hidden_act", "silu");
     cJSON_AddBoolToObject(j, "tie_word_embeddings", c->shared_classifier);
-    cJSON_AddStringToObject(j, "torch_dtype", t == STRATA_WT_F32   ? "float32"
-                                              : t == STRATA_WT_F16 ? "float16"
+    cJSON_AddStringToObject(j, "torch_dtype", t == STRATA_DT_F32   ? "float32"
+                                              : t == STRATA_DT_F16 ? "float16"
                                                                    : "bfloat16");
     const bool rope = c->pos == STRATA_POS_ROPE_HALF || c->pos == STRATA_POS_ROPE_INTERLEAVED;
     /* Static NTK is a change of base, which every loader understands. */
@@ -161,9 +157,9 @@ static void add(struct out_tensor *o, int64_t *n, const char *name, int64_t rows
 
 /* The tensors of the output checkpoint in file order; *n_out set. A name
  * starting with '+' continues the previous tensor (W_pack's k and v rows). */
-static struct out_tensor *plan(const struct strata_model *m, const bool *drop, int64_t *n_out)
+static struct out_tensor *plan(const struct strata_model *m, const struct strata_config *c,
+                               const bool *drop, int64_t *n_out)
 {
-    const struct strata_config *c = &m->cfg;
     const int64_t D = c->dim, F = c->hidden_dim, V = c->vocab_size, d = c->head_dim;
     const int64_t Hd = (int64_t)c->n_head * d, kvd = (int64_t)c->n_kv_head * d;
     const bool baichuan = strstr(m->arch, "aichuan") != NULL;
@@ -205,8 +201,17 @@ int strata_model_save_hf(const struct strata_model *m, const char *dir,
                          const struct strata_save_params *params)
 {
     struct strata_save_params p = params ? *params : strata_save_default_params();
-    const struct strata_config *c = &m->cfg;
-    const enum strata_wtype wt = wtype_of(p.dtype);
+    const struct strata_config *c = p.config ? p.config : &m->cfg;
+    const struct strata_config *mc = &m->cfg;
+    if (c->dim != mc->dim || c->hidden_dim != mc->hidden_dim || c->n_layer != mc->n_layer ||
+        c->n_head != mc->n_head || c->n_kv_head != mc->n_kv_head || c->head_dim != mc->head_dim ||
+        c->vocab_size != mc->vocab_size)
+        return strata_fail(STRATA_E_ARG, "save: the config's shape is not the model's; pass "
+                                         "strata_ctx_config() or strata_config_resolve()'s");
+    const enum strata_dtype wt = p.dtype;
+    if (wt != STRATA_DT_F32 && wt != STRATA_DT_F16 && wt != STRATA_DT_BF16)
+        return strata_fail(STRATA_E_ARG, "save: dtype %s; a checkpoint is saved as F32, F16 or "
+                                         "BF16", strata_dtype_name(wt));
     const int64_t d = c->head_dim;
     if (p.n_drop < 0 || p.n_drop >= c->n_layer || (p.n_drop && !p.drop_layers))
         return strata_fail(STRATA_E_ARG, "drop %d of %d layers: at least one must stay",
@@ -228,7 +233,7 @@ int strata_model_save_hf(const struct strata_model *m, const char *dir,
     }
 
     int64_t n = 0;
-    struct out_tensor *o = plan(m, drop, &n);
+    struct out_tensor *o = plan(m, c, drop, &n);
     /* Header entries: W_pack's three row ranges ("+" entries) are one tensor. */
     struct strata_tensor *specs = xcalloc((size_t)n, sizeof *specs);
     int64_t n_specs = 0;
@@ -259,7 +264,7 @@ int strata_model_save_hf(const struct strata_model *m, const char *dir,
     for (int64_t i = 0; !rc && i < n; i++) {
         const struct out_tensor *t = &o[i];
         const int64_t cols = t->cols ? t->cols : t->rows, rows = t->cols ? t->rows : 1;
-        const size_t es = strata_wtype_size(t->src.dtype);
+        const size_t es = strata_dtype_size(t->src.dtype);
         /* Whole rows per chunk (a row longer than a chunk is one chunk). */
         const int64_t rows_per = cols >= chunk ? 1 : chunk / cols;
         float *rb = cols > chunk ? xmalloc((size_t)cols * sizeof *rb) : buf;
@@ -271,14 +276,14 @@ int strata_model_save_hf(const struct strata_model *m, const char *dir,
                              (const char *)t->src.data + (size_t)(src_row(t, r0 + r, d) * cols) * es,
                              t->src.dtype, cols);
             rc = narrow(ob, rb, nr * cols, wt, t->name);
-            if (!rc) rc = strata_st_writer_write(w, ob, (size_t)(nr * cols) * strata_wtype_size(wt));
+            if (!rc) rc = strata_st_writer_write(w, ob, (size_t)(nr * cols) * strata_dtype_size(wt));
         }
         if (rb != buf) free(rb);
         if (ob != obuf) free(ob);
     }
     if (!rc) rc = strata_st_writer_finish(w);
     if (!rc) {
-        cfg = config_json(m, c->n_layer - p.n_drop, wt);
+        cfg = config_json(m, c, c->n_layer - p.n_drop, wt);
         char *tmp = strata_path_join(dir, "config.json.partial");
         f = fopen(tmp, "wb");
         bool ok = f && fputs(cfg, f) != EOF && fputc('\n', f) != EOF;

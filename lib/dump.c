@@ -139,13 +139,13 @@ int strata_dump_create(struct strata_dump **out, const char *path,
                            (long long)p->n_samples, (long long)p->n_layers,
                            (long long)p->n_blocks, (long long)p->seq_len, (long long)P,
                            (long long)p->dim);
-    if (p->dtype != STRATA_F32 && p->dtype != STRATA_F16)
-        return strata_fail(STRATA_E_ARG, "%s: dtype %d is neither STRATA_F32 nor STRATA_F16", path,
-                           (int)p->dtype);
+    if (p->dtype != STRATA_DT_F32 && p->dtype != STRATA_DT_F16)
+        return strata_fail(STRATA_E_ARG, "%s: dtype %s; a dump holds F32 or F16", path,
+                           strata_dtype_name(p->dtype));
     if (p->gzip < 0 || p->gzip > 9)
         return strata_fail(STRATA_E_ARG, "%s: gzip level %d is outside 0 (off) .. 9", path, p->gzip);
     int64_t nl = resid ? p->n_layers : 0, nb = sub ? p->n_blocks : 0;
-    int64_t most = nl > nb ? nl : nb, esize = p->dtype == STRATA_F16 ? 2 : 4;
+    int64_t most = nl > nb ? nl : nb, esize = (int64_t)strata_dtype_size(p->dtype);
     /* One sample must fit in memory as floats, the datasets in 64-bit sizes. */
     int64_t lim = (int64_t)(SIZE_MAX / 8 < INT64_MAX / 8 ? SIZE_MAX / 8 : INT64_MAX / 8);
     if (most > lim / P || most * P > lim / p->dim || most * P * p->dim > lim / p->n_samples / 3 ||
@@ -168,7 +168,7 @@ int strata_dump_create(struct strata_dump **out, const char *path,
     d->layers = ids_or_range(p->layers, nl);
     d->blocks = ids_or_range(p->blocks, nb);
     d->positions = ids_or_range(p->positions, P);
-    if (p->dtype == STRATA_F16) d->h16 = xmalloc((size_t)(most * P * p->dim) * sizeof *d->h16);
+    if (p->dtype == STRATA_DT_F16) d->h16 = xmalloc((size_t)(most * P * p->dim) * sizeof *d->h16);
     if ((rc = strata_h5_create(&d->sh[0].f, path))) goto fail;
     struct strata_h5 *f = d->sh[0].f;
 
@@ -183,23 +183,21 @@ int strata_dump_create(struct strata_dump **out, const char *path,
         site_chunk(chunk, n, P, p->dim, esize);
         struct strata_h5_dset_opts o = {.chunk = chunk, .extendible = true, .gzip = p->gzip,
                                         .labels = k == 0 ? lab4 : lab4b};
-        if ((rc = strata_h5_create_dataset_opts(f, site_dset[k],
-                                                p->dtype == STRATA_F16 ? STRATA_H5_F16 : STRATA_H5_F32,
-                                                4, shape, &o)))
+        if ((rc = strata_h5_create_dataset_opts(f, site_dset[k], p->dtype, 4, shape, &o)))
             goto fail;
     }
     const int64_t tshape[2] = {p->n_samples, p->seq_len}, nshape[1] = {p->n_samples};
     struct strata_h5_dset_opts ot = {.extendible = true, .labels = lab2};
     struct strata_h5_dset_opts os = {.extendible = true, .labels = lab1};
-    if ((rc = strata_h5_create_dataset_opts(f, "tokens", STRATA_H5_I32, 2, tshape, &ot)) ||
-        (rc = strata_h5_create_dataset_opts(f, "sample_doc", STRATA_H5_I64, 1, nshape, &os)) ||
-        (rc = strata_h5_create_dataset_opts(f, "sample_window", STRATA_H5_I64, 1, nshape, &os)) ||
-        (rc = strata_h5_create_dataset_opts(f, "sample_draw", STRATA_H5_I64, 1, nshape, &os)))
+    if ((rc = strata_h5_create_dataset_opts(f, "tokens", STRATA_DT_I32, 2, tshape, &ot)) ||
+        (rc = strata_h5_create_dataset_opts(f, "sample_doc", STRATA_DT_I64, 1, nshape, &os)) ||
+        (rc = strata_h5_create_dataset_opts(f, "sample_window", STRATA_DT_I64, 1, nshape, &os)) ||
+        (rc = strata_h5_create_dataset_opts(f, "sample_draw", STRATA_DT_I64, 1, nshape, &os)))
         goto fail;
     const int64_t sl[1] = {nl}, sp[1] = {P}, sb[1] = {nb};
-    if ((resid && (rc = strata_h5_write(f, "layers", STRATA_H5_I32, 1, sl, d->layers))) ||
-        (rc = strata_h5_write(f, "positions", STRATA_H5_I32, 1, sp, d->positions)) ||
-        (sub && (rc = strata_h5_write(f, "blocks", STRATA_H5_I32, 1, sb, d->blocks))))
+    if ((resid && (rc = strata_h5_write(f, "layers", STRATA_DT_I32, 1, sl, d->layers))) ||
+        (rc = strata_h5_write(f, "positions", STRATA_DT_I32, 1, sp, d->positions)) ||
+        (sub && (rc = strata_h5_write(f, "blocks", STRATA_DT_I32, 1, sb, d->blocks))))
         goto fail;
     if ((rc = strata_h5_set_attr_str(f, "/", "format", DUMP_FORMAT)) ||
         (rc = strata_h5_set_attr_i64(f, "/", "n_complete", 0)) ||
@@ -294,7 +292,7 @@ int strata_dump_write_sample(struct strata_dump *dump, int64_t s, const float *h
         int64_t n = site_count(in, k);
         const int64_t start[4] = {s, 0, 0, 0}, count[4] = {1, n, P, D};
         const void *buf = src;
-        if (in->dtype == STRATA_F16) {
+        if (in->dtype == STRATA_DT_F16) {
             for (int64_t i = 0; i < n * P * D; i++) {
                 d->h16[i] = strata_f32_to_f16(src[i]);
                 /* A finite activation beyond half's range would be stored as
@@ -352,7 +350,7 @@ static int read_ids(struct strata_h5 *f, const char *path, const char *name, int
                            "entry) but has %s %lld", path, name, (long long)n,
                            nd == 1 ? "" : "rank", (long long)(nd == 1 ? sh[0] : nd));
     *ids = xmalloc((size_t)n * sizeof **ids);
-    return strata_h5_read(f, name, STRATA_H5_I32, *ids);
+    return strata_h5_read(f, name, STRATA_DT_I32, *ids);
 }
 
 /* Read the schema facts of file f (one shard) into *in and the id lists. */
@@ -381,11 +379,11 @@ static int load_file(struct strata_h5 *f, const char *path, struct strata_dump_i
     int nd;
     int64_t ts[STRATA_H5_MAX_DIMS], sh[STRATA_H5_MAX_DIMS];
     if ((rc = strata_h5_shape(f, "tokens", &nd, ts))) return rc;
-    enum strata_h5_type tt;
+    enum strata_dtype tt;
     if (nd != 2 || ts[0] < 1 || ts[1] < 1)
         return strata_fail(STRATA_E_SHAPE, "%s: dataset /tokens should be (sample, position)", path);
     if ((rc = strata_h5_type_of(f, "tokens", &tt))) return rc;
-    if (tt != STRATA_H5_I32 && tt != STRATA_H5_I64)
+    if (tt != STRATA_DT_I32 && tt != STRATA_DT_I64)
         return strata_fail(STRATA_E_FORMAT, "%s: dataset /tokens holds floats, expected int32 "
                            "token ids", path);
     in->n_samples = ts[0];
@@ -414,18 +412,17 @@ static int load_file(struct strata_h5 *f, const char *path, struct strata_dump_i
                                (long long)sh[0], (long long)sh[1], (long long)sh[2],
                                (long long)sh[3], (long long)in->n_samples,
                                in->sites ? " and the other sites another (P, D)" : "");
-        enum strata_h5_type t;
+        enum strata_dtype t;
         if ((rc = strata_h5_type_of(f, site_dset[k], &t))) return rc;
-        enum strata_dtype dt = t == STRATA_H5_F16 ? STRATA_F16 : STRATA_F32;
-        if (t != STRATA_H5_F32 && t != STRATA_H5_F16)
+        if (t != STRATA_DT_F32 && t != STRATA_DT_F16)
             return strata_fail(STRATA_E_FORMAT, "%s: dataset /%s holds %s; strata reads IEEE "
                                "float32 or float16 only", path, site_dset[k],
-                               t == STRATA_H5_F64 ? "float of 8 bytes"
-                               : t == STRATA_H5_I64 ? "integer of 8 bytes" : "integer of 4 bytes");
-        if (have_dtype && dt != in->dtype)
+                               t == STRATA_DT_F64 ? "float of 8 bytes"
+                               : t == STRATA_DT_I64 ? "integer of 8 bytes" : "integer of 4 bytes");
+        if (have_dtype && t != in->dtype)
             return strata_fail(STRATA_E_FORMAT, "%s: dataset /%s is not of the other sites' type",
                                path, site_dset[k]);
-        in->dtype = dt;
+        in->dtype = t;
         have_dtype = true;
         in->sites |= 1u << k;
         in->n_pos = sh[2];
@@ -535,7 +532,7 @@ static int check_draws(struct strata_dump *d, const char *const *paths)
         if (has <= 0) continue; /* strata-dump/1: no record */
         int64_t *v = all + at * 2;
         int64_t *tmp = xmalloc((size_t)(d->sh[k].n > 0 ? d->sh[k].n : 1) * sizeof *tmp);
-        if (d->sh[k].n) rc = strata_h5_read_rows(d->sh[k].f, "sample_draw", STRATA_H5_I64, 0,
+        if (d->sh[k].n) rc = strata_h5_read_rows(d->sh[k].f, "sample_draw", STRATA_DT_I64, 0,
                                                 d->sh[k].n, tmp);
         for (int64_t i = 0; i < d->sh[k].n && !rc; i++) {
             v[2 * i] = tmp[i];
@@ -638,7 +635,7 @@ static int open_writer(struct strata_dump **out, const char *path)
         return rc;
     }
     int64_t most = d->info.n_layers > d->info.n_blocks ? d->info.n_layers : d->info.n_blocks;
-    if (d->info.dtype == STRATA_F16)
+    if (d->info.dtype == STRATA_DT_F16)
         d->h16 = xmalloc((size_t)(most * d->info.n_pos * d->info.dim) * sizeof *d->h16);
     *out = d;
     return 0;
@@ -779,9 +776,9 @@ int strata_dump_read_origin(const struct strata_dump *dump, int64_t s0, int64_t 
             return strata_fail(STRATA_E_ARG, "%s: rows %lld .. %lld are outside 0 .. %lld",
                                dump->path, (long long)s0, (long long)(s0 + n - 1),
                                (long long)dump->info.n_samples - 1);
-        if (n == 0 || (doc && (rc = strata_h5_read_rows(f, "sample_doc", STRATA_H5_I64, s0, n, doc))) ||
-            (window && (rc = strata_h5_read_rows(f, "sample_window", STRATA_H5_I64, s0, n, window))) ||
-            (draw && (rc = strata_h5_read_rows(f, "sample_draw", STRATA_H5_I64, s0, n, draw))))
+        if (n == 0 || (doc && (rc = strata_h5_read_rows(f, "sample_doc", STRATA_DT_I64, s0, n, doc))) ||
+            (window && (rc = strata_h5_read_rows(f, "sample_window", STRATA_DT_I64, s0, n, window))) ||
+            (draw && (rc = strata_h5_read_rows(f, "sample_draw", STRATA_DT_I64, s0, n, draw))))
             return rc;
         return 0;
     }
@@ -790,9 +787,9 @@ int strata_dump_read_origin(const struct strata_dump *dump, int64_t s0, int64_t 
         int64_t ls;
         int rc = locate(dump, s0 + i, "strata_dump_read_origin", &k, &ls);
         struct strata_h5 *f = rc ? NULL : dump->sh[k].f;
-        if (rc || (doc && (rc = strata_h5_read_rows(f, "sample_doc", STRATA_H5_I64, ls, 1, doc + i))) ||
-            (window && (rc = strata_h5_read_rows(f, "sample_window", STRATA_H5_I64, ls, 1, window + i))) ||
-            (draw && (rc = strata_h5_read_rows(f, "sample_draw", STRATA_H5_I64, ls, 1, draw + i))))
+        if (rc || (doc && (rc = strata_h5_read_rows(f, "sample_doc", STRATA_DT_I64, ls, 1, doc + i))) ||
+            (window && (rc = strata_h5_read_rows(f, "sample_window", STRATA_DT_I64, ls, 1, window + i))) ||
+            (draw && (rc = strata_h5_read_rows(f, "sample_draw", STRATA_DT_I64, ls, 1, draw + i))))
             return rc;
     }
     return 0;
@@ -814,7 +811,7 @@ static int read_site(const struct strata_dump *d, int site, int64_t s, int64_t i
                            site_dset[site], (long long)i0, (long long)cnt - 1);
     if (!out) return strata_fail(STRATA_E_ARG, "%s: %s: out is NULL", d->path, what);
     const int64_t start[4] = {ls, i0, 0, 0}, count[4] = {1, n, d->info.n_pos, d->info.dim};
-    return strata_h5_read_block(d->sh[k].f, site_dset[site], STRATA_H5_F32, start, count, out);
+    return strata_h5_read_block(d->sh[k].f, site_dset[site], STRATA_DT_F32, start, count, out);
 }
 
 int strata_dump_read_sample(const struct strata_dump *dump, int64_t s, float *hidden,
@@ -827,7 +824,7 @@ int strata_dump_read_sample(const struct strata_dump *dump, int64_t s, float *hi
     if (hidden && (rc = read_site(dump, 0, s, 0, dump->info.n_layers, hidden,
                                   "strata_dump_read_sample")))
         return rc;
-    if (tokens && (rc = strata_h5_read_rows(dump->sh[k].f, "tokens", STRATA_H5_I32, ls, 1, tokens)))
+    if (tokens && (rc = strata_h5_read_rows(dump->sh[k].f, "tokens", STRATA_DT_I32, ls, 1, tokens)))
         return rc;
     return 0;
 }

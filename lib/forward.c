@@ -617,7 +617,7 @@ static void widen_share(void *arg, int k, int n)
         if (strata_w_direct(w)) continue;
         const int64_t a = e0 > base ? e0 : base, b = e1 < base + w->n ? e1 : base + w->n;
         if (a < b)
-            strata_widen(j->dst + a, (const char *)w->data + (size_t)(a - base) * strata_wtype_size(w->dtype),
+            strata_widen(j->dst + a, (const char *)w->data + (size_t)(a - base) * strata_dtype_size(w->dtype),
                          w->dtype, b - a);
         base += w->n;
     }
@@ -657,7 +657,7 @@ static void classifier(struct strata_ctx *ctx, float *logits, const float *xn, i
     if (strata_w_direct(&m->wcls)) {
         linear(ctx, logits, V, xn, m->wcls.data, T, V, D);
     } else {
-        const size_t es = strata_wtype_size(m->wcls.dtype);
+        const size_t es = strata_dtype_size(m->wcls.dtype);
         for (int64_t v0 = 0; v0 < V; v0 += ctx->cls_rows) {
             const int64_t nv = V - v0 < ctx->cls_rows ? V - v0 : ctx->cls_rows;
             strata_widen(ctx->cls_buf, (const char *)m->wcls.data + (size_t)(v0 * D) * es,
@@ -709,7 +709,7 @@ static int run_blocks(struct strata_ctx *ctx, const int32_t *tokens, int64_t n_t
     const bool interleaved = c->pos == STRATA_POS_ROPE_INTERLEAVED;
 
     float *x = ctx->x; /* (T, D) */
-    const size_t es = strata_wtype_size(m->tok_emb.dtype);
+    const size_t es = strata_dtype_size(m->tok_emb.dtype);
     for (int64_t t = 0; t < T; t++)
         strata_widen(x + t * D, (const char *)m->tok_emb.data + (size_t)((int64_t)tokens[t] * D) * es,
                      m->tok_emb.dtype, D);
@@ -794,7 +794,7 @@ int strata_forward_nll(struct strata_ctx *ctx, double *nll, const int32_t *token
         classifier(ctx, lg, ctx->xb + t0 * D, nr);
         for (int64_t i = 0; i < nr; i++) {
             const float *row = lg + i * V;
-            double mx = -INFINITY, sum = 0.0;
+            double mx = -(double)INFINITY, sum = 0.0;
             for (int64_t v = 0; v < V; v++) mx = (double)row[v] > mx ? (double)row[v] : mx;
             for (int64_t v = 0; v < V; v++) sum += exp((double)row[v] - mx);
             nll[t0 + i] = mx + log(sum) - (double)row[tokens[t0 + i + 1]];

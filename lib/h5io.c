@@ -150,54 +150,61 @@ static hid_t h5_half(struct strata_h5 *f)
     return f->half;
 }
 
-static size_t h5_type_size(enum strata_h5_type t)
+/* The dtypes an HDF5 file holds here: the result files' four and the dump's
+ * F16 (BF16 has no HDF5 type). */
+static bool h5_type_ok(enum strata_dtype t)
 {
-    switch ((int)t) {
-    case STRATA_H5_F32: return 4;
-    case STRATA_H5_F64: return 8;
-    case STRATA_H5_I32: return 4;
-    case (int)STRATA_H5_I64: return 8;
-    case (int)STRATA_H5_F16: return 2;
-    default: return 0;
-    }
+    return t == STRATA_DT_F32 || t == STRATA_DT_F64 || t == STRATA_DT_I32 ||
+           t == STRATA_DT_I64 || t == STRATA_DT_F16;
+}
+
+/* The public calls take the result files' four; F16 in memory (raw halves)
+ * is the dump's, through lib/h5io.h. f is a checked handle. */
+static int h5_check_public(const struct strata_h5 *f, const char *name, enum strata_dtype t)
+{
+    if (t == STRATA_DT_F32 || t == STRATA_DT_F64 || t == STRATA_DT_I32 || t == STRATA_DT_I64)
+        return 0;
+    return strata_fail(STRATA_E_ARG, "%s: dataset /%s: dtype %s; result files hold F32, F64, "
+                       "I32 or I64", f->path, bare(name), strata_dtype_name(t));
 }
 
 /* Memory type of `t` (the half type is the file's own, moved raw). */
-static hid_t h5_mem_type(struct strata_h5 *f, enum strata_h5_type t)
+static hid_t h5_mem_type(struct strata_h5 *f, enum strata_dtype t)
 {
-    switch ((int)t) {
-    case STRATA_H5_F32: return H5T_NATIVE_FLOAT;
-    case STRATA_H5_F64: return H5T_NATIVE_DOUBLE;
-    case STRATA_H5_I32: return H5T_NATIVE_INT32;
-    case (int)STRATA_H5_I64: return H5T_NATIVE_INT64;
-    case (int)STRATA_H5_F16: return h5_half(f);
+    switch (t) {
+    case STRATA_DT_F32: return H5T_NATIVE_FLOAT;
+    case STRATA_DT_F64: return H5T_NATIVE_DOUBLE;
+    case STRATA_DT_I32: return H5T_NATIVE_INT32;
+    case STRATA_DT_I64: return H5T_NATIVE_INT64;
+    case STRATA_DT_F16: return h5_half(f);
     default: return H5I_INVALID_HID;
     }
 }
 
-static hid_t h5_file_type(struct strata_h5 *f, enum strata_h5_type t)
+static hid_t h5_file_type(struct strata_h5 *f, enum strata_dtype t)
 {
-    switch ((int)t) {
-    case STRATA_H5_F32: return H5T_IEEE_F32LE;
-    case STRATA_H5_F64: return H5T_IEEE_F64LE;
-    case STRATA_H5_I32: return H5T_STD_I32LE;
-    case (int)STRATA_H5_I64: return H5T_STD_I64LE;
-    case (int)STRATA_H5_F16: return h5_half(f);
+    switch (t) {
+    case STRATA_DT_F32: return H5T_IEEE_F32LE;
+    case STRATA_DT_F64: return H5T_IEEE_F64LE;
+    case STRATA_DT_I32: return H5T_STD_I32LE;
+    case STRATA_DT_I64: return H5T_STD_I64LE;
+    case STRATA_DT_F16: return h5_half(f);
     default: return H5I_INVALID_HID;
     }
 }
 
-/* The strata type a file type holds; -1 if none. */
-static int h5_classify(hid_t t)
+/* *out = the dtype a file type holds; false if none. */
+static bool h5_classify(hid_t t, enum strata_dtype *out)
 {
     H5T_class_t c = H5Tget_class(t);
     size_t n = H5Tget_size(t);
-    if (c == H5T_FLOAT && n == 4) return STRATA_H5_F32;
-    if (c == H5T_FLOAT && n == 8) return STRATA_H5_F64;
-    if (c == H5T_FLOAT && is_half_type(t)) return (int)STRATA_H5_F16;
-    if (c == H5T_INTEGER && n <= 4) return STRATA_H5_I32;
-    if (c == H5T_INTEGER && n == 8) return (int)STRATA_H5_I64;
-    return -1;
+    if (c == H5T_FLOAT && n == 4) *out = STRATA_DT_F32;
+    else if (c == H5T_FLOAT && n == 8) *out = STRATA_DT_F64;
+    else if (c == H5T_FLOAT && is_half_type(t)) *out = STRATA_DT_F16;
+    else if (c == H5T_INTEGER && n <= 4) *out = STRATA_DT_I32;
+    else if (c == H5T_INTEGER && n == 8) *out = STRATA_DT_I64;
+    else return false;
+    return true;
 }
 
 static struct strata_h5 *h5_new(const char *path)
@@ -501,16 +508,16 @@ static void default_chunk(int n_dim, const int64_t *shape, int64_t esize, hsize_
     }
 }
 
-static int h5_check_shape(const struct strata_h5 *f, const char *name, enum strata_h5_type type,
+static int h5_check_shape(const struct strata_h5 *f, const char *name, enum strata_dtype type,
                           int n_dim, const int64_t *shape, int min_dim, int64_t min_size)
 {
-    if (h5_type_size(type) == 0)
-        return strata_fail(STRATA_E_ARG, "%s: dataset /%s: unknown element type %d",
-                           f->file_path, name, (int)type);
+    if (!h5_type_ok(type))
+        return strata_fail(STRATA_E_ARG, "%s: dataset /%s: dtype %s has no HDF5 type here",
+                           f->file_path, name, strata_dtype_name(type));
     if (n_dim < min_dim || n_dim > STRATA_H5_MAX_DIMS || (n_dim > 0 && !shape))
         return strata_fail(STRATA_E_ARG, "%s: dataset /%s: rank %d is outside %d .. %d",
                            f->file_path, name, n_dim, min_dim, STRATA_H5_MAX_DIMS);
-    int64_t n = (int64_t)h5_type_size(type);
+    int64_t n = (int64_t)strata_dtype_size(type);
     for (int i = 0; i < n_dim; i++) {
         if (shape[i] < min_size)
             return strata_fail(STRATA_E_ARG, "%s: dataset /%s: axis %d has size %lld (at least "
@@ -524,7 +531,7 @@ static int h5_check_shape(const struct strata_h5 *f, const char *name, enum stra
 }
 
 /* Create dataset `name`; chunked (rows) or contiguous (whole writes). */
-static int h5_create(struct strata_h5 *f, const char *name, enum strata_h5_type type, int n_dim,
+static int h5_create(struct strata_h5 *f, const char *name, enum strata_dtype type, int n_dim,
                      const int64_t *shape, bool chunked, const struct strata_h5_dset_opts *o,
                      hid_t *out)
 {
@@ -567,7 +574,7 @@ static int h5_create(struct strata_h5 *f, const char *name, enum strata_h5_type 
                 chunk[i] = (hsize_t)o->chunk[i];
             }
         } else {
-            default_chunk(n_dim, shape, (int64_t)h5_type_size(type), chunk);
+            default_chunk(n_dim, shape, (int64_t)strata_dtype_size(type), chunk);
         }
         if (H5Pset_chunk(dcpl, n_dim, chunk) < 0) goto h5fail;
     } else if (H5Pset_layout(dcpl, H5D_CONTIGUOUS) < 0) {
@@ -601,12 +608,12 @@ done:
     return rc;
 }
 
-int strata_h5_write(struct strata_h5 *f, const char *name, enum strata_h5_type type, int n_dim,
+int strata_h5_write(struct strata_h5 *f, const char *name, enum strata_dtype type, int n_dim,
                     const int64_t *shape, const void *data)
 {
     char why[200];
     int rc = h5_check(f, "strata_h5_write", true);
-    if (rc) return rc;
+    if (rc || (rc = h5_check_public(f, name, type))) return rc;
     name = bare(name);
     if (!name[0]) return strata_fail(STRATA_E_ARG, "%s: empty dataset name", f->path);
     if ((rc = h5_check_shape(f, name, type, n_dim, shape, 0, 0))) return rc;
@@ -624,7 +631,7 @@ int strata_h5_write(struct strata_h5 *f, const char *name, enum strata_h5_type t
     return 0;
 }
 
-int strata_h5_create_dataset_opts(struct strata_h5 *f, const char *name, enum strata_h5_type type,
+int strata_h5_create_dataset_opts(struct strata_h5 *f, const char *name, enum strata_dtype type,
                                   int n_dim, const int64_t *shape,
                                   const struct strata_h5_dset_opts *opts)
 {
@@ -639,9 +646,11 @@ int strata_h5_create_dataset_opts(struct strata_h5 *f, const char *name, enum st
     return 0;
 }
 
-int strata_h5_create_dataset(struct strata_h5 *f, const char *name, enum strata_h5_type type,
+int strata_h5_create_dataset(struct strata_h5 *f, const char *name, enum strata_dtype type,
                              int n_dim, const int64_t *shape)
 {
+    int rc = h5_check(f, "strata_h5_create_dataset", true);
+    if (rc || (rc = h5_check_public(f, name, type))) return rc;
     return strata_h5_create_dataset_opts(f, name, type, n_dim, shape, NULL);
 }
 
@@ -679,7 +688,7 @@ int strata_h5_shape(const struct strata_h5 *f, const char *name, int *n_dim, int
     return 0;
 }
 
-int strata_h5_type_of(const struct strata_h5 *f, const char *name, enum strata_h5_type *type)
+int strata_h5_type_of(const struct strata_h5 *f, const char *name, enum strata_dtype *type)
 {
     char tbuf[64], why[200];
     hid_t ds;
@@ -689,13 +698,10 @@ int strata_h5_type_of(const struct strata_h5 *f, const char *name, enum strata_h
     if (t < 0)
         return strata_fail(STRATA_E_HDF5, "%s: cannot get the type of /%s (%s)", f->file_path,
                            bare(name), h5_why(why));
-    int c = h5_classify(t);
-    if (c < 0)
+    if (!h5_classify(t, type))
         rc = strata_fail(STRATA_E_FORMAT, "%s: dataset /%s holds %s; strata reads float16/32/64 "
                          "and integers only", f->file_path, bare(name),
                          type_desc(t, tbuf, sizeof tbuf));
-    else
-        *type = (enum strata_h5_type)c;
     H5Tclose(t);
     return rc;
 }
@@ -742,7 +748,7 @@ int strata_h5_write_block(struct strata_h5 *f, const char *name, const int64_t *
     int n_dim;
     hsize_t dims[STRATA_H5_MAX_DIMS];
     int64_t n;
-    enum strata_h5_type type;
+    enum strata_dtype type;
     if ((rc = h5_dims(f, name, &ds, &n_dim, dims)) || (rc = strata_h5_type_of(f, name, &type)) ||
         (rc = h5_select(f, name, ds, n_dim, dims, start, count, &fspace, &mspace, &n)))
         return rc;
@@ -778,21 +784,21 @@ int strata_h5_write_rows(struct strata_h5 *f, const char *name, int64_t row0, in
     return strata_h5_write_block(f, name, start, count, data);
 }
 
-int strata_h5_read_block(const struct strata_h5 *fc, const char *name, enum strata_h5_type type,
+int strata_h5_read_block(const struct strata_h5 *fc, const char *name, enum strata_dtype type,
                          const int64_t *start, const int64_t *count, void *data)
 {
     char why[200];
     struct strata_h5 *f = (struct strata_h5 *)fc; /* only the handle caches change */
     int rc = h5_check(f, "strata_h5_read", false);
     if (rc) return rc;
-    if (h5_type_size(type) == 0)
-        return strata_fail(STRATA_E_ARG, "%s: dataset /%s: unknown element type %d", f->path,
-                           bare(name), (int)type);
+    if (!h5_type_ok(type))
+        return strata_fail(STRATA_E_ARG, "%s: dataset /%s: dtype %s has no HDF5 type here",
+                           f->path, bare(name), strata_dtype_name(type));
     hid_t ds, fspace, mspace;
     int n_dim;
     hsize_t dims[STRATA_H5_MAX_DIMS];
     int64_t n;
-    enum strata_h5_type ft;
+    enum strata_dtype ft;
     if ((rc = h5_dims(f, name, &ds, &n_dim, dims)) || (rc = strata_h5_type_of(f, name, &ft)) ||
         (rc = h5_select(f, name, ds, n_dim, dims, start, count, &fspace, &mspace, &n)))
         return rc;
@@ -801,13 +807,13 @@ int strata_h5_read_block(const struct strata_h5 *fc, const char *name, enum stra
     const char *why_not = NULL;
     if (!data) {
         why_not = "data is NULL";
-    } else if (ft == STRATA_H5_F16 && (type == STRATA_H5_F32 || type == STRATA_H5_F16)) {
+    } else if (ft == STRATA_DT_F16 && (type == STRATA_DT_F32 || type == STRATA_DT_F16)) {
         /* Halves are moved raw and widened here, exactly; HDF5's soft
          * conversion is slow. The halves land in the first half of the
          * bytes and widen in place from the back: element i is written at
          * byte 4i only after halves i .. 2i+1, which it covers, were read. */
         st = H5Dread(ds, h5_half(f), mspace, fspace, H5P_DEFAULT, data);
-        if (st >= 0 && type == STRATA_H5_F32) {
+        if (st >= 0 && type == STRATA_DT_F32) {
             unsigned char *bytes = data;
             for (size_t i = (size_t)n; i-- > 0;) {
                 uint16_t h;
@@ -816,7 +822,7 @@ int strata_h5_read_block(const struct strata_h5 *fc, const char *name, enum stra
                 memcpy(bytes + 4 * i, &x, 4);
             }
         }
-    } else if (type == STRATA_H5_F16) {
+    } else if (type == STRATA_DT_F16) {
         why_not = "it is not float16, so it cannot be read as raw halves";
     } else {
         st = H5Dread(ds, h5_mem_type(f, type), mspace, fspace, H5P_DEFAULT, data);
@@ -831,21 +837,25 @@ int strata_h5_read_block(const struct strata_h5 *fc, const char *name, enum stra
     return 0;
 }
 
-int strata_h5_read(const struct strata_h5 *f, const char *name, enum strata_h5_type type,
+int strata_h5_read(const struct strata_h5 *f, const char *name, enum strata_dtype type,
                    void *data)
 {
     int64_t start[STRATA_H5_MAX_DIMS] = {0}, count[STRATA_H5_MAX_DIMS];
     int n_dim, rc = h5_check(f, "strata_h5_read", false);
-    if (rc || (rc = strata_h5_shape(f, name, &n_dim, count))) return rc;
+    if (rc || (rc = h5_check_public(f, name, type)) ||
+        (rc = strata_h5_shape(f, name, &n_dim, count)))
+        return rc;
     return strata_h5_read_block(f, name, type, start, count, data);
 }
 
-int strata_h5_read_rows(const struct strata_h5 *f, const char *name, enum strata_h5_type type,
+int strata_h5_read_rows(const struct strata_h5 *f, const char *name, enum strata_dtype type,
                         int64_t row0, int64_t n_rows, void *data)
 {
     int64_t start[STRATA_H5_MAX_DIMS] = {0}, count[STRATA_H5_MAX_DIMS];
     int n_dim, rc = h5_check(f, "strata_h5_read_rows", false);
-    if (rc || (rc = strata_h5_shape(f, name, &n_dim, count))) return rc;
+    if (rc || (rc = h5_check_public(f, name, type)) ||
+        (rc = strata_h5_shape(f, name, &n_dim, count)))
+        return rc;
     if (n_dim < 1)
         return strata_fail(STRATA_E_ARG, "%s: dataset /%s is a scalar: it has no rows",
                            f->file_path, bare(name));

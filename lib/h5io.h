@@ -7,10 +7,6 @@
 
 #include "strata.h"
 
-/* Element types beyond the public three, for lib/ only. */
-#define STRATA_H5_I64 ((enum strata_h5_type)16) /* int64 */
-#define STRATA_H5_F16 ((enum strata_h5_type)17) /* IEEE binary16; uint16_t bits in memory */
-
 /* Options of strata_h5_create_dataset_opts; zero means the default. */
 struct strata_h5_dset_opts {
     const int64_t *chunk;        /* (n_dim) chunk shape; NULL: the ~1 MiB rule of docs/FORMAT.md */
@@ -19,8 +15,9 @@ struct strata_h5_dset_opts {
     const char *const *labels;   /* (n_dim) dimension labels, or NULL */
 };
 
-/* strata_h5_create_dataset with options (opts may be NULL). */
-int strata_h5_create_dataset_opts(struct strata_h5 *f, const char *name, enum strata_h5_type type,
+/* strata_h5_create_dataset with options (opts may be NULL), and one more
+ * type: F16, the dump's, written from raw uint16_t halves. */
+int strata_h5_create_dataset_opts(struct strata_h5 *f, const char *name, enum strata_dtype type,
                                   int n_dim, const int64_t *shape,
                                   const struct strata_h5_dset_opts *opts);
 /* Open path.partial (which must exist) read-write, to continue filling it;
@@ -34,13 +31,14 @@ int strata_h5_extend(struct strata_h5 *f, const char *name, int64_t n);
 int strata_h5_has(const struct strata_h5 *f, const char *name);
 /* The element type of a dataset (F16 for IEEE binary16); STRATA_E_FORMAT
  * naming the dataset for any other type. */
-int strata_h5_type_of(const struct strata_h5 *f, const char *name, enum strata_h5_type *type);
+int strata_h5_type_of(const struct strata_h5 *f, const char *name, enum strata_dtype *type);
 /* Hyperslabs: start/count (n_dim of the dataset each). Writes take memory in
  * the dataset's own type (raw halves for F16 datasets); reads convert to
- * `type` (F16 datasets widen exactly to F32). */
+ * `type` (F16 datasets widen exactly to F32, or come as raw halves with
+ * type F16). */
 int strata_h5_write_block(struct strata_h5 *f, const char *name, const int64_t *start,
                           const int64_t *count, const void *data);
-int strata_h5_read_block(const struct strata_h5 *f, const char *name, enum strata_h5_type type,
+int strata_h5_read_block(const struct strata_h5 *f, const char *name, enum strata_dtype type,
                          const int64_t *start, const int64_t *count, void *data);
 /* Path of the file actually open (path.partial while writing). Borrowed. */
 const char *strata_h5_file_path(const struct strata_h5 *f);

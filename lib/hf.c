@@ -429,7 +429,7 @@ static int get_w(const struct strata_model *m, struct strata_w *out, const char 
 static struct strata_w row_slice(const struct strata_w *w, int64_t r0, int64_t n_rows, int64_t cols)
 {
     struct strata_w s = *w;
-    s.data = (const char *)w->data + (size_t)(r0 * cols) * strata_wtype_size(w->dtype);
+    s.data = (const char *)w->data + (size_t)(r0 * cols) * strata_dtype_size(w->dtype);
     s.n = n_rows * cols;
     return s;
 }
@@ -481,7 +481,7 @@ static int load_weights(struct strata_model *m, enum arch arch)
 static void norm_head_scale(struct strata_model *m)
 {
     const int64_t V = m->cfg.vocab_size, D = m->cfg.dim;
-    const size_t es = strata_wtype_size(m->wcls.dtype);
+    const size_t es = strata_dtype_size(m->wcls.dtype);
     float *row = xmalloc((size_t)D * sizeof *row); /* (D) */
     m->cls_scale = xmalloc((size_t)V * sizeof *m->cls_scale);
     for (int64_t v = 0; v < V; v++) {

@@ -71,7 +71,7 @@ int strata_posvec_load(struct strata_posvec **out, const char *path)
     pv->T = shape[1];
     pv->D = shape[2];
     pv->p = xmalloc((size_t)(pv->n_layers * pv->T * pv->D) * sizeof(float));
-    if ((rc = strata_h5_read(f, "positional", STRATA_H5_F32, pv->p))) goto fail;
+    if ((rc = strata_h5_read(f, "positional", STRATA_DT_F32, pv->p))) goto fail;
     for (int64_t i = 0; i < pv->n_layers * pv->T * pv->D; i++) {
         if (!isfinite(pv->p[i])) {
             int64_t b = i / (pv->T * pv->D), t = (i / pv->D) % pv->T;

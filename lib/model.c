@@ -58,7 +58,7 @@ _Static_assert(sizeof(struct strata_block_w) == STRATA_BLOCK_N_W * sizeof(struct
 
 static struct strata_w f32_w(const float *p, int64_t n)
 {
-    struct strata_w w = {.data = p, .dtype = STRATA_WT_F32, .n = n, .t = NULL};
+    struct strata_w w = {.data = p, .dtype = STRATA_DT_F32, .n = n, .t = NULL};
     return w;
 }
 

@@ -8,7 +8,7 @@
 /* One weight array in its stored dtype, borrowed from a file mapping. */
 struct strata_w {
     const void *data;              /* n elements of dtype; NULL if absent */
-    enum strata_wtype dtype;
+    enum strata_dtype dtype;
     int64_t n;                     /* element count */
     const struct strata_tensor *t; /* the tensor it lies in (for release); NULL for llama2.c */
 };
@@ -16,7 +16,7 @@ struct strata_w {
 /* Usable in place by cblas: float32 at a 4-byte-aligned address. */
 static inline bool strata_w_direct(const struct strata_w *w)
 {
-    return w->dtype == STRATA_WT_F32 && ((uintptr_t)w->data & 3u) == 0;
+    return w->dtype == STRATA_DT_F32 && ((uintptr_t)w->data & 3u) == 0;
 }
 
 /* Weights of one block, row-major (out, in) so y = x W^T is

@@ -54,6 +54,27 @@ typedef void (*strata_log_fn)(enum strata_log_level level, const char *msg, void
 /* Route lib/ diagnostics to fn (NULL: silent). Not thread-safe; call early. */
 void strata_log_set(strata_log_fn fn, void *user);
 
+/* ----------------------------------------------------------------- dtypes */
+
+/* Element types: one list for every API that stores numbers. Each API takes
+ * the subset it can hold and returns STRATA_E_ARG naming any other:
+ * checkpoint weights and saved checkpoints F32, F16, BF16; hidden-state
+ * dumps F32, F16; result files F32, F64, I32, I64. F16 is IEEE 754
+ * binary16, BF16 bfloat16 (the top half of a float32). */
+enum strata_dtype {
+    STRATA_DT_F32,
+    STRATA_DT_F16,
+    STRATA_DT_BF16,
+    STRATA_DT_F64,
+    STRATA_DT_I32,
+    STRATA_DT_I64
+};
+/* "F32", "F16", "BF16", "F64", "I32", "I64" (safetensors' spelling); "?"
+ * for a value outside the enum. Static. */
+const char *strata_dtype_name(enum strata_dtype dtype);
+/* Bytes per element; 0 for a value outside the enum. */
+size_t strata_dtype_size(enum strata_dtype dtype);
+
 /* ------------------------------------------------------------------ model */
 
 /* How positions enter attention. RoPE rotates pairs of dimensions of q and
@@ -168,11 +189,12 @@ const char *strata_model_dir(const struct strata_model *model);
 /* Writing a model as a Hugging Face checkpoint (config.json +
  * model.safetensors), e.g. a llama2.c model for other tools, a bf16 copy, or
  * a pruned model. */
-enum strata_save_dtype { STRATA_SAVE_F32, STRATA_SAVE_F16, STRATA_SAVE_BF16 };
 struct strata_save_params {
-    enum strata_save_dtype dtype; /* of every tensor */
+    enum strata_dtype dtype;      /* of every tensor: F32, F16 or BF16 */
     const int32_t *drop_layers;   /* blocks to leave out (others renumbered), or NULL */
     int32_t n_drop;
+    const struct strata_config *config; /* position settings to save the copy with
+                                           (strata_config_resolve), NULL: the model's */
 };
 struct strata_save_params strata_save_default_params(void);
 /* Write `dir` (created if missing; existing config.json / model.safetensors
@@ -477,8 +499,6 @@ void strata_samples_free(struct strata_samples *samples);
 
 /* ------------------------------------------------------------- HDF5 dumps */
 
-enum strata_dtype { STRATA_F32, STRATA_F16 };
-
 /* What a dump keeps of each sample (bits of strata_dump_params.sites):
  * the residual stream at chosen boundaries (/hidden), and the outputs of the
  * attention and MLP sub-blocks of chosen blocks before they are added to the
@@ -497,7 +517,7 @@ struct strata_dump_params {
     int64_t n_layers;      /* boundaries kept in /hidden (L+1 for all; 0 without resid) */
     int64_t seq_len;       /* T: tokens per sample (/tokens keeps all T) */
     int64_t dim;           /* D */
-    enum strata_dtype dtype; /* file type of /hidden, /attn_out, /mlp_out */
+    enum strata_dtype dtype; /* file type of /hidden, /attn_out, /mlp_out: F32 or F16 */
     int gzip;              /* 0 (default): raw; 1..9: deflate level */
     const int32_t *layers; /* (n_layers) boundary ids, increasing; NULL: 0 .. n_layers-1 */
     const int32_t *positions; /* (n_pos) positions kept, increasing, < T; NULL: all T */
@@ -720,6 +740,71 @@ void strata_editor_free(struct strata_editor *ed);
 /* The observer to pass to strata_ctx_add_editor (user = ed, borrowed). */
 struct strata_observer strata_editor_observer(struct strata_editor *ed);
 
+/* ------------------------------------------------- attention reductions */
+
+/* Reductions of attention tiles for long inputs (lib/attnred.c; P1, P2 in
+ * ../shared/docs/PAPERS.md): an observer of attn_logits and attn_probs that
+ * never holds a (T, T) map and keeps, per selected (layer, head), sums in
+ * double: by distance m = i - j over visible pairs, the sum of p[i, j], of
+ * the logit and the count (queries i < split and i >= split apart); by query
+ * position i, the mass on keys 0 .. k-1 for each sink width k, the entropy
+ * of row i (H = s_max - log p_max - sum_j p_j s_j) and the number of rows.
+ * A forward pass adds into the pending sample's sums; strata_attnred_commit
+ * adds them to the run's sums, strata_attnred_discard drops them (a pass
+ * stopped half-way). The getters read the run's sums. Not thread-safe: one
+ * context's observer. */
+struct strata_attnred;
+
+struct strata_attnred_params {
+    int64_t seq_len;        /* T: positions of every forward pass (>= 1) */
+    int64_t attn_block;     /* most query rows per tile: the context's attn_block (0: 64) */
+    int32_t n_layer;        /* L of the model: tiles of other layers are an error */
+    int32_t n_head;         /* H of the model */
+    const int32_t *layers;  /* (n_layers) distinct blocks to reduce, in output order;
+                               NULL: all L; copied */
+    int64_t n_layers;
+    const int32_t *heads;   /* (n_heads) distinct query heads; NULL: all H; copied */
+    int64_t n_heads;
+    const int32_t *sink_k;  /* (n_sink) sink widths k, 1 .. T; copied */
+    int64_t n_sink;
+    int64_t split;          /* C > 0: distance sums of queries < C and >= C kept apart
+                               (parts 0 and 1); 0: one part */
+};
+/* Zeroed: no selection (all layers and heads), no sink widths, no split. */
+struct strata_attnred_params strata_attnred_default_params(void);
+/* STRATA_E_ARG for a bad parameter, STRATA_E_NOMEM if the sums do not fit.
+ * Caller owns *out: strata_attnred_free. */
+int strata_attnred_create(struct strata_attnred **out, const struct strata_attnred_params *params);
+void strata_attnred_free(struct strata_attnred *red);
+/* The observer to add to a context (strata_ctx_add_observer); borrows red.
+ * Its observe stops the pass (STRATA_E_OBSERVER) on a tile that does not fit
+ * the parameters; strata_attnred_error then says why. */
+struct strata_observer strata_attnred_observer(struct strata_attnred *red);
+/* Why the observer stopped the last pass ("" if it did not). Borrowed. */
+const char *strata_attnred_error(const struct strata_attnred *red);
+/* Add the pending sample's sums to the run's and clear them. STRATA_E_DATA
+ * (and the sample dropped) if a logits tile is still waiting for its
+ * probabilities. */
+int strata_attnred_commit(struct strata_attnred *red);
+/* Drop the pending sample's sums. */
+void strata_attnred_discard(struct strata_attnred *red);
+/* Samples committed. */
+int64_t strata_attnred_n_samples(const struct strata_attnred *red);
+/* Ls, Hs, T, K (any may be NULL). */
+void strata_attnred_shape(const struct strata_attnred *red, int64_t *n_layers, int64_t *n_heads,
+                          int64_t *seq_len, int64_t *n_sink);
+/* Run sums of selected pair (li, hi) (indices into layers and heads) by
+ * distance m (T each): prob (sum of p), logit (sum of logits), count (visible
+ * pairs); part 0: queries < split (all without a split), 1: queries >= split
+ * (zeros without a split), -1: both. Any output may be NULL. */
+int strata_attnred_dist(const struct strata_attnred *red, int64_t li, int64_t hi, int part,
+                        double *prob, double *logit, double *count);
+/* Run sums of pair (li, hi) by query position i: entropy (T), rows (T, the
+ * rows summed; 0 for a skipped block), sink (K, T) mass on keys < k. Any
+ * output may be NULL. */
+int strata_attnred_query(const struct strata_attnred *red, int64_t li, int64_t hi,
+                         double *entropy, double *rows, double *sink);
+
 /* ------------------------------------------------------- block influence */
 
 /* P3 (ShortGPT, Men et al. 2024; ../shared/docs/PAPERS.md, lib/blockinf.c,
@@ -765,12 +850,12 @@ double strata_bi_kendall(const int64_t *ra, const int64_t *rb, int64_t L);
 /* -------------------------------------------------------- result files */
 
 /* Generic HDF5 result files (attention maps and reductions, per-position
- * NLL, positional vectors, ...): named datasets of float32, float64 or int32
- * in C order, groups made by "/" in names, string/int/double attributes on
- * the root or on a dataset. Written under path.partial; strata_h5_finish
- * renames it to path. Object timestamps are off, so identical inputs give
- * identical files. docs/FORMAT.md lists every file strata writes. */
-enum strata_h5_type { STRATA_H5_F32, STRATA_H5_F64, STRATA_H5_I32 };
+ * NLL, positional vectors, ...): named datasets of F32, F64, I32 or I64 (the
+ * `type` of every call below; other dtypes are STRATA_E_ARG) in C order,
+ * groups made by "/" in names, string/int/double attributes on the root or
+ * on a dataset. Written under path.partial; strata_h5_finish renames it to
+ * path. Object timestamps are off, so identical inputs give identical files.
+ * docs/FORMAT.md lists every file strata writes. */
 #define STRATA_H5_MAX_DIMS 8
 
 struct strata_h5;
@@ -786,12 +871,12 @@ int strata_h5_finish(struct strata_h5 *f);
 
 /* Write a whole dataset at once (data in C order, `type` in memory and in
  * the file). */
-int strata_h5_write(struct strata_h5 *f, const char *name, enum strata_h5_type type, int n_dim,
+int strata_h5_write(struct strata_h5 *f, const char *name, enum strata_dtype type, int n_dim,
                     const int64_t *shape, const void *data);
 /* Create a dataset of the given full shape to be filled by rows along
  * axis 0 (chunked so one row is one contiguous read), then write rows
  * row0 .. row0+n_rows-1 in any order. */
-int strata_h5_create_dataset(struct strata_h5 *f, const char *name, enum strata_h5_type type,
+int strata_h5_create_dataset(struct strata_h5 *f, const char *name, enum strata_dtype type,
                              int n_dim, const int64_t *shape);
 int strata_h5_write_rows(struct strata_h5 *f, const char *name, int64_t row0, int64_t n_rows,
                          const void *data);
@@ -805,10 +890,10 @@ int strata_h5_set_attr_f64(struct strata_h5 *f, const char *obj, const char *nam
  * STRATA_E_FORMAT naming the file and dataset if it is absent. */
 int strata_h5_shape(const struct strata_h5 *f, const char *name, int *n_dim, int64_t *shape);
 /* Whole dataset, converted to `type`. */
-int strata_h5_read(const struct strata_h5 *f, const char *name, enum strata_h5_type type,
+int strata_h5_read(const struct strata_h5 *f, const char *name, enum strata_dtype type,
                    void *data);
 /* Rows row0 .. row0+n_rows-1 along axis 0, converted to `type`. */
-int strata_h5_read_rows(const struct strata_h5 *f, const char *name, enum strata_h5_type type,
+int strata_h5_read_rows(const struct strata_h5 *f, const char *name, enum strata_dtype type,
                         int64_t row0, int64_t n_rows, void *data);
 /* *value malloc'ed; caller free()s. */
 int strata_h5_get_attr_str(const struct strata_h5 *f, const char *obj, const char *name,

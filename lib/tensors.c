@@ -34,21 +34,6 @@
 
 /* --------------------------------------------------------------- dtypes */
 
-const char *strata_wtype_name(enum strata_wtype t)
-{
-    switch (t) {
-    case STRATA_WT_F32: return "F32";
-    case STRATA_WT_F16: return "F16";
-    case STRATA_WT_BF16: return "BF16";
-    }
-    return "?";
-}
-
-size_t strata_wtype_size(enum strata_wtype t)
-{
-    return t == STRATA_WT_F32 ? 4 : 2;
-}
-
 static float bf16_to_f32(uint16_t h)
 {
     uint32_t u = (uint32_t)h << 16;
@@ -68,15 +53,15 @@ uint16_t strata_f32_to_bf16(float x)
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-void strata_widen(float *dst, const void *src, enum strata_wtype t, int64_t n)
+void strata_widen(float *dst, const void *src, enum strata_dtype t, int64_t n)
 {
     const uint8_t *s = src;
     int64_t i = 0;
     switch (t) {
-    case STRATA_WT_F32:
+    case STRATA_DT_F32:
         if (n > 0) memcpy(dst, src, (size_t)n * 4);
         return;
-    case STRATA_WT_F16:
+    case STRATA_DT_F16:
 #if defined(__F16C__) && defined(__AVX__)
         for (; i + 8 <= n; i += 8)
             _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + 2 * i))));
@@ -87,7 +72,7 @@ void strata_widen(float *dst, const void *src, enum strata_wtype t, int64_t n)
             dst[i] = strata_f16_to_f32(h);
         }
         return;
-    case STRATA_WT_BF16:
+    case STRATA_DT_BF16:
 #if defined(__AVX2__)
         for (; i + 8 <= n; i += 8) {
             __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + 2 * i)));
@@ -100,8 +85,10 @@ void strata_widen(float *dst, const void *src, enum strata_wtype t, int64_t n)
             dst[i] = bf16_to_f32(h);
         }
         return;
+    default:
+        break;
     }
-    STRATA_ASSERT(!"unknown strata_wtype");
+    STRATA_ASSERT(!"strata_widen: not a weight dtype (F32, F16, BF16)");
 }
 
 /* --------------------------------------------------------------- the set */
@@ -188,7 +175,7 @@ void strata_tensor_release(const struct strata_tensor *t)
 {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t a = (uintptr_t)t->data;
-    uintptr_t bytes = (uintptr_t)t->n_elem * strata_wtype_size(t->dtype);
+    uintptr_t bytes = (uintptr_t)t->n_elem * strata_dtype_size(t->dtype);
     uintptr_t lo = (a + page - 1) & ~(page - 1), hi = (a + bytes) & ~(page - 1);
     /* Advisory: on failure the pages simply stay resident. */
     if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
@@ -272,15 +259,15 @@ static int parse_safetensors(const char *path, const uint8_t *data, size_t size,
                              path, name);
             goto fail;
         }
-        if (strcmp(dt->valuestring, "F32") == 0) t->dtype = STRATA_WT_F32;
-        else if (strcmp(dt->valuestring, "F16") == 0) t->dtype = STRATA_WT_F16;
-        else if (strcmp(dt->valuestring, "BF16") == 0) t->dtype = STRATA_WT_BF16;
+        if (strcmp(dt->valuestring, "F32") == 0) t->dtype = STRATA_DT_F32;
+        else if (strcmp(dt->valuestring, "F16") == 0) t->dtype = STRATA_DT_F16;
+        else if (strcmp(dt->valuestring, "BF16") == 0) t->dtype = STRATA_DT_BF16;
         else {
             rc = strata_fail(STRATA_E_FORMAT, "%s: tensor '%s': dtype %s is not supported; "
                              "strata reads F32, F16 and BF16", path, name, dt->valuestring);
             goto fail;
         }
-        size_t es = strata_wtype_size(t->dtype);
+        size_t es = strata_dtype_size(t->dtype);
         int nd = cJSON_GetArraySize(sh);
         if (nd > STRATA_MAX_DIMS) {
             rc = strata_fail(STRATA_E_FORMAT, "%s: tensor '%s': %d dimensions (at most %d)",
@@ -499,14 +486,14 @@ int strata_st_writer_create(struct strata_st_writer **out, const char *path,
     for (int64_t i = 0; i < n; i++) {
         const struct strata_tensor *t = &specs[i];
         if (!t->name || !*t->name || strcmp(t->name, "__metadata__") == 0 ||
-            (t->dtype != STRATA_WT_F32 && t->dtype != STRATA_WT_F16 && t->dtype != STRATA_WT_BF16) ||
+            (t->dtype != STRATA_DT_F32 && t->dtype != STRATA_DT_F16 && t->dtype != STRATA_DT_BF16) ||
             t->n_dim < 0 || t->n_dim > STRATA_MAX_DIMS) {
             rc = strata_fail(STRATA_E_ARG, "%s: tensor %" PRId64 " ('%s'): needs a name, a dtype "
                              "F32/F16/BF16 and 0..%d dimensions", path, i,
                              t->name ? t->name : "(null)", STRATA_MAX_DIMS);
             goto fail;
         }
-        uint64_t es = strata_wtype_size(t->dtype), bytes = es;
+        uint64_t es = strata_dtype_size(t->dtype), bytes = es;
         for (int32_t d = 0; d < t->n_dim; d++) {
             uint64_t s = (uint64_t)t->shape[d];
             if (t->shape[d] < 0 || (s && bytes > (1ull << 53) / s)) {
@@ -521,7 +508,7 @@ int strata_st_writer_create(struct strata_st_writer **out, const char *path,
         }
         sb_json(&h, t->name);
         sb_str(&h, ":{\"dtype\":\"");
-        sb_str(&h, strata_wtype_name(t->dtype));
+        sb_str(&h, strata_dtype_name(t->dtype));
         sb_str(&h, "\",\"shape\":[");
         for (int32_t d = 0; d < t->n_dim; d++) {
             if (d) sb_str(&h, ",");

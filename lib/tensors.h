@@ -12,13 +12,11 @@
 
 #include "internal.h"
 
-enum strata_wtype { STRATA_WT_F32, STRATA_WT_F16, STRATA_WT_BF16 };
-
 #define STRATA_MAX_DIMS 8
 
 struct strata_tensor {
     const char *name;        /* owned by the set */
-    enum strata_wtype dtype;
+    enum strata_dtype dtype; /* F32, F16 or BF16 */
     int32_t n_dim;           /* 0 .. STRATA_MAX_DIMS */
     int64_t shape[STRATA_MAX_DIMS];
     int64_t n_elem;          /* product of shape (1 for n_dim == 0) */
@@ -45,13 +43,10 @@ const struct strata_tensor *strata_tensors_find(const struct strata_tensors *ts,
  * model in bf16 near one layer. No-op if the range covers no whole page. */
 void strata_tensor_release(const struct strata_tensor *t);
 
-/* "F32", "F16", "BF16"; bytes per element. */
-const char *strata_wtype_name(enum strata_wtype t);
-size_t strata_wtype_size(enum strata_wtype t);
-
-/* dst (n) float32 = src (n) of type t; src may be unaligned. AVX2/F16C when
- * built for them; exact (every F16/BF16 value is a float32). */
-void strata_widen(float *dst, const void *src, enum strata_wtype t, int64_t n);
+/* dst (n) float32 = src (n) of type t (F32, F16 or BF16); src may be
+ * unaligned. AVX2/F16C when built for them; exact (every F16/BF16 value is a
+ * float32). */
+void strata_widen(float *dst, const void *src, enum strata_dtype t, int64_t n);
 /* float32 -> bfloat16, round to nearest even; NaN stays NaN. */
 uint16_t strata_f32_to_bf16(float x);
 

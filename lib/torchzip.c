@@ -216,7 +216,7 @@ struct pk_obj {
     struct pk_obj **items;    /* TUPLE, LIST; DICT as key, value pairs */
     int64_t n, cap;
     enum pk_fn fn;            /* GLOBAL */
-    int dtype;                /* GLOBAL storage type, STORAGE: enum strata_wtype or -1 */
+    int dtype;                /* GLOBAL storage type, STORAGE: enum strata_dtype or -1 */
     char *key;                /* STORAGE: zip key (borrowed from the pid's string) */
     int64_t numel;            /* STORAGE */
     const char *type_name;    /* STORAGE: "torch.FloatStorage" (borrowed) */
@@ -324,9 +324,9 @@ static const struct {
     {"collections", "OrderedDict", FN_ORDERED_DICT, -1},
     {"torch._utils", "_rebuild_tensor_v2", FN_REBUILD_TENSOR, -1},
     {"torch._utils", "_rebuild_parameter", FN_REBUILD_PARAMETER, -1},
-    {"torch", "FloatStorage", FN_STORAGE_TYPE, STRATA_WT_F32},
-    {"torch", "HalfStorage", FN_STORAGE_TYPE, STRATA_WT_F16},
-    {"torch", "BFloat16Storage", FN_STORAGE_TYPE, STRATA_WT_BF16},
+    {"torch", "FloatStorage", FN_STORAGE_TYPE, STRATA_DT_F32},
+    {"torch", "HalfStorage", FN_STORAGE_TYPE, STRATA_DT_F16},
+    {"torch", "BFloat16Storage", FN_STORAGE_TYPE, STRATA_DT_BF16},
     /* Known storages of dtypes strata does not read: the error then names
      * the tensor instead of a bare global. */
     {"torch", "DoubleStorage", FN_STORAGE_TYPE, -1},
@@ -637,11 +637,6 @@ static int pk_run(struct pk_vm *vm, struct pk_obj **result)
 
 /* ------------------------------------------------------------ state dict */
 
-static const char *dtype_label(int dtype)
-{
-    return dtype == STRATA_WT_F32 ? "F32" : dtype == STRATA_WT_F16 ? "F16" : "BF16";
-}
-
 /* One (name, tensor) of the state dict -> *t, with every check. */
 static int make_tensor(const struct zip *z, const char *prefix, const char *name,
                        const struct pk_obj *o, struct strata_tensor *t)
@@ -651,11 +646,12 @@ static int make_tensor(const struct zip *z, const char *prefix, const char *name
     if (st->dtype < 0)
         return strata_fail(STRATA_E_FORMAT, "%s: tensor '%s' is stored as %s; strata reads only "
                            "float32, float16 and bfloat16 tensors", path, name, st->type_name);
+    const enum strata_dtype dt = (enum strata_dtype)st->dtype;
     if (o->size->n > STRATA_MAX_DIMS || o->stride->n != o->size->n)
         return strata_fail(STRATA_E_FORMAT, "%s: tensor '%s': %" PRId64 " dimensions with %"
                            PRId64 " strides (at most %d dimensions)", path, name, o->size->n,
                            o->stride->n, STRATA_MAX_DIMS);
-    size_t es = strata_wtype_size((enum strata_wtype)st->dtype);
+    size_t es = strata_dtype_size(dt);
     int64_t n_elem = 1;
     t->n_dim = (int32_t)o->size->n;
     for (int32_t d = 0; d < t->n_dim; d++) {
@@ -693,11 +689,11 @@ static int make_tensor(const struct zip *z, const char *prefix, const char *name
     if (st->numel > INT64_MAX / (int64_t)es || e->size < (uint64_t)st->numel * es)
         return strata_fail(STRATA_E_FORMAT, "%s: tensor '%s': storage '%s' holds %" PRIu64
                            " bytes, less than its %" PRId64 " %s elements", path, name, entry,
-                           e->size, st->numel, dtype_label(st->dtype));
+                           e->size, st->numel, strata_dtype_name(dt));
     const uint8_t *data;
     int rc = zip_data(z, e, &data);
     if (rc) return rc;
-    t->dtype = (enum strata_wtype)st->dtype;
+    t->dtype = dt;
     t->n_elem = n_elem;
     t->data = data + (size_t)o->offset * es;
     t->name = strata_xstrdup(name);

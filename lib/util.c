@@ -1,4 +1,4 @@
-/* util.c — errors, logging, allocation, file mapping, half floats, PRNG.
+/* util.c — errors, logging, allocation, file mapping, dtypes, half floats, PRNG.
  * The small things every other lib/ file leans on. */
 #include "internal.h"
 
@@ -174,6 +174,32 @@ int strata_read_file(char **data, size_t *size, const char *path)
     buf[n] = '\0';
     *data = buf;
     *size = n;
+    return 0;
+}
+
+const char *strata_dtype_name(enum strata_dtype dtype)
+{
+    switch (dtype) {
+    case STRATA_DT_F32: return "F32";
+    case STRATA_DT_F16: return "F16";
+    case STRATA_DT_BF16: return "BF16";
+    case STRATA_DT_F64: return "F64";
+    case STRATA_DT_I32: return "I32";
+    case STRATA_DT_I64: return "I64";
+    }
+    return "?";
+}
+
+size_t strata_dtype_size(enum strata_dtype dtype)
+{
+    switch (dtype) {
+    case STRATA_DT_F16:
+    case STRATA_DT_BF16: return 2;
+    case STRATA_DT_F32:
+    case STRATA_DT_I32: return 4;
+    case STRATA_DT_F64:
+    case STRATA_DT_I64: return 8;
+    }
     return 0;
 }
 

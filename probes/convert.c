@@ -2,23 +2,63 @@
  * directory (config.json + model.safetensors + the tokenizer): llama2.c
  * models such as stories260K for the HF path, a bf16/f16 copy, or a pruned
  * model without the blocks ShortGPT (P3) would remove. */
-#include "cli.h"
+#include "cli/cli.h"
 
-static void usage(void)
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+enum { OPT_DTYPE = CLI_KEY_PROG, OPT_DROP };
+
+static const struct cli_opt opts[] = {
+    {"dtype", CLI_ARG, OPT_DTYPE, "T", "f32, f16 or bf16 (default f32)"},
+    {"drop-layers", CLI_ARG, OPT_DROP, "LIST",
+     "blocks to leave out, e.g. 27,26,25 or 20-23 (from 0); the others are renumbered"},
+    {0}};
+
+static const struct cli_spec spec = {
+    .prog = "strata-convert",
+    .synopsis = "--model M -o OUTDIR [options]",
+    .about = "Write M as a Hugging Face checkpoint: OUTDIR/config.json and\n"
+             "OUTDIR/model.safetensors (written under .partial names and renamed when\n"
+             "complete), plus the tokenizer as OUTDIR/tokenizer.json, tokenizer.model or\n"
+             "tokenizer.bin. llama2.c's interleaved RoPE rows are permuted to the\n"
+             "rotate-half layout, so the copy gives the same hidden states. The\n"
+             "checkpoint is written as stored: run-time settings (--position-embedding,\n"
+             "--rope-base, --rope-scaling) do not apply.\n",
+    .groups = CLI_G_MODEL | CLI_G_OUTPUT,
+    .opts = opts,
+    .output_help = "output directory (created if missing)",
+};
+
+struct conv_opts {
+    struct strata_save_params sp;
+    int32_t *drop;
+};
+
+static int conv_option(void *user, int key, const char *arg, struct cli_error *e)
 {
-    printf("usage: strata-convert --model M -o OUTDIR [options]\n"
-           "\n"
-           "Write M as a Hugging Face checkpoint: OUTDIR/config.json and\n"
-           "OUTDIR/model.safetensors (written under .partial names and renamed when\n"
-           "complete), plus the tokenizer as OUTDIR/tokenizer.json, tokenizer.model or\n"
-           "tokenizer.bin. llama2.c's interleaved RoPE rows are permuted to the\n"
-           "rotate-half layout, so the copy gives the same hidden states.\n"
-           "\n" CLI_MODEL_HELP
-           "  --dtype T          f32, f16 or bf16 (default f32)\n"
-           "  --drop-layers LIST blocks to leave out, e.g. 27,26,25 or 20-23 (from 0);\n"
-           "                     the others are renumbered\n"
-           "  -o OUTDIR          output directory (created if missing)\n"
-           "  -h, --help         this help\n");
+    struct conv_opts *c = user;
+    switch (key) {
+    case OPT_DTYPE:
+        if (!strcmp(arg, "f32")) c->sp.dtype = STRATA_DT_F32;
+        else if (!strcmp(arg, "f16")) c->sp.dtype = STRATA_DT_F16;
+        else if (!strcmp(arg, "bf16")) c->sp.dtype = STRATA_DT_BF16;
+        else return cli_fail(e, NULL, "--dtype '%s': expected f32, f16 or bf16", arg);
+        return 0;
+    case OPT_DROP:
+        free(c->drop);
+        c->drop = NULL;
+        c->sp.n_drop = 0;
+        if (cli_parse_block_list(&c->drop, &c->sp.n_drop, "--drop-layers", arg, e)) {
+            e->hint = "--drop-layers takes block numbers from 0, e.g. 27,26,25 or 20-23";
+            return -1;
+        }
+        c->sp.drop_layers = c->drop;
+        return 0;
+    }
+    return cli_fail(e, NULL, "option key %d has no handler", key);
 }
 
 /* Byte copy through dst.partial + rename. */
@@ -39,62 +79,42 @@ static void copy_file(const char *src, const char *dst)
 
 int main(int argc, char **argv)
 {
-    cli_init("strata-convert");
-    struct cli_model cm = {0};
-    const char *out_dir = NULL;
-    struct strata_save_params sp = strata_save_default_params();
-    int32_t *drop = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage();
-            return 0;
-        } else if (cli_model_option(&cm, argc, argv, &i)) {
-        } else if (!strcmp(a, "--dtype")) {
-            const char *v = cli_value(argc, argv, &i);
-            if (!strcmp(v, "f32")) sp.dtype = STRATA_SAVE_F32;
-            else if (!strcmp(v, "f16")) sp.dtype = STRATA_SAVE_F16;
-            else if (!strcmp(v, "bf16")) sp.dtype = STRATA_SAVE_BF16;
-            else cli_die(NULL, "--dtype '%s': expected f32, f16 or bf16", v);
-        } else if (!strcmp(a, "--drop-layers")) {
-            free(drop);
-            drop = NULL;
-            sp.n_drop = 0;
-            cli_block_list(a, cli_value(argc, argv, &i),
-                           "--drop-layers takes block numbers from 0, e.g. 27,26,25 or 20-23",
-                           &drop, &sp.n_drop);
-            sp.drop_layers = drop;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            out_dir = cli_value(argc, argv, &i);
-        } else {
-            cli_die("see strata-convert --help", "unknown option '%s'", a);
-        }
-    }
-    if (!cm.model_path || !out_dir) cli_die("see strata-convert --help", "--model and -o are required");
-    cli_model_load(&cm, true);
+    struct cli_args a;
+    cli_args_init(&a);
+    struct conv_opts c = {.sp = strata_save_default_params()};
+    cli_parse(&a, &spec, argc, argv, conv_option, &c);
+    cli_require(&a, CLI_REQ_MODEL | CLI_REQ_OUTPUT);
+    if (a.model.pos_s || a.model.rope_base > 0 || a.model.rope_scaling_s)
+        cli_usage_die("convert the checkpoint as stored; give the settings to the programs that run it",
+                      "--position-embedding, --rope-base and --rope-scaling are run-time settings, "
+                      "not part of the checkpoint");
+    const char *out_dir = a.out_path;
+    cli_model_load(&a, true);
     double t0 = cli_now();
-    cli_check(strata_model_save_hf(cm.model, out_dir, &sp), NULL);
+    cli_check(strata_model_save_hf(a.model.model, out_dir, &c.sp), NULL);
 
     /* The tokenizer goes along under the name its kind is found by. */
-    const char *kind = strata_tokenizer_kind(cm.tok);
+    const char *kind = strata_tokenizer_kind(a.model.tok);
     const char *name = !strcmp(kind, "sentencepiece") ? "tokenizer.model"
                        : !strcmp(kind, "llama2c")     ? "tokenizer.bin"
                                                       : "tokenizer.json";
-    char src[8192], dst[8192];
-    snprintf(src, sizeof src, "%s", cm.tok_used);
+    char *src = cli_strdup(a.model.tok_used);
     struct stat st;
-    if (stat(src, &st) == 0 && S_ISDIR(st.st_mode)) /* found in the checkpoint directory */
-        snprintf(src, sizeof src, "%s/%s", cm.tok_used, name);
-    if (snprintf(dst, sizeof dst, "%s/%s", out_dir, name) >= (int)sizeof dst)
-        cli_die(NULL, "output path too long: %s", out_dir);
+    if (stat(src, &st) == 0 && S_ISDIR(st.st_mode)) { /* found in the checkpoint directory */
+        free(src);
+        src = cli_sprintf("%s/%s", a.model.tok_used, name);
+    }
+    char *dst = cli_sprintf("%s/%s", out_dir, name);
     copy_file(src, dst);
 
-    const struct strata_config *c = strata_model_config(cm.model);
-    fprintf(stderr, "%s: wrote %s (%d of %d blocks, %s) in %.1f s\n", cli_prog, out_dir,
-            (int)(c->n_layer - sp.n_drop), (int)c->n_layer,
-            sp.dtype == STRATA_SAVE_F32 ? "f32" : sp.dtype == STRATA_SAVE_F16 ? "f16" : "bf16",
-            cli_now() - t0);
-    free(drop);
-    cli_model_free(&cm);
+    const struct strata_config *cfg = strata_model_config(a.model.model);
+    cli_info("wrote %s (%d of %d blocks, %s) in %.1f s", out_dir, (int)(cfg->n_layer - c.sp.n_drop),
+             (int)cfg->n_layer,
+             c.sp.dtype == STRATA_DT_F32 ? "f32" : c.sp.dtype == STRATA_DT_F16 ? "f16" : "bf16",
+             cli_now() - t0);
+    free(src);
+    free(dst);
+    free(c.drop);
+    cli_args_free(&a);
     return 0;
 }

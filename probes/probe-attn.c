@@ -23,86 +23,81 @@
  * Dimension legend: N samples, L blocks (Ls selected), H query heads (Hs
  * selected), T tokens, B query rows per attention tile, K sink widths.
  */
-#include "cli.h"
-#include "cli_interv.h"
+#include "cli/cli.h"
 
-#include <ctype.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #endif
-#include <signal.h>
 
-static void usage(void)
+enum { OPT_LAYERS = CLI_KEY_PROG, OPT_HEADS, OPT_SINK_K, OPT_MAPS, OPT_MAX_MAP_BYTES };
+
+static const struct cli_opt opts[] = {
+    {"layers", CLI_ARG, OPT_LAYERS, "LIST", "blocks (0-based), e.g. 0,2,5-7 (default all)"},
+    {"heads", CLI_ARG, OPT_HEADS, "LIST", "query heads (0-based), e.g. 0-3,8 (default all)"},
+    {"sink-k", CLI_ARG, OPT_SINK_K, "LIST",
+     "widths k of the attention sink: mass on keys 0..k-1 (default 1,4)"},
+    {"maps", CLI_NOARG, OPT_MAPS, NULL, "also write the full maps /maps/probs and /maps/logits"},
+    {"max-map-bytes", CLI_ARG, OPT_MAX_MAP_BYTES, "B",
+     "refuse --maps when the two map datasets together would exceed B bytes; "
+     "suffixes K, M, G (default 2G)"},
+    {0}};
+
+static const struct cli_spec spec = {
+    .prog = "strata-probe-attn",
+    .synopsis = "--model M [--tokenizer TOK] --corpus FILE -o OUT.h5 [options]",
+    .about = "Attention of chosen blocks and heads over N samples of T tokens: reductions\n"
+             "against relative distance and query position (always), full probability and\n"
+             "logit maps (N, Ls, Hs, T, T) with --maps. Schema: docs/FORMAT.md.\n",
+    .groups = CLI_G_MODEL | CLI_G_INTERV | CLI_G_SAMPLING | CLI_G_OUTPUT,
+    .opts = opts,
+    .output_help = "output; written as OUT.h5.partial and renamed when complete",
+    .epilog = "Sampling as strata-probe-hidden: documents are tokenized with BOS first and\n"
+              "concatenated; the stream is cut into non-overlapping windows of T tokens that\n"
+              "each start at a document start; N windows are chosen by a seeded shuffle.\n"
+              "Masked logits (right of the diagonal, left of a sliding window) are -inf.\n"
+              "Ctrl-C stops within the current sample and leaves OUT.h5.partial with the\n"
+              "reductions (and maps) of the completed samples.\n",
+};
+
+struct attn_opts {
+    const char *layers_s, *heads_s, *sink_s;
+    bool maps;
+    double max_map_bytes;
+};
+
+static int attn_option(void *user, int key, const char *arg, struct cli_error *e)
 {
-    printf("usage: strata-probe-attn --model M [--tokenizer TOK] --corpus FILE -o OUT.h5 [options]\n"
-           "\n"
-           "Attention of chosen blocks and heads over N samples of T tokens: reductions\n"
-           "against relative distance and query position (always), full probability and\n"
-           "logit maps (N, Ls, Hs, T, T) with --maps. Schema: docs/FORMAT.md.\n"
-           "\n");
-    fputs(CLI_MODEL_HELP, stdout);
-    fputs(CLI_SAMPLING_HELP, stdout);
-    printf(           "  --layers LIST    blocks (0-based), e.g. 0,2,5-7 (default all)\n"
-           "  --heads LIST     query heads (0-based), e.g. 0-3,8 (default all)\n"
-           "  --sink-k LIST    widths k of the attention sink: mass on keys 0..k-1\n"
-           "                   (default 1,4)\n"
-           "  --maps           also write the full maps /maps/probs and /maps/logits\n"
-           "  --max-map-bytes B  refuse --maps when the two map datasets together would\n"
-           "                   exceed B bytes; suffixes K, M, G (default 2G)\n"
-           "  -o OUT.h5        output; written as OUT.h5.partial and renamed when complete\n"
-           "  -h, --help       this help\n");
-    fputs(CLI_INTERV_HELP, stdout);
-    printf("\n"
-           "Sampling as strata-probe-hidden: documents are tokenized with BOS first and\n"
-           "concatenated; the stream is cut into non-overlapping windows of T tokens that\n"
-           "each start at a document start; N windows are chosen by a seeded shuffle.\n"
-           "Masked logits (right of the diagonal, left of a sliding window) are -inf.\n"
-           "Ctrl-C stops within the current sample and leaves OUT.h5.partial with the\n"
-           "reductions (and maps) of the completed samples.\n");
-}
-
-
-static void *alloc_or_die(size_t n, const char *what)
-{
-    void *p = calloc(n ? n : 1, 1);
-    if (!p)
-        cli_die("use fewer --layers/--heads, a shorter --seq-len, or drop --maps",
-                "out of memory for %s (%.1f MiB)", what, (double)n / 1048576.0);
-    return p;
+    struct attn_opts *o = user;
+    switch (key) {
+    case OPT_LAYERS:
+        o->layers_s = arg;
+        return 0;
+    case OPT_HEADS:
+        o->heads_s = arg;
+        return 0;
+    case OPT_SINK_K:
+        o->sink_s = arg;
+        return 0;
+    case OPT_MAPS:
+        o->maps = true;
+        return 0;
+    case OPT_MAX_MAP_BYTES:
+        return cli_parse_bytes(&o->max_map_bytes, "--max-map-bytes", arg, e);
+    }
+    return cli_fail(e, NULL, "option key %d has no handler", key);
 }
 
 /* where (n) for a sorted list of distinct ids below n: the position of
  * each id in the list, or -1. */
 static int32_t *positions_in(const int32_t *list, int64_t m, int64_t n)
 {
-    int32_t *where = alloc_or_die((size_t)n * sizeof *where, "an index list");
+    int32_t *where = cli_calloc((size_t)n, sizeof *where, "an index list");
     for (int64_t i = 0; i < n; i++) where[i] = -1;
     for (int64_t k = 0; k < m; k++) where[list[k]] = (int32_t)k;
     return where;
-}
-
-/* A byte count with an optional binary suffix K, M, G, T (also KiB, KB). */
-static double parse_bytes(const char *opt, const char *s)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end), mul = 1.0;
-    bool ok = end != s && !errno && v >= 0.0;
-    if (ok && *end) {
-        static const char units[] = "KMGT";
-        const char *u = strchr(units, toupper((unsigned char)*end));
-        ok = u != NULL;
-        if (ok) {
-            mul = pow(1024.0, (double)(u - units + 1));
-            end++;
-            if (*end == 'i') end++;
-            if (*end == 'B') end++;
-            ok = *end == '\0';
-        }
-    }
-    if (!ok) cli_die(NULL, "%s '%s': expected a byte count like 500M or 2G", opt, s);
-    return v * mul;
 }
 
 /* ------------------------------------------------------------ reduction */
@@ -308,11 +303,11 @@ static void h5_check(int rc, struct strata_h5 *f, const char *partial)
 static int write_reductions(struct strata_h5 *f, const struct attn_probe *a, double *sum)
 {
     const int64_t T = a->T, LH = a->Ls * a->Hs, K = a->K;
-    double *mp = alloc_or_die((size_t)(LH * T) * sizeof(double), "the reductions");
-    double *ms = alloc_or_die((size_t)(LH * T) * sizeof(double), "the reductions");
-    double *mn = alloc_or_die((size_t)(LH * T) * sizeof(double), "the reductions");
-    double *me = alloc_or_die((size_t)(LH * T) * sizeof(double), "the reductions");
-    double *mk = alloc_or_die((size_t)(LH * K * T) * sizeof(double), "the reductions");
+    double *mp = cli_alloc((size_t)(LH * T) * sizeof(double), "the reductions");
+    double *ms = cli_alloc((size_t)(LH * T) * sizeof(double), "the reductions");
+    double *mn = cli_alloc((size_t)(LH * T) * sizeof(double), "the reductions");
+    double *me = cli_alloc((size_t)(LH * T) * sizeof(double), "the reductions");
+    double *mk = cli_alloc((size_t)(LH * K * T) * sizeof(double), "the reductions");
     for (int64_t lh = 0; lh < LH; lh++) {
         const double *dp = acc_at(a, sum, A_DIST_P, lh), *ds = acc_at(a, sum, A_DIST_S, lh);
         double *dn = acc_at(a, sum, A_DIST_N, lh);
@@ -331,15 +326,15 @@ static int write_reductions(struct strata_h5 *f, const struct attn_probe *a, dou
                 mk[(lh * K + k) * T + t] = qn[t] > 0 ? sink[k * T + t] / qn[t] : (double)NAN;
     }
     const int64_t s3[3] = {a->Ls, a->Hs, T}, s4[4] = {a->Ls, a->Hs, K, T};
-    int rc = strata_h5_write(f, "dist/prob_mean", STRATA_H5_F64, 3, s3, mp);
-    if (!rc) rc = strata_h5_write(f, "dist/logit_mean", STRATA_H5_F64, 3, s3, ms);
-    if (!rc) rc = strata_h5_write(f, "dist/count", STRATA_H5_F64, 3, s3, mn);
-    if (!rc) rc = strata_h5_write(f, "entropy", STRATA_H5_F64, 3, s3, me);
-    if (!rc) rc = strata_h5_write(f, "sink/mass", STRATA_H5_F64, 4, s4, mk);
+    int rc = strata_h5_write(f, "dist/prob_mean", STRATA_DT_F64, 3, s3, mp);
+    if (!rc) rc = strata_h5_write(f, "dist/logit_mean", STRATA_DT_F64, 3, s3, ms);
+    if (!rc) rc = strata_h5_write(f, "dist/count", STRATA_DT_F64, 3, s3, mn);
+    if (!rc) rc = strata_h5_write(f, "entropy", STRATA_DT_F64, 3, s3, me);
+    if (!rc) rc = strata_h5_write(f, "sink/mass", STRATA_DT_F64, 4, s4, mk);
     if (!rc) { /* rows per query position: N, or 0 for a block that was skipped */
         for (int64_t lh = 0; lh < LH; lh++)
             memcpy(mn + lh * T, acc_at(a, sum, A_QN, lh), (size_t)T * sizeof(double));
-        rc = strata_h5_write(f, "query_count", STRATA_H5_F64, 3, s3, mn);
+        rc = strata_h5_write(f, "query_count", STRATA_DT_F64, 3, s3, mn);
     }
     free(mp);
     free(ms);
@@ -351,93 +346,57 @@ static int write_reductions(struct strata_h5 *f, const struct attn_probe *a, dou
 
 int main(int argc, char **argv)
 {
-    cli_init("strata-probe-attn");
-    struct cli_model cm = {0};
-    struct cli_interv ci;
-    cli_interv_init(&ci);
-    struct cli_sampling cs;
-    cli_sampling_init(&cs);
-    const char *out_path = NULL, *layers_s = "all", *heads_s = "all";
-    const char *sink_s = "1,4";
-    bool maps = false;
-    double max_map_bytes = 2.0 * 1073741824.0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage();
-            return 0;
-        } else if (cli_model_option(&cm, argc, argv, &i)) {
-        } else if (cli_interv_option(&ci, argc, argv, &i)) {
-        } else if (cli_sampling_option(&cs, argc, argv, &i)) {
-        } else if (!strcmp(a, "--layers")) {
-            layers_s = cli_value(argc, argv, &i);
-        } else if (!strcmp(a, "--heads")) {
-            heads_s = cli_value(argc, argv, &i);
-        } else if (!strcmp(a, "--sink-k")) {
-            sink_s = cli_value(argc, argv, &i);
-        } else if (!strcmp(a, "--maps")) {
-            maps = true;
-        } else if (!strcmp(a, "--max-map-bytes")) {
-            max_map_bytes = parse_bytes(a, cli_value(argc, argv, &i));
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            out_path = cli_value(argc, argv, &i);
-        } else {
-            cli_die("see strata-probe-attn --help", "unknown option '%s'", a);
-        }
-    }
-    if (!cm.model_path || !cs.corpus_path || !out_path)
-        cli_die("see strata-probe-attn --help", "--model, --corpus and -o are required");
+    struct cli_args a;
+    cli_args_init(&a);
+    struct attn_opts o = {.layers_s = "all", .heads_s = "all", .sink_s = "1,4",
+                          .max_map_bytes = 2.0 * 1073741824.0};
+    cli_parse(&a, &spec, argc, argv, attn_option, &o);
+    cli_require(&a, CLI_REQ_MODEL | CLI_REQ_CORPUS | CLI_REQ_OUTPUT);
+    const char *out_path = a.out_path;
+    const bool maps = o.maps;
 
-    cli_model_load(&cm, true);
-    cli_interv_apply_model(&ci, &cm);
-    struct strata_model *model = cm.model;
-    struct strata_tokenizer *tok = cm.tok;
-    const struct strata_config *cfg = strata_model_config(model);
-    const int64_t T = cli_sampling_seq_len(&cs, cfg), L = cfg->n_layer, H = cfg->n_head;
-    const int64_t n_samples = cs.n_samples;
-    const uint64_t seed = cs.seed;
+    cli_model_load(&a, true);
+    const struct strata_config *cfg = &a.model.cfg;
+    const int64_t T = cli_sampling_seq_len(&a), L = cfg->n_layer, H = cfg->n_head;
+    const int64_t n_samples = a.sampling.n_samples;
 
     struct attn_probe ap = {.T = T, .n_layer = (int32_t)L, .n_head = (int32_t)H};
-    int32_t *layers = cli_index_set("--layers", layers_s, L, "block", false, &ap.Ls);
-    int32_t *heads = cli_index_set("--heads", heads_s, H, "head", false, &ap.Hs);
+    int32_t *layers = cli_index_set("--layers", o.layers_s, L, "block", false, &ap.Ls);
+    int32_t *heads = cli_index_set("--heads", o.heads_s, H, "head", false, &ap.Hs);
     int32_t *lsel = positions_in(layers, ap.Ls, L), *hsel = positions_in(heads, ap.Hs, H);
     ap.lsel = lsel;
     ap.hsel = hsel;
     /* --sink-k: k is a count of keys, 1..T */
-    int32_t *sink_k = cli_index_set("--sink-k", sink_s, T + 1, "width", false, &ap.K);
-    if (sink_k[0] == 0) cli_die(NULL, "--sink-k '%s': widths must be at least 1", sink_s);
+    int32_t *sink_k = cli_index_set("--sink-k", o.sink_s, T + 1, "width", false, &ap.K);
+    if (sink_k[0] == 0) cli_usage_die(NULL, "--sink-k '%s': widths must be at least 1", o.sink_s);
     ap.sink_k = sink_k;
     const double map_bytes = 2.0 * (double)n_samples * (double)ap.Ls * (double)ap.Hs *
                              (double)T * (double)T * 4.0;
-    if (maps && map_bytes > max_map_bytes)
-        cli_die("drop --maps and use the reductions (/dist, /sink, /entropy), which are "
-                "computed without T x T maps; or choose fewer --layers/--heads/--samples, a "
-                "shorter --seq-len, or raise --max-map-bytes",
-                "--maps would write %.3g bytes (%lld samples x %lld layers x %lld heads x %lld^2 "
-                "positions x 4 bytes x 2 maps), more than --max-map-bytes %.3g",
-                map_bytes, (long long)n_samples, (long long)ap.Ls, (long long)ap.Hs,
-                (long long)T, max_map_bytes);
+    if (maps && map_bytes > o.max_map_bytes)
+        cli_usage_die("drop --maps and use the reductions (/dist, /sink, /entropy), which are "
+                      "computed without T x T maps; or choose fewer --layers/--heads/--samples, a "
+                      "shorter --seq-len, or raise --max-map-bytes",
+                      "--maps would write %.3g bytes (%lld samples x %lld layers x %lld heads x "
+                      "%lld^2 positions x 4 bytes x 2 maps), more than --max-map-bytes %.3g",
+                      map_bytes, (long long)n_samples, (long long)ap.Ls, (long long)ap.Hs,
+                      (long long)T, o.max_map_bytes);
 
-    struct strata_corpus *corpus = cli_sampling_open(&cs);
+    struct strata_corpus *corpus = cli_sampling_open(&a);
     struct strata_samples samples = {0};
-    cli_sampling_build(&cs, corpus, tok, &samples);
+    cli_sampling_build(&a, corpus, &samples);
 
-    struct strata_ctx_params cp = strata_ctx_default_params();
-    cp.n_ctx = T;
-    cli_interv_ctx_params(&ci, &cm, &cp);
-    struct strata_ctx *ctx = NULL;
-    cli_check(strata_ctx_create(&ctx, model, &cp), NULL);
-    cli_interv_attach(&ci, ctx, model, T);
+    struct strata_ctx_params cp = cli_ctx_params(&a, T);
+    struct strata_ctx *ctx = cli_ctx_create(&a, &cp);
     ap.B = cp.attn_block > 0 ? cp.attn_block : 64;
     const int64_t LH = ap.Ls * ap.Hs;
     ap.n_acc = LH * T * (A_SINK + ap.K);
-    ap.acc = alloc_or_die((size_t)ap.n_acc * sizeof(double), "the reductions");
-    double *total = alloc_or_die((size_t)ap.n_acc * sizeof(double), "the reductions");
-    ap.lg = alloc_or_die((size_t)(ap.B * T) * sizeof(float), "a logits tile");
+    ap.acc = cli_calloc((size_t)ap.n_acc, sizeof(double), "the reductions");
+    double *total = cli_calloc((size_t)ap.n_acc, sizeof(double), "the reductions");
+    ap.lg = cli_calloc((size_t)(ap.B * T), sizeof(float), "a logits tile");
     const int64_t map_n = LH * T * T; /* floats of one sample's map */
     if (maps) {
-        ap.map_p = alloc_or_die((size_t)map_n * sizeof(float), "one sample's maps");
-        ap.map_s = alloc_or_die((size_t)map_n * sizeof(float), "one sample's maps");
+        ap.map_p = cli_calloc((size_t)map_n, sizeof(float), "one sample's maps");
+        ap.map_s = cli_calloc((size_t)map_n, sizeof(float), "one sample's maps");
     }
     struct strata_observer obs = {.wants = attn_wants, .observe = attn_observe, .user = &ap};
     cli_check(strata_ctx_add_observer(ctx, &obs), NULL);
@@ -445,48 +404,39 @@ int main(int argc, char **argv)
     /* From here on Ctrl-C leaves a .partial that says what it holds. */
     cli_catch_stop();
     struct strata_h5 *f = NULL;
-    char partial[4096];
-    snprintf(partial, sizeof partial, "%s.partial", out_path);
+    char *partial = cli_partial_path(out_path);
     cli_check(strata_h5_create(&f, out_path), "check that the output directory exists and is writable");
 
-    char *cmd = cli_command_line(argc, argv), *cfg_json = cli_model_config_json(&cm);
-    char seed_s[32], sampling[512];
-    snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)seed);
-    cli_sampling_describe(&cs, &samples, sampling, sizeof sampling);
-    const char *attrs[][2] = {{"strata_version", STRATA_VERSION}, {"command_line", cmd},
-                              {"model_path", cm.model_path},         {"model_config", cfg_json},
-                              {"tokenizer_path", cm.tok_used},       {"corpus_path", cs.corpus_path},
-                              {"separator", cs.cpar.sep},                 {"seed", seed_s},
-                              {"sampling", sampling},             {"program", "strata-probe-attn"},
-                              {"logits_masked", "-inf"}};
+    struct cli_prov prov;
+    cli_prov_init(&prov, &a, &samples);
     int rc = 0;
-    for (size_t i = 0; i < sizeof attrs / sizeof attrs[0] && !rc; i++)
-        rc = strata_h5_set_attr_str(f, "/", attrs[i][0], attrs[i][1]);
-    free(cmd);
-    free(cfg_json);
-    char *iv_json = cli_interv_json(&ci, &cm);
-    if (!rc) rc = strata_h5_set_attr_str(f, "/", "interventions", iv_json);
-    free(iv_json);
+    for (int i = 0; i < prov.n && !rc; i++)
+        if (strcmp(prov.name[i], "interventions") != 0)
+            rc = strata_h5_set_attr_str(f, "/", prov.name[i], prov.value[i]);
+    if (!rc) rc = strata_h5_set_attr_str(f, "/", "program", "strata-probe-attn");
+    if (!rc) rc = strata_h5_set_attr_str(f, "/", "logits_masked", "-inf");
+    if (!rc) rc = strata_h5_set_attr_str(f, "/", "interventions", cli_prov_get(&prov, "interventions"));
+    cli_prov_free(&prov);
     if (!rc) rc = strata_h5_set_attr_i64(f, "/", "n_samples", n_samples);
     if (!rc) rc = strata_h5_set_attr_i64(f, "/", "seq_len", T);
     if (!rc) rc = strata_h5_set_attr_i64(f, "/", "attn_block", ap.B);
     if (!rc) rc = strata_h5_set_attr_i64(f, "/", "maps", maps);
     const int64_t s_l[1] = {ap.Ls}, s_h[1] = {ap.Hs}, s_k[1] = {ap.K}, s_t[2] = {n_samples, T};
-    if (!rc) rc = strata_h5_write(f, "layers", STRATA_H5_I32, 1, s_l, layers);
-    if (!rc) rc = strata_h5_write(f, "heads", STRATA_H5_I32, 1, s_h, heads);
-    if (!rc) rc = strata_h5_write(f, "sink/k", STRATA_H5_I32, 1, s_k, sink_k);
-    if (!rc) rc = strata_h5_write(f, "tokens", STRATA_H5_I32, 2, s_t, samples.tokens);
+    if (!rc) rc = strata_h5_write(f, "layers", STRATA_DT_I32, 1, s_l, layers);
+    if (!rc) rc = strata_h5_write(f, "heads", STRATA_DT_I32, 1, s_h, heads);
+    if (!rc) rc = strata_h5_write(f, "sink/k", STRATA_DT_I32, 1, s_k, sink_k);
+    if (!rc) rc = strata_h5_write(f, "tokens", STRATA_DT_I32, 2, s_t, samples.tokens);
     if (maps) {
         const int64_t s_m[5] = {n_samples, ap.Ls, ap.Hs, T, T};
-        if (!rc) rc = strata_h5_create_dataset(f, "maps/probs", STRATA_H5_F32, 5, s_m);
-        if (!rc) rc = strata_h5_create_dataset(f, "maps/logits", STRATA_H5_F32, 5, s_m);
+        if (!rc) rc = strata_h5_create_dataset(f, "maps/probs", STRATA_DT_F32, 5, s_m);
+        if (!rc) rc = strata_h5_create_dataset(f, "maps/logits", STRATA_DT_F32, 5, s_m);
     }
     h5_check(rc, f, partial);
 
-    struct cli_progress prog;
-    cli_progress_start(&prog);
+    struct cli_loop loop;
+    cli_loop_begin(&loop, 0, n_samples, T);
     int64_t s = 0;
-    for (; s < n_samples && !rc && !cli_stop_requested; s++) {
+    for (; !rc && cli_loop_more(&loop, s); s++) {
         const int32_t *toks = samples.tokens + s * T; /* (T) */
         if (maps) { /* keys a tile does not reach are masked: p 0, logit -inf */
             memset(ap.map_p, 0, (size_t)map_n * sizeof(float));
@@ -513,8 +463,7 @@ int main(int argc, char **argv)
             if (!rc) rc = strata_h5_write_rows(f, "maps/logits", s, 1, ap.map_s);
             if (rc) break;
         }
-        cli_progress(&prog, s + 1, n_samples, (s + 1) * T, 0);
-        cli_test_pause_point(s + 1);
+        cli_loop_done(&loop, s);
     }
     if (rc == STRATA_E_OBSERVER && ap.err[0]) {
         strata_h5_free(f);
@@ -526,12 +475,12 @@ int main(int argc, char **argv)
     int status = 0;
     if (!rc && s < n_samples) {
         rc = strata_h5_set_attr_i64(f, "/", "complete", 0);
-        cli_progress(&prog, s, n_samples, s * T, 1);
+        cli_loop_end(&loop, s);
         fprintf(stderr,
                 "%s: interrupted after %lld of %lld samples; their reductions are in %s\n",
                 cli_prog, (long long)s, (long long)n_samples, partial);
         strata_h5_free(f);
-        status = 130;
+        status = CLI_EXIT_INTERRUPTED;
     } else {
         if (!rc) rc = strata_h5_set_attr_i64(f, "/", "complete", 1);
         if (!rc) rc = strata_h5_finish(f);
@@ -541,11 +490,12 @@ int main(int argc, char **argv)
             remove(partial);
             cli_check(rc, "check free space and permissions of the output directory");
         }
-        cli_progress(&prog, n_samples, n_samples, n_samples * T, 1);
-        fprintf(stderr, "%s: wrote %s (%lld samples x %lld layers x %lld heads x %lld tokens%s)\n",
-                cli_prog, out_path, (long long)n_samples, (long long)ap.Ls, (long long)ap.Hs,
-                (long long)T, maps ? ", with maps" : "");
+        cli_loop_end(&loop, n_samples);
+        cli_info("wrote %s (%lld samples x %lld layers x %lld heads x %lld tokens%s)", out_path,
+                 (long long)n_samples, (long long)ap.Ls, (long long)ap.Hs, (long long)T,
+                 maps ? ", with maps" : "");
     }
+    free(partial);
     free(ap.acc);
     free(total);
     free(ap.lg);
@@ -557,9 +507,8 @@ int main(int argc, char **argv)
     free(heads);
     free(sink_k);
     strata_ctx_free(ctx);
-    cli_interv_free(&ci);
     strata_samples_free(&samples);
     strata_corpus_free(corpus);
-    cli_model_free(&cm);
+    cli_args_free(&a);
     return status;
 }

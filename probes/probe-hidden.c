@@ -10,43 +10,79 @@
  * --resume continues it (same run, checked attribute by attribute) and gives
  * the same bytes an uninterrupted run would; --append adds samples to a
  * finished dump, continuing the seeded draw order so none repeats. */
-#include "cli.h"
-#include "cli_interv.h"
+#include "cli/cli.h"
 
 #include <math.h>
-#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 
-static void usage(void)
+enum { OPT_LAYERS = CLI_KEY_PROG, OPT_POSITIONS, OPT_SITES, OPT_DTYPE, OPT_GZIP, OPT_APPEND };
+
+static const struct cli_opt opts[] = {
+    {"layers", CLI_ARG, OPT_LAYERS, "LIST",
+     "residual boundaries 0..L to keep, e.g. 0,4,8-12 (default all); for\n"
+     "attn_out/mlp_out the blocks 0..L-1 to keep"},
+    {"positions", CLI_ARG, OPT_POSITIONS, "LIST",
+     "positions to keep: ranges and strides, e.g. 0-63,64-4095:16 (entries >= T\n"
+     "are dropped; default all)"},
+    {"sites", CLI_ARG, OPT_SITES, "LIST", "resid, attn_out, mlp_out (default resid)"},
+    {"dtype", CLI_ARG, OPT_DTYPE, "f32|f16", "storage type (default f32)"},
+    {"gzip", CLI_ARG, OPT_GZIP, "LEVEL",
+     "deflate level 1-9 (default 0: raw; fp32 activations shrink only ~8% at a\n"
+     "tenth of the write speed)"},
+    {"append", CLI_NOARG, OPT_APPEND, NULL,
+     "add --samples new samples to the finished OUT.h5 (--samples is then the\n"
+     "number to add)"},
+    {0}};
+
+static const struct cli_spec spec = {
+    .prog = "strata-probe-hidden",
+    .synopsis = "--model M [--tokenizer TOK] --corpus PATH -o OUT.h5 [options]",
+    .about = "Dump hidden states (N, layers, positions, D): boundary 0 = token embeddings,\n"
+             "boundary l = the residual stream after block l (before the final norm).\n",
+    .groups = CLI_G_MODEL | CLI_G_INTERV | CLI_G_SAMPLING | CLI_G_OUTPUT | CLI_G_RESUME,
+    .opts = opts,
+    .output_help = "output; written as OUT.h5.partial and renamed when complete",
+    .epilog = "Sampling: documents are tokenized with BOS first and concatenated; the\n"
+              "stream is cut into non-overlapping windows of T tokens that each start at a\n"
+              "document start; a seeded shuffle orders them and draws are taken in that\n"
+              "order. Ctrl-C or SIGTERM stops after the current sample and leaves\n"
+              "OUT.h5.partial with the completed samples; --resume continues it.\n",
+};
+
+struct hidden_opts {
+    const char *layers_s, *positions_s, *sites_s;
+    enum strata_dtype dtype;
+    int64_t gzip;
+    bool append;
+};
+
+static int hidden_option(void *user, int key, const char *arg, struct cli_error *e)
 {
-    printf("usage: strata-probe-hidden --model M [--tokenizer TOK] --corpus PATH -o OUT.h5 [options]\n"
-           "\n"
-           "Dump hidden states (N, layers, positions, D): boundary 0 = token embeddings,\n"
-           "boundary l = the residual stream after block l (before the final norm).\n"
-           "\n");
-    fputs(CLI_MODEL_HELP, stdout);
-    fputs(CLI_INTERV_HELP, stdout);
-    fputs(CLI_SAMPLING_HELP, stdout);
-    printf("                   (with --append, --samples is the number to add)\n"
-           "  --layers LIST    residual boundaries 0..L to keep, e.g. 0,4,8-12 (default\n"
-           "                   all); for attn_out/mlp_out the blocks 0..L-1 to keep\n"
-           "  --positions LIST positions to keep: ranges and strides, e.g.\n"
-           "                   0-63,64-4095:16 (entries >= T are dropped; default all)\n"
-           "  --sites LIST     resid, attn_out, mlp_out (default resid)\n"
-           "  --dtype f32|f16  storage type (default f32)\n"
-           "  --gzip LEVEL     deflate level 1-9 (default 0: raw; fp32 activations\n"
-           "                   shrink only ~8%% at a tenth of the write speed)\n"
-           "  --resume         continue OUT.h5.partial left by an interrupted run\n"
-           "  --append         add --samples new samples to the finished OUT.h5\n"
-           "  -o OUT.h5        output; written as OUT.h5.partial and renamed when complete\n"
-           "  -h, --help       this help\n"
-           "\n"
-           "Sampling: documents are tokenized with BOS first and concatenated; the\n"
-           "stream is cut into non-overlapping windows of T tokens that each start at a\n"
-           "document start; a seeded shuffle orders them and draws are taken in that\n"
-           "order. Ctrl-C or SIGTERM stops after the current sample and leaves\n"
-           "OUT.h5.partial with the completed samples; --resume continues it.\n");
+    struct hidden_opts *o = user;
+    switch (key) {
+    case OPT_LAYERS:
+        o->layers_s = arg;
+        return 0;
+    case OPT_POSITIONS:
+        o->positions_s = arg;
+        return 0;
+    case OPT_SITES:
+        o->sites_s = arg;
+        return 0;
+    case OPT_DTYPE:
+        if (!strcmp(arg, "f32")) o->dtype = STRATA_DT_F32;
+        else if (!strcmp(arg, "f16")) o->dtype = STRATA_DT_F16;
+        else return cli_fail(e, NULL, "--dtype '%s': expected f32 or f16", arg);
+        return 0;
+    case OPT_GZIP:
+        return cli_parse_int(&o->gzip, "--gzip", arg, 0, 9, e);
+    case OPT_APPEND:
+        o->append = true;
+        return 0;
+    }
+    return cli_fail(e, NULL, "option key %d has no handler", key);
 }
-
 
 /* Copies the kept sites and positions of one forward pass into buf:
  * resid (Lk, P, D), then attn_out (Bk, P, D), then mlp_out (Bk, P, D). */
@@ -120,215 +156,214 @@ static void id_check(struct strata_dump *d, const struct ident *id, const char *
     }
 }
 
-int main(int argc, char **argv)
+/* --sites as STRATA_DUMP_* bits. */
+static unsigned parse_sites(const char *sites_s)
 {
-    cli_init("strata-probe-hidden");
-    struct cli_model cm = {0};
-    struct cli_interv ci;
-    cli_interv_init(&ci);
-    struct cli_sampling cs;
-    cli_sampling_init(&cs);
-    const char *out_path = NULL, *layers_s = NULL, *positions_s = NULL;
-    const char *sites_s = "resid";
-    int64_t gzip = 0;
-    bool resume = false, append = false;
-    enum strata_dtype dtype = STRATA_F32;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage();
-            return 0;
-        } else if (cli_model_option(&cm, argc, argv, &i) || cli_interv_option(&ci, argc, argv, &i)) {
-        } else if (!strcmp(a, "--positions")) { /* a list; a scheme name went to cli_model */
-            positions_s = cli_value(argc, argv, &i);
-        } else if (cli_sampling_option(&cs, argc, argv, &i)) {
-        } else if (!strcmp(a, "--layers")) {
-            layers_s = cli_value(argc, argv, &i);
-        } else if (!strcmp(a, "--sites")) {
-            sites_s = cli_value(argc, argv, &i);
-        } else if (!strcmp(a, "--gzip")) {
-            gzip = cli_int("--gzip", cli_value(argc, argv, &i), 0, 9);
-        } else if (!strcmp(a, "--dtype")) {
-            const char *v = cli_value(argc, argv, &i);
-            if (!strcmp(v, "f32")) dtype = STRATA_F32;
-            else if (!strcmp(v, "f16")) dtype = STRATA_F16;
-            else cli_die(NULL, "--dtype '%s': expected f32 or f16", v);
-        } else if (!strcmp(a, "--resume")) {
-            resume = true;
-        } else if (!strcmp(a, "--append")) {
-            append = true;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            out_path = cli_value(argc, argv, &i);
-        } else {
-            cli_die("see strata-probe-hidden --help", "unknown option '%s'", a);
-        }
-    }
-    if (!cm.model_path || !cs.corpus_path || !out_path)
-        cli_die("see strata-probe-hidden --help", "--model, --corpus and -o are required");
-    if (resume && append) cli_die(NULL, "--resume and --append exclude each other");
-
-    cli_model_load(&cm, true);
-    cli_interv_apply_model(&ci, &cm);
-    struct strata_model *model = cm.model;
-    const struct strata_config *cfg = strata_model_config(model);
-    const int64_t L = cfg->n_layer, T = cli_sampling_seq_len(&cs, cfg), D = cfg->dim;
-    const int64_t n_samples = cs.n_samples;
-    const uint64_t seed = cs.seed;
-    const int64_t offset = cs.offset;
-    const struct strata_corpus_params cpar = cs.cpar;
-
-    /* What to keep. */
     unsigned sites = 0;
-    {
-        char *s = strdup(sites_s), *save = NULL;
-        for (char *w = strtok_r(s, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
-            if (!strcmp(w, "resid")) sites |= STRATA_DUMP_RESID;
-            else if (!strcmp(w, "attn_out")) sites |= STRATA_DUMP_ATTN_OUT;
-            else if (!strcmp(w, "mlp_out")) sites |= STRATA_DUMP_MLP_OUT;
-            else cli_die(NULL, "--sites '%s': expected resid, attn_out, mlp_out", sites_s);
-        }
-        free(s);
-        if (!sites) cli_die(NULL, "--sites '%s' names no site", sites_s);
+    char *s = cli_strdup(sites_s), *save = NULL;
+    for (char *w = strtok_r(s, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(w, "resid")) sites |= STRATA_DUMP_RESID;
+        else if (!strcmp(w, "attn_out")) sites |= STRATA_DUMP_ATTN_OUT;
+        else if (!strcmp(w, "mlp_out")) sites |= STRATA_DUMP_MLP_OUT;
+        else cli_usage_die(NULL, "--sites '%s': expected resid, attn_out, mlp_out", sites_s);
     }
-    int64_t n_layers = 0, n_blocks = 0, n_pos = 0;
-    int32_t *layers = cli_index_set("--layers", layers_s ? layers_s : "all", L + 1, "boundary",
-                                    false, &n_layers);
-    int32_t *blocks = NULL;
-    if (sites & (STRATA_DUMP_ATTN_OUT | STRATA_DUMP_MLP_OUT)) {
-        blocks = malloc((size_t)(n_layers + 1) * sizeof *blocks);
-        for (int64_t i = 0; i < n_layers; i++)
-            if (layers[i] < L) blocks[n_blocks++] = layers[i];
-        if (!n_blocks) cli_die(NULL, "--layers selects no block 0 .. %lld for attn_out/mlp_out",
-                               (long long)L - 1);
+    free(s);
+    if (!sites) cli_usage_die(NULL, "--sites '%s' names no site", sites_s);
+    return sites;
+}
+
+/* What a run keeps: boundaries, blocks and positions. */
+struct selection {
+    unsigned sites;
+    int32_t *layers, *blocks, *positions; /* (n_layers) (n_blocks) (n_pos) */
+    int64_t n_layers, n_blocks, n_pos;
+};
+
+static void select_kept(struct selection *k, const struct hidden_opts *o, int64_t L, int64_t T)
+{
+    k->sites = parse_sites(o->sites_s);
+    k->layers = cli_index_set("--layers", o->layers_s ? o->layers_s : "all", L + 1, "boundary",
+                              false, &k->n_layers);
+    if (k->sites & (STRATA_DUMP_ATTN_OUT | STRATA_DUMP_MLP_OUT)) {
+        k->blocks = cli_calloc((size_t)k->n_layers + 1, sizeof *k->blocks, "the block list");
+        for (int64_t i = 0; i < k->n_layers; i++)
+            if (k->layers[i] < L) k->blocks[k->n_blocks++] = k->layers[i];
+        if (!k->n_blocks)
+            cli_usage_die(NULL, "--layers selects no block 0 .. %lld for attn_out/mlp_out",
+                          (long long)L - 1);
     }
-    int32_t *positions = cli_index_set("--positions", positions_s ? positions_s : "all", T,
-                                       "position", true, &n_pos);
+    const char *ps = o->positions_s ? o->positions_s : "all";
+    enum strata_pos scheme;
+    struct cli_error e;
+    if (strcmp(ps, "all") != 0 && cli_parse_position_embedding(&scheme, ps, &e) == 0)
+        cli_usage_die("the position scheme is --position-embedding",
+                      "--positions '%s': expected positions like 0-63,64-4095:16 or all", ps);
+    k->positions = cli_index_set("--positions", ps, T, "position", true, &k->n_pos);
+}
 
-    struct strata_corpus *corpus = cli_sampling_open(&cs);
+static void selection_free(struct selection *k)
+{
+    free(k->layers);
+    free(k->blocks);
+    free(k->positions);
+}
 
-    /* Provenance; the first entries identify the run (checked by --resume
-     * and --append), the rest describe it. */
-    char *cmd = cli_command_line(argc, argv), *cfg_json = cli_model_config_json(&cm);
-    char seed_s[32], T_s[32], off_s[32];
-    snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)seed);
-    snprintf(T_s, sizeof T_s, "%lld", (long long)T);
-    snprintf(off_s, sizeof off_s, "%lld", (long long)offset);
-    const char *kind = strata_corpus_kind_name(strata_corpus_kind(corpus));
-    struct ident id = {0};
-    id_add(&id, "model_path", cm.model_path);
-    id_add(&id, "model_config", cfg_json);
-    id_add(&id, "tokenizer_path", cm.tok_used);
-    id_add(&id, "corpus_path", cs.corpus_path);
-    id_add(&id, "corpus_format", kind);
-    id_add(&id, "separator", strata_corpus_kind(corpus) == STRATA_CORPUS_TEXT ? cpar.sep : "");
-    id_add(&id, "jsonl_field", strata_corpus_kind(corpus) == STRATA_CORPUS_JSONL ? cpar.field : "");
-    id_add(&id, "seed", seed_s);
-    id_add(&id, "seq_len", T_s);
-    id_add(&id, "layers_spec", layers_s ? layers_s : "all");
-    id_add(&id, "positions_spec", positions_s ? positions_s : "all");
-    id_add(&id, "sites", sites_s);
-    id_add(&id, "dtype", dtype == STRATA_F16 ? "f16" : "f32");
-    char *iv_json = cli_interv_json(&ci, &cm);
-    id_add(&id, "interventions", iv_json);
-    const int n_ident = id.n; /* sample_offset and below may differ on --append */
-    id_add(&id, "sample_offset", off_s);
-    id_add(&id, "strata_version", STRATA_VERSION);
-
+/* Create, resume or append: the dump to write into, its samples (row 0 of
+ * samples->tokens is dump row *base) and the identity it must match. */
+static struct strata_dump *open_output(struct cli_args *a, const struct hidden_opts *o,
+                                       const struct selection *k, const struct ident *id,
+                                       int n_ident, struct strata_corpus *corpus,
+                                       struct strata_samples *samples, int64_t *base)
+{
+    const char *out_path = a->out_path;
+    const int64_t T = a->sampling.seq_len, n_samples = a->sampling.n_samples;
+    const struct strata_config *cfg = &a->model.cfg;
     struct strata_dump *dump = NULL;
-    struct strata_samples samples = {0};
-    int64_t base = 0; /* dump row of samples.tokens row 0 */
     struct strata_dump_info info;
-    char partial[4096];
-    snprintf(partial, sizeof partial, "%s.partial", out_path);
-    if (resume) {
+    char *partial = cli_partial_path(out_path);
+    *base = 0;
+    if (a->resume) {
         cli_check(strata_dump_resume(&dump, out_path), "--resume continues OUT.h5.partial");
-        id_check(dump, &id, partial, n_ident + 1);
+        id_check(dump, id, partial, n_ident + 1);
         cli_check(strata_dump_info(dump, &info), NULL);
         /* The rows' windows were recorded at creation: rebuild exactly those. */
-        int64_t N = info.n_samples;
-        int64_t *win = malloc((size_t)N * sizeof *win), *draw = malloc((size_t)N * sizeof *draw);
-        if (!win || !draw) cli_die(NULL, "out of memory");
+        const int64_t N = info.n_samples;
+        int64_t *win = cli_calloc((size_t)N, sizeof *win, "the sample origins");
+        int64_t *draw = cli_calloc((size_t)N, sizeof *draw, "the sample origins");
         cli_check(strata_dump_read_origin(dump, 0, N, NULL, win, draw), NULL);
-        cli_check(strata_samples_build_windows(&samples, corpus, cm.tok, win, draw, N, T),
+        cli_check(strata_samples_build_windows(samples, corpus, a->model.tok, win, draw, N, T),
                   "resume with the corpus the run started with");
         free(win);
         free(draw);
         if (info.n_complete > 0) { /* the same corpus gives the same tokens */
-            int32_t *tk = malloc((size_t)T * sizeof *tk);
-            int64_t s = info.n_complete - 1;
+            int32_t *tk = cli_calloc((size_t)T, sizeof *tk, "one sample's tokens");
+            const int64_t s = info.n_complete - 1;
             struct strata_dump *rd = NULL;
             cli_check(strata_dump_open(&rd, partial), NULL);
             cli_check(strata_dump_read_sample(rd, s, NULL, tk), NULL);
-            if (memcmp(tk, samples.tokens + s * T, (size_t)T * sizeof *tk) != 0)
+            if (memcmp(tk, samples->tokens + s * T, (size_t)T * sizeof *tk) != 0)
                 cli_die("resume with the corpus and tokenizer the run started with",
                         "%s: sample %lld's tokens differ from the corpus' window: the corpus "
                         "changed since the run started", partial, (long long)s);
             strata_dump_free(rd);
             free(tk);
         }
-    } else if (append) {
+    } else if (o->append) {
         struct strata_dump *rd = NULL;
         cli_check(strata_dump_open(&rd, out_path), "--append adds samples to a finished OUT.h5");
-        id_check(rd, &id, out_path, n_ident);
+        id_check(rd, id, out_path, n_ident);
         cli_check(strata_dump_info(rd, &info), NULL);
-        int64_t *draw = malloc((size_t)info.n_samples * sizeof *draw), next = 0;
+        int64_t *draw = cli_calloc((size_t)info.n_samples, sizeof *draw, "the sample origins");
+        int64_t next = 0;
         cli_check(strata_dump_read_origin(rd, 0, info.n_samples, NULL, NULL, draw), NULL);
         for (int64_t s = 0; s < info.n_samples; s++)
             if (draw[s] + 1 > next) next = draw[s] + 1;
         free(draw);
         strata_dump_free(rd);
         /* The seeded order continues: draws next .. next+N-1 are new windows. */
-        cli_check(strata_samples_build_range(&samples, corpus, cm.tok, next, n_samples, T, seed),
+        cli_check(strata_samples_build_range(samples, corpus, a->model.tok, next, n_samples, T,
+                                             a->sampling.seed),
                   NULL);
         cli_check(strata_dump_append(&dump, out_path, n_samples), NULL);
-        base = info.n_samples;
-        cli_check(strata_dump_write_origin(dump, base, n_samples, samples.doc, samples.window,
-                                           samples.draw), NULL);
-    } else {
-        cli_check(strata_samples_build_range(&samples, corpus, cm.tok, offset, n_samples, T, seed),
+        *base = info.n_samples;
+        cli_check(strata_dump_write_origin(dump, *base, n_samples, samples->doc, samples->window,
+                                           samples->draw),
                   NULL);
-        struct strata_dump_params dp = {.n_samples = n_samples, .n_layers = n_layers,
-                                        .seq_len = T, .dim = D, .dtype = dtype, .gzip = (int)gzip,
-                                        .layers = layers, .positions = positions, .n_pos = n_pos,
-                                        .sites = sites, .blocks = blocks, .n_blocks = n_blocks};
-        if (!(sites & STRATA_DUMP_RESID)) dp.n_layers = 0;
+    } else {
+        cli_sampling_build(a, corpus, samples);
+        struct strata_dump_params dp = {.n_samples = n_samples, .n_layers = k->n_layers,
+                                        .seq_len = T, .dim = cfg->dim, .dtype = o->dtype,
+                                        .gzip = (int)o->gzip, .layers = k->layers,
+                                        .positions = k->positions, .n_pos = k->n_pos,
+                                        .sites = k->sites, .blocks = k->blocks,
+                                        .n_blocks = k->n_blocks};
+        if (!(k->sites & STRATA_DUMP_RESID)) dp.n_layers = 0;
         cli_check(strata_dump_create(&dump, out_path, &dp), NULL);
-        char sampling[512];
-        cli_sampling_describe(&cs, &samples, sampling, sizeof sampling);
-        int rc = strata_dump_write_origin(dump, 0, n_samples, samples.doc, samples.window,
-                                          samples.draw);
-        for (int i = 0; i < id.n && !rc; i++) rc = strata_dump_set_attr_str(dump, id.name[i], id.value[i]);
-        if (!rc) rc = strata_dump_set_attr_str(dump, "command_line", cmd);
+        char *sampling = cli_sampling_describe(a, samples);
+        int rc = strata_dump_write_origin(dump, 0, n_samples, samples->doc, samples->window,
+                                          samples->draw);
+        for (int i = 0; i < id->n && !rc; i++)
+            rc = strata_dump_set_attr_str(dump, id->name[i], id->value[i]);
+        if (!rc) rc = strata_dump_set_attr_str(dump, "command_line", a->command_line);
         if (!rc) rc = strata_dump_set_attr_str(dump, "sampling", sampling);
-        if (!rc) rc = strata_dump_set_attr_i64(dump, "n_windows", samples.n_windows);
+        if (!rc) rc = strata_dump_set_attr_i64(dump, "n_windows", samples->n_windows);
+        free(sampling);
         if (rc) {
             strata_dump_free(dump);
             remove(partial);
             cli_check(rc, NULL);
         }
     }
+    free(partial);
+    return dump;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli_args a;
+    cli_args_init(&a);
+    struct hidden_opts o = {.sites_s = "resid", .dtype = STRATA_DT_F32};
+    cli_parse(&a, &spec, argc, argv, hidden_option, &o);
+    cli_require(&a, CLI_REQ_MODEL | CLI_REQ_CORPUS | CLI_REQ_OUTPUT);
+    if (a.resume && o.append) cli_usage_die(NULL, "--resume and --append exclude each other");
+    const char *out_path = a.out_path;
+
+    cli_model_load(&a, true);
+    const struct strata_config *cfg = &a.model.cfg;
+    const int64_t L = cfg->n_layer, T = cli_sampling_seq_len(&a), D = cfg->dim;
+    struct selection k = {0};
+    select_kept(&k, &o, L, T);
+    struct strata_corpus *corpus = cli_sampling_open(&a);
+
+    /* Provenance; the first entries identify the run (checked by --resume
+     * and --append), the rest describe it. */
+    const struct cli_sampling *cs = &a.sampling;
+    char *cfg_json = cli_config_json(&a), *iv_json = cli_interv_json(&a);
+    char seed_s[32], T_s[32], off_s[32];
+    snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)cs->seed);
+    snprintf(T_s, sizeof T_s, "%lld", (long long)T);
+    snprintf(off_s, sizeof off_s, "%lld", (long long)cs->offset);
+    const enum strata_corpus_kind ck = strata_corpus_kind(corpus);
+    struct ident id = {0};
+    id_add(&id, "model_path", a.model.model_path);
+    id_add(&id, "model_config", cfg_json);
+    id_add(&id, "tokenizer_path", a.model.tok_used);
+    id_add(&id, "corpus_path", cs->corpus_path);
+    id_add(&id, "corpus_format", strata_corpus_kind_name(ck));
+    id_add(&id, "separator", ck == STRATA_CORPUS_TEXT ? cs->cpar.sep : "");
+    id_add(&id, "jsonl_field", ck == STRATA_CORPUS_JSONL ? cs->cpar.field : "");
+    id_add(&id, "seed", seed_s);
+    id_add(&id, "seq_len", T_s);
+    id_add(&id, "layers_spec", o.layers_s ? o.layers_s : "all");
+    id_add(&id, "positions_spec", o.positions_s ? o.positions_s : "all");
+    id_add(&id, "sites", o.sites_s);
+    id_add(&id, "dtype", o.dtype == STRATA_DT_F16 ? "f16" : "f32");
+    id_add(&id, "interventions", iv_json);
+    const int n_ident = id.n; /* sample_offset and below may differ on --append */
+    id_add(&id, "sample_offset", off_s);
+    id_add(&id, "strata_version", STRATA_VERSION);
+
+    struct strata_samples samples = {0};
+    int64_t base = 0; /* dump row of samples.tokens row 0 */
+    struct strata_dump *dump = open_output(&a, &o, &k, &id, n_ident, corpus, &samples, &base);
+    struct strata_dump_info info;
     cli_check(strata_dump_info(dump, &info), NULL);
     const int64_t N = info.n_samples, s0 = info.n_complete;
-    n_layers = info.n_layers;
+    const int64_t n_layers = info.n_layers, n_blocks = k.n_blocks, n_pos = k.n_pos;
+    const unsigned sites = k.sites;
 
-    struct strata_ctx_params cp = strata_ctx_default_params();
-    cp.n_ctx = T;
-    cli_interv_ctx_params(&ci, &cm, &cp);
-    struct strata_ctx *ctx = NULL;
-    cli_check(strata_ctx_create(&ctx, model, &cp), NULL);
-    cli_interv_attach(&ci, ctx, model, T);
+    struct strata_ctx_params cp = cli_ctx_params(&a, T);
+    struct strata_ctx *ctx = cli_ctx_create(&a, &cp);
     const int64_t per = (n_layers + ((sites & STRATA_DUMP_ATTN_OUT) ? n_blocks : 0) +
                          ((sites & STRATA_DUMP_MLP_OUT) ? n_blocks : 0)) * n_pos * D;
-    struct capture cap = {.P = n_pos, .D = D, .n_layer = L, .pos = positions};
-    cap.buf = malloc((size_t)per * sizeof(float)); /* (layers + 2 blocks, P, D) */
-    cap.slot_resid = malloc((size_t)(L + 1) * sizeof(int32_t));
-    cap.slot_blk = malloc((size_t)(L + 1) * sizeof(int32_t));
-    if (!cap.buf || !cap.slot_resid || !cap.slot_blk)
-        cli_die("keep fewer layers or positions", "out of memory for one sample's hidden states");
+    struct capture cap = {.P = n_pos, .D = D, .n_layer = L, .pos = k.positions};
+    cap.buf = cli_calloc((size_t)per, sizeof(float), "one sample's hidden states"); /* (layers + 2 blocks, P, D) */
+    cap.slot_resid = cli_calloc((size_t)(L + 1), sizeof(int32_t), "the capture slots");
+    cap.slot_blk = cli_calloc((size_t)(L + 1), sizeof(int32_t), "the capture slots");
     for (int64_t b = 0; b <= L; b++) cap.slot_resid[b] = cap.slot_blk[b] = -1;
     if (sites & STRATA_DUMP_RESID)
-        for (int64_t i = 0; i < n_layers; i++) cap.slot_resid[layers[i]] = (int32_t)i;
-    for (int64_t i = 0; i < n_blocks; i++) cap.slot_blk[blocks[i]] = (int32_t)i;
+        for (int64_t i = 0; i < n_layers; i++) cap.slot_resid[k.layers[i]] = (int32_t)i;
+    for (int64_t i = 0; i < n_blocks; i++) cap.slot_blk[k.blocks[i]] = (int32_t)i;
     float *next = cap.buf + ((sites & STRATA_DUMP_RESID) ? n_layers : 0) * n_pos * D;
     if (sites & STRATA_DUMP_ATTN_OUT) {
         cap.attn = next;
@@ -338,15 +373,12 @@ int main(int argc, char **argv)
     struct strata_observer obs = {.wants = cap_wants, .observe = cap_observe, .user = &cap};
     cli_check(strata_ctx_add_observer(ctx, &obs), NULL);
 
-    cli_catch_stop();
-    /* Test hook: behave as if a signal came after this many samples. */
-    const char *stop_env = getenv("STRATA_STOP_AFTER");
-    int64_t stop_after = stop_env ? strtoll(stop_env, NULL, 10) : -1;
-    struct cli_progress prog;
-    cli_progress_start(&prog);
+    char *partial = cli_partial_path(out_path);
+    struct cli_loop loop;
+    cli_loop_begin(&loop, s0, N, T);
     int rc = 0;
     int64_t s = s0;
-    for (; s < N && !rc && !cli_stop_requested; s++) {
+    for (; !rc && cli_loop_more(&loop, s); s++) {
         const int32_t *toks = samples.tokens + (s - base) * T; /* (T) */
         if ((rc = strata_forward(ctx, NULL, toks, T, STRATA_LOGITS_NONE))) break;
         for (int64_t i = 0; i < per; i++) {
@@ -354,43 +386,37 @@ int main(int argc, char **argv)
                 strata_dump_free(dump);
                 cli_die("the checkpoint's weights may be corrupt",
                         "%s: non-finite hidden state at sample %lld (kept entry %lld, position "
-                        "%d); %s keeps the samples before it", cm.model_path, (long long)s,
-                        (long long)(i / (n_pos * D)), (int)positions[i / D % n_pos], partial);
+                        "%d); %s keeps the samples before it", a.model.model_path, (long long)s,
+                        (long long)(i / (n_pos * D)), (int)k.positions[i / D % n_pos], partial);
             }
         }
         rc = strata_dump_write_sample(dump, s, cap.buf, toks);
-        cli_progress(&prog, s + 1 - s0, N - s0, (s + 1 - s0) * T, 0);
-        if (stop_after >= 0 && s + 1 - s0 >= stop_after) cli_stop_requested = 1;
-        if (!rc) cli_test_pause_point(s + 1 - s0);
+        if (!rc) cli_loop_done(&loop, s);
     }
     int status = 0;
     if (!rc && cli_stop_requested && s < N) {
-        cli_progress(&prog, s - s0, N - s0, (s - s0) * T, 1);
+        cli_loop_end(&loop, s);
         fprintf(stderr, "%s: interrupted after %lld of %lld samples; the completed samples are in "
                 "%s (continue with --resume)\n", cli_prog, (long long)s, (long long)N, partial);
-        status = 130;
+        status = CLI_EXIT_INTERRUPTED;
     } else if (!rc && !(rc = strata_dump_finish(dump))) {
-        cli_progress(&prog, N - s0, N - s0, (N - s0) * T, 1);
-        fprintf(stderr, "%s: wrote %s (%lld samples x %lld layers x %lld positions x %lld dims)\n",
-                cli_prog, out_path, (long long)N, (long long)n_layers, (long long)n_pos,
-                (long long)D);
+        cli_loop_end(&loop, N);
+        cli_info("wrote %s (%lld samples x %lld layers x %lld positions x %lld dims)", out_path,
+                 (long long)N, (long long)n_layers, (long long)n_pos, (long long)D);
     }
     strata_dump_free(dump);
     /* A failed run keeps its .partial: the completed samples stay usable. */
     if (rc) cli_check(rc, "the completed samples stay in OUT.h5.partial");
+    free(partial);
     free(cap.buf);
     free(cap.slot_resid);
     free(cap.slot_blk);
     strata_ctx_free(ctx);
-    cli_interv_free(&ci);
     free(iv_json);
-    strata_samples_free(&samples);
-    free(cmd);
     free(cfg_json);
-    free(layers);
-    free(blocks);
-    free(positions);
+    strata_samples_free(&samples);
+    selection_free(&k);
     strata_corpus_free(corpus);
-    cli_model_free(&cm);
+    cli_args_free(&a);
     return status;
 }

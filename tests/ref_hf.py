@@ -26,7 +26,7 @@ Legend: L blocks, T tokens, D width, F MLP width, H query heads, G key/value
 heads, d head width, V vocabulary, C trained context.
 
 Usable as a module (load, forward, inv_freq, alibi_slopes) or as a command:
-ref_hf.py MODEL --tokens 1,5,9 [--positions rope|alibi|none] prints the
+ref_hf.py MODEL --tokens 1,5,9 [--position-embedding rope|alibi|none] prints the
 argmax of the last position's logits and the hidden-state norms.
 """
 import argparse
@@ -301,7 +301,7 @@ def main(argv=None):
                                  "Face checkpoint (Llama, Mistral, Baichuan)")
     ap.add_argument("model", help="checkpoint directory or a weight file in it")
     ap.add_argument("--tokens", required=True, help="comma-separated token ids")
-    ap.add_argument("--positions", choices=["rope", "alibi", "none"])
+    ap.add_argument("--position-embedding", dest="positions", choices=["rope", "alibi", "none"])
     a = ap.parse_args(argv)
     try:
         toks = [int(t) for t in a.tokens.split(",")]

@@ -25,12 +25,55 @@ grep -q "tokens/s" "$T/gen.err"; ok "generate reports tokens/s" $?
 "$BINDIR/strata-generate" --model "$M" --tokenizer "$K" --steps 40 --prompt "Once upon a time" >"$T/p.txt" 2>/dev/null
 grep -q "^Once upon a time, there was a little girl" "$T/p.txt"; ok "prompted generation" $?
 
-for p in generate probe-hidden blockinf; do
+for p in generate probe-hidden probe-attn probe-ppl convert blockinf; do
     "$BINDIR/strata-$p" --help >"$T/h.txt" 2>&1; ok "strata-$p --help exits 0" $?
     grep -q "^usage: strata-$p" "$T/h.txt"; ok "strata-$p --help prints usage" $?
     "$BINDIR/strata-$p" --bogus >/dev/null 2>"$T/e.txt"; [ $? -ne 0 ]; ok "strata-$p rejects an unknown option" $?
     grep -q "^strata-$p: unknown option '--bogus'" "$T/e.txt"; ok "strata-$p names the unknown option" $?
 done
+# The shared flags (lib/cli/): --version, --threads, -q; exit 2 for a bad
+# command line (unknown option, missing value, bad number, missing required
+# option), 1 for a run-time error (a model that is not there).
+V=$(sed -n 's/^#define STRATA_VERSION "\(.*\)"/\1/p' lib/strata.h)
+for p in generate probe-hidden probe-attn probe-ppl convert; do
+    out=$("$BINDIR/strata-$p" --version 2>&1); rc=$?
+    [ $rc -eq 0 ] && [ "$out" = "strata-$p $V" ]; ok "strata-$p --version prints 'strata-$p $V' (got '$out')" $?
+    "$BINDIR/strata-$p" --bogus >/dev/null 2>&1; [ $? -eq 2 ]; ok "strata-$p: unknown option exits 2" $?
+    "$BINDIR/strata-$p" --model >/dev/null 2>"$T/e.txt"; [ $? -eq 2 ]; ok "strata-$p: missing value exits 2" $?
+    grep -q "^strata-$p: option '--model' needs a value" "$T/e.txt"; ok "strata-$p names the option without a value" $?
+    "$BINDIR/strata-$p" --model "$M" --threads x -o "$T/x" >/dev/null 2>&1; [ $? -eq 2 ]; ok "strata-$p: bad --threads exits 2" $?
+    "$BINDIR/strata-$p" --threads 1 >/dev/null 2>"$T/e.txt"; [ $? -eq 2 ]; ok "strata-$p: missing --model exits 2" $?
+    grep -q "^strata-$p: .*--model.* required" "$T/e.txt"; ok "strata-$p says --model is required" $?
+    case $p in generate) more=() ;; convert) more=(-o "$T/x.out") ;; *) more=(--corpus "$C" -o "$T/x.out") ;; esac
+    "$BINDIR/strata-$p" --model "$T/no-such-model.bin" "${more[@]}" >/dev/null 2>"$T/e.txt"
+    [ $? -eq 1 ]; ok "strata-$p: a missing model file exits 1" $?
+    grep -q "^strata-$p: .*no-such-model.bin" "$T/e.txt" && grep -q "^  hint: " "$T/e.txt"; ok "strata-$p: message names the file, with a hint" $?
+done
+for p in blockinf decay posvec; do
+    out=$("$BINDIR/strata-$p" --version 2>&1); rc=$?
+    [ $rc -eq 0 ] && [ "$out" = "strata-$p $V" ]; ok "strata-$p --version prints 'strata-$p $V' (got '$out')" $?
+    "$BINDIR/strata-$p" --bogus >/dev/null 2>&1; [ $? -eq 2 ]; ok "strata-$p --bogus exits 2" $?
+done
+"$BINDIR/strata-probe-hidden" --model "$M" --tokenizer "$K" --corpus "$C" --samples 2 --seq-len 64 \
+    --positions all --position-embedding rope -o "$T/all.h5" >/dev/null 2>"$T/e.txt"
+ok "probe-hidden --positions all (a list) with --position-embedding rope (a scheme)" $?
+"$BINDIR/strata-probe-hidden" --model "$M" --tokenizer "$K" --corpus "$C" --samples 2 --seq-len 64 \
+    --positions rope -o "$T/x.h5" >/dev/null 2>"$T/e.txt"
+[ $? -eq 2 ] && grep -q "position-embedding" "$T/e.txt"; ok "--positions rope is refused with a hint to --position-embedding" $?
+"$BINDIR/strata-probe-ppl" --model "$M" --tokenizer "$K" --corpus "$C" --samples 2 --seq-len 64 \
+    --threads 2 -q -o "$T/q.h5" >/dev/null 2>"$T/q.err"
+[ $? -eq 0 ] && [ ! -s "$T/q.err" ] && [ -e "$T/q.h5" ]; ok "probe-ppl --threads 2 -q runs and prints nothing" $?
+"$BINDIR/strata-probe-ppl" --model "$M" --tokenizer "$K" --corpus "$C" --samples 2 --seq-len 64 \
+    --threads 1 -o "$T/t1.h5" >/dev/null 2>"$T/t1.err"
+[ $? -eq 0 ] && grep -q "wrote" "$T/t1.err"; ok "probe-ppl --threads 1 runs and says what it wrote" $?
+"$BINDIR/strata-probe-ppl" --model "$M" --tokenizer "$K" --corpus "$C" --samples 2 --seq-len 64 \
+    --rope-scaling dynamic-ntk:2 -o "$T/d1.h5" >/dev/null 2>&1 &&
+"$BINDIR/strata-probe-ppl" --model "$M" --tokenizer "$K" --corpus "$C" --samples 2 --seq-len 64 \
+    --rope-scaling dynamic:2 -o "$T/d2.h5" >/dev/null 2>&1 && cmp -s "$T/d1.csv" "$T/d2.csv"
+ok "--rope-scaling dynamic-ntk:2 and dynamic:2 both run, alike" $?
+"$BINDIR/strata-generate" --model "$M" --tokenizer "$K" --steps 20 -q >"$T/g.txt" 2>"$T/g.err"
+[ $? -eq 0 ] && [ -s "$T/g.txt" ] && [ ! -s "$T/g.err" ]; ok "generate -q prints the text only" $?
+
 "$BINDIR/strata-generate" --model "$M" --tokenizer "$K" --temperature 0.8 >/dev/null 2>&1
 [ $? -ne 0 ]; ok "non-zero temperature is refused, not silently ignored" $?
 "$BINDIR/strata-probe-hidden" --model "$M" --tokenizer "$K" --corpus "$C" --samples 0 -o "$T/x.h5" >/dev/null 2>&1

@@ -339,6 +339,18 @@ int main(void)
         remove(p);
     }
     load_errors(tmp, path);
+
+    /* Saving takes F32, F16 or BF16; any other dtype is refused, naming it,
+     * before anything is written. */
+    struct strata_model *m = NULL;
+    CHECK_OK(strata_model_load(&m, path));
+    struct strata_save_params sp = strata_save_default_params();
+    sp.dtype = STRATA_DT_I32;
+    char out[1100];
+    snprintf(out, sizeof out, "%s/save-i32", tmp);
+    CHECK(strata_model_save_hf(m, out, &sp) == STRATA_E_ARG);
+    CHECK(strstr(strata_last_error(), "dtype I32") != NULL && access(out, F_OK) != 0);
+    strata_model_free(m);
     if (tmp_owned) { /* load_errors' files */
         const char *files[] = {"trunc.bin", "long.bin", "hdr.bin", "heads.bin", "empty.bin"};
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {

@@ -244,7 +244,7 @@ static size_t sample_elems(const struct strata_dump_params *p)
 /* What reading back must give for x stored as dtype. */
 static float stored(enum strata_dtype dt, float x)
 {
-    return dt == STRATA_F16 ? strata_f16_to_f32(strata_f32_to_f16(x)) : x;
+    return dt == STRATA_DT_F16 ? strata_f16_to_f32(strata_f32_to_f16(x)) : x;
 }
 
 /* Write samples 0 .. n_write-1 of the formula plus provenance attributes;
@@ -260,7 +260,7 @@ static int write_dump(const char *path, const struct strata_dump_params *p, int6
     if ((rc = strata_dump_set_attr_str(d, "strata_version", STRATA_VERSION)) ||
         (rc = strata_dump_set_attr_str(d, "command_line", "test_h5io --write")) ||
         (rc = strata_dump_set_attr_str(d, "model_config", "{\"dim\": 8, \"n_layers\": 4}")) ||
-        (rc = strata_dump_set_attr_str(d, "dtype", p->dtype == STRATA_F16 ? "f16" : "f32")) ||
+        (rc = strata_dump_set_attr_str(d, "dtype", p->dtype == STRATA_DT_F16 ? "f16" : "f32")) ||
         (rc = strata_dump_set_attr_i64(d, "seed", 42)))
         goto done;
     for (int64_t s = 0; s < n_write; s++) {
@@ -333,7 +333,7 @@ static void test_round_trips(void)
     /* f32 exact; f16 = the half rounding of lib/util.c, special values too. */
     for (int dt = 0; dt < 2; dt++) {
         for (int gz = 0; gz < 2; gz++) {
-            struct strata_dump_params p = {.n_samples = 3, .n_layers = 4, .seq_len = 5, .dim = 6, .dtype = dt ? STRATA_F16 : STRATA_F32, .gzip = gz ? 6 : 0};
+            struct strata_dump_params p = {.n_samples = 3, .n_layers = 4, .seq_len = 5, .dim = 6, .dtype = dt ? STRATA_DT_F16 : STRATA_DT_F32, .gzip = gz ? 6 : 0};
             const char *path = tmp_path(dt ? (gz ? "rt16z.h5" : "rt16.h5") : (gz ? "rt32z.h5" : "rt32.h5"));
             CHECK_OK(write_dump(path, &p, p.n_samples, true));
             check_contents(path, &p, p.n_samples, true);
@@ -346,7 +346,7 @@ static void test_round_trips(void)
                                     65504.0f, 65519.0f, 1.0f + 0x1p-11f, -1e-30f};
     const int n_sp = (int)(sizeof special / sizeof special[0]);
     for (int dt = 0; dt < 2; dt++) {
-        struct strata_dump_params p = {.n_samples = 1, .n_layers = 1, .seq_len = 1, .dim = n_sp, .dtype = dt ? STRATA_F16 : STRATA_F32, .gzip = 0};
+        struct strata_dump_params p = {.n_samples = 1, .n_layers = 1, .seq_len = 1, .dim = n_sp, .dtype = dt ? STRATA_DT_F16 : STRATA_DT_F32, .gzip = 0};
         const char *path = tmp_path("special.h5");
         struct strata_dump *d = NULL;
         int32_t tok = 7;
@@ -371,7 +371,7 @@ static void test_round_trips(void)
      * Inf itself is stored as Inf. */
     for (int k = 0; k < 2; k++) {
         const float big[2] = {1.0f, k ? 65520.0f : -1e9f};
-        struct strata_dump_params p = {.n_samples = 1, .n_layers = 1, .seq_len = 1, .dim = 2, .dtype = STRATA_F16, .gzip = 0};
+        struct strata_dump_params p = {.n_samples = 1, .n_layers = 1, .seq_len = 1, .dim = 2, .dtype = STRATA_DT_F16, .gzip = 0};
         const char *path = tmp_path("overflow.h5");
         struct strata_dump *d = NULL;
         int32_t tok = 7;
@@ -387,7 +387,7 @@ static void test_partial(void)
     const char *path = tmp_path("part.h5");
     char partial[4300];
     snprintf(partial, sizeof partial, "%s.partial", path);
-    struct strata_dump_params p = {.n_samples = 4, .n_layers = 3, .seq_len = 7, .dim = 5, .dtype = STRATA_F16, .gzip = 0};
+    struct strata_dump_params p = {.n_samples = 4, .n_layers = 3, .seq_len = 7, .dim = 5, .dtype = STRATA_DT_F16, .gzip = 0};
 
     /* free() before finish: a valid .partial, complete = 0, n_complete = 2 */
     CHECK_OK(write_dump(path, &p, 2, false));
@@ -487,7 +487,7 @@ static void test_partial(void)
 static void test_attrs(void)
 {
     const char *path = tmp_path("attrs.h5");
-    struct strata_dump_params p = {.n_samples = 1, .n_layers = 2, .seq_len = 3, .dim = 4, .dtype = STRATA_F32, .gzip = 0};
+    struct strata_dump_params p = {.n_samples = 1, .n_layers = 2, .seq_len = 3, .dim = 4, .dtype = STRATA_DT_F32, .gzip = 0};
     struct strata_dump *d = NULL;
     CHECK_OK(strata_dump_create(&d, path, &p));
     if (!d) return;
@@ -575,7 +575,7 @@ static void test_attrs(void)
 static void test_reader_read_only(void)
 {
     const char *path = tmp_path("ro.h5");
-    struct strata_dump_params p = {.n_samples = 2, .n_layers = 2, .seq_len = 3, .dim = 4, .dtype = STRATA_F16, .gzip = 0};
+    struct strata_dump_params p = {.n_samples = 2, .n_layers = 2, .seq_len = 3, .dim = 4, .dtype = STRATA_DT_F16, .gzip = 0};
     CHECK_OK(write_dump(path, &p, 2, true));
     size_t n0 = 0;
     unsigned char *before = (unsigned char *)check_slurp(path, &n0);
@@ -599,7 +599,7 @@ static void test_reader_read_only(void)
 static void test_identical_runs(void)
 {
     /* L1 = 6 boundaries of 256 KiB: chunks of 4, so edge chunks are partial */
-    struct strata_dump_params p = {.n_samples = 2, .n_layers = 6, .seq_len = 64, .dim = 1024, .dtype = STRATA_F32, .gzip = 0};
+    struct strata_dump_params p = {.n_samples = 2, .n_layers = 6, .seq_len = 64, .dim = 1024, .dtype = STRATA_DT_F32, .gzip = 0};
     const char *a = tmp_path("same_a.h5"), *b = tmp_path("same_b.h5");
     CHECK_OK(write_dump(a, &p, 2, true));
     CHECK_OK(write_dump(b, &p, 2, true));
@@ -616,7 +616,7 @@ static void test_identical_runs(void)
         CHECK(oi.atime == 0 && oi.mtime == 0 && oi.ctime == 0 && oi.btime == 0);
     }
     H5Fclose(file);
-    struct strata_dump_params q = {.n_samples = 3, .n_layers = 5, .seq_len = 40, .dim = 24, .dtype = STRATA_F16, .gzip = 5};
+    struct strata_dump_params q = {.n_samples = 3, .n_layers = 5, .seq_len = 40, .dim = 24, .dtype = STRATA_DT_F16, .gzip = 5};
     CHECK_OK(write_dump(a, &q, 2, false)); /* partial ones too */
     char pa[4300], pb[4300];
     snprintf(pa, sizeof pa, "%s.partial", a);
@@ -690,7 +690,7 @@ static void test_errors(void)
 
     /* the first half of a real dump */
     const char *whole = tmp_path("whole.h5");
-    struct strata_dump_params p = {.n_samples = 4, .n_layers = 3, .seq_len = 32, .dim = 64, .dtype = STRATA_F32, .gzip = 0};
+    struct strata_dump_params p = {.n_samples = 4, .n_layers = 3, .seq_len = 32, .dim = 64, .dtype = STRATA_DT_F32, .gzip = 0};
     CHECK_OK(write_dump(whole, &p, 4, true));
     size_t n = 0;
     unsigned char *bytes = (unsigned char *)check_slurp(whole, &n);
@@ -757,6 +757,9 @@ static void test_errors(void)
     bad.gzip = 10;
     CHECK_FAILS(strata_dump_create(&d, path, &bad), STRATA_E_ARG, path);
     bad = p;
+    bad.dtype = STRATA_DT_BF16; /* a dump holds F32 or F16 */
+    CHECK_FAILS(strata_dump_create(&d, path, &bad), STRATA_E_ARG, "dtype BF16");
+    bad = p;
     bad.n_samples = INT64_MAX / 2;
     CHECK_FAILS(strata_dump_create(&d, path, &bad), STRATA_E_SHAPE, path);
     CHECK(d == NULL);
@@ -768,16 +771,16 @@ static void write_schema_files(void)
 {
     char path[4300];
     /* f32: boundaries of 256 KiB, 4 to a chunk (the last chunk partial) */
-    struct strata_dump_params p32 = {.n_samples = 2, .n_layers = 6, .seq_len = 64, .dim = 1024, .dtype = STRATA_F32, .gzip = 0};
+    struct strata_dump_params p32 = {.n_samples = 2, .n_layers = 6, .seq_len = 64, .dim = 1024, .dtype = STRATA_DT_F32, .gzip = 0};
     snprintf(path, sizeof path, "%s/schema_f32.h5", schema_dir);
     CHECK_OK(write_dump(path, &p32, p32.n_samples, true));
     check_contents(path, &p32, p32.n_samples, true);
     /* f16, tiny: one chunk holds every boundary */
-    struct strata_dump_params p16 = {.n_samples = 3, .n_layers = 5, .seq_len = 16, .dim = 8, .dtype = STRATA_F16, .gzip = 0};
+    struct strata_dump_params p16 = {.n_samples = 3, .n_layers = 5, .seq_len = 16, .dim = 8, .dtype = STRATA_DT_F16, .gzip = 0};
     snprintf(path, sizeof path, "%s/schema_f16.h5", schema_dir);
     CHECK_OK(write_dump(path, &p16, p16.n_samples, true));
     /* f16 + gzip, boundaries of 4.1 MiB: T is split into 5 chunks */
-    struct strata_dump_params ps = {.n_samples = 2, .n_layers = 2, .seq_len = 2100, .dim = 1024, .dtype = STRATA_F16, .gzip = 1};
+    struct strata_dump_params ps = {.n_samples = 2, .n_layers = 2, .seq_len = 2100, .dim = 1024, .dtype = STRATA_DT_F16, .gzip = 1};
     snprintf(path, sizeof path, "%s/schema_split.h5", schema_dir);
     CHECK_OK(write_dump(path, &ps, ps.n_samples, true));
     check_contents(path, &ps, ps.n_samples, true);
@@ -825,12 +828,12 @@ static int write_result(const char *path, bool finish)
     const int64_t big[2] = {3, 5 << 18}; /* rows of 5 MiB f32 */
     const int64_t small[3] = {7, 3, 2};
     float *row = malloc((size_t)big[1] * sizeof *row);
-    if ((rc = strata_h5_write(f, "a", STRATA_H5_F32, 2, sa, a)) ||
-        (rc = strata_h5_write(f, "/grp/sub/b", STRATA_H5_F64, 1, sb, b)) ||
-        (rc = strata_h5_write(f, "grp/c", STRATA_H5_I32, 3, sc, c)) ||
-        (rc = strata_h5_write(f, "scalar", STRATA_H5_F64, 0, NULL, &pi)) ||
-        (rc = strata_h5_create_dataset(f, "rows/big", STRATA_H5_F32, 2, big)) ||
-        (rc = strata_h5_create_dataset(f, "rows/small", STRATA_H5_F64, 3, small)))
+    if ((rc = strata_h5_write(f, "a", STRATA_DT_F32, 2, sa, a)) ||
+        (rc = strata_h5_write(f, "/grp/sub/b", STRATA_DT_F64, 1, sb, b)) ||
+        (rc = strata_h5_write(f, "grp/c", STRATA_DT_I32, 3, sc, c)) ||
+        (rc = strata_h5_write(f, "scalar", STRATA_DT_F64, 0, NULL, &pi)) ||
+        (rc = strata_h5_create_dataset(f, "rows/big", STRATA_DT_F32, 2, big)) ||
+        (rc = strata_h5_create_dataset(f, "rows/small", STRATA_DT_F64, 3, small)))
         goto done;
     for (int r = 2; r >= 0 && !rc; r--) { /* last row first */
         for (int64_t j = 0; j < big[1]; j++) row[j] = (float)(r * 1000003 + j);
@@ -874,28 +877,28 @@ static void test_result_files(void)
     CHECK_OK(strata_h5_shape(f, "scalar", &nd, sh));
     CHECK(nd == 0);
     float a[12];
-    CHECK_OK(strata_h5_read(f, "a", STRATA_H5_F32, a));
+    CHECK_OK(strata_h5_read(f, "a", STRATA_DT_F32, a));
     int bad = 0;
     for (int i = 0; i < 12; i++) bad += a[i] != (float)((i / 4) * 10 + i % 4) + 0.25f;
     double b[5], c[12], pi = 0;
-    CHECK_OK(strata_h5_read(f, "grp/sub/b", STRATA_H5_F64, b));
+    CHECK_OK(strata_h5_read(f, "grp/sub/b", STRATA_DT_F64, b));
     for (int i = 0; i < 5; i++) bad += b[i] != 1.0 / (i + 1);
-    CHECK_OK(strata_h5_read(f, "grp/c", STRATA_H5_F64, c)); /* int32 converted to double */
+    CHECK_OK(strata_h5_read(f, "grp/c", STRATA_DT_F64, c)); /* int32 converted to double */
     for (int i = 0; i < 12; i++) bad += c[i] != -6.0 + i;
-    CHECK_OK(strata_h5_read(f, "scalar", STRATA_H5_F64, &pi));
+    CHECK_OK(strata_h5_read(f, "scalar", STRATA_DT_F64, &pi));
     bad += pi != 3.14159;
     int32_t ci[2 * 3 * 2];
-    CHECK_OK(strata_h5_read_rows(f, "grp/c", STRATA_H5_I32, 1, 1, ci));
+    CHECK_OK(strata_h5_read_rows(f, "grp/c", STRATA_DT_I32, 1, 1, ci));
     for (int i = 0; i < 6; i++) bad += ci[i] != i;
     const int64_t W = 5 << 18;
     float *row = malloc((size_t)W * sizeof *row);
     for (int r = 0; r < 3; r++) {
-        CHECK_OK(strata_h5_read_rows(f, "rows/big", STRATA_H5_F32, r, 1, row));
+        CHECK_OK(strata_h5_read_rows(f, "rows/big", STRATA_DT_F32, r, 1, row));
         for (int64_t j = 0; j < W; j++) bad += row[j] != (float)(r * 1000003 + j);
     }
     free(row);
     double sm[7 * 6];
-    CHECK_OK(strata_h5_read(f, "rows/small", STRATA_H5_F64, sm));
+    CHECK_OK(strata_h5_read(f, "rows/small", STRATA_DT_F64, sm));
     for (int i = 0; i < 42; i++) bad += sm[i] != i * 0.5;
     CHECK(bad == 0);
     char *s = NULL;
@@ -917,9 +920,9 @@ static void test_result_files(void)
     /* Failures a caller can cause name the file and the dataset. */
     CHECK_FAILS(strata_h5_shape(f, "nope", &nd, sh), STRATA_E_FORMAT, path);
     CHECK(strstr(strata_last_error(), "/nope") != NULL);
-    CHECK_FAILS(strata_h5_read(f, "grp/nope", STRATA_H5_F32, a), STRATA_E_FORMAT, path);
+    CHECK_FAILS(strata_h5_read(f, "grp/nope", STRATA_DT_F32, a), STRATA_E_FORMAT, path);
     CHECK(strstr(strata_last_error(), "grp/nope") != NULL);
-    CHECK_FAILS(strata_h5_read_rows(f, "rows/small", STRATA_H5_F64, 5, 3, sm), STRATA_E_ARG, path);
+    CHECK_FAILS(strata_h5_read_rows(f, "rows/small", STRATA_DT_F64, 5, 3, sm), STRATA_E_ARG, path);
     CHECK(strstr(strata_last_error(), "rows/small") != NULL);
     CHECK_FAILS(strata_h5_get_attr_i64(f, "/", "missing", &n), STRATA_E_FORMAT, path);
     CHECK_FAILS(strata_h5_get_attr_i64(f, "/", "program", &n), STRATA_E_FORMAT, path);
@@ -947,18 +950,39 @@ static void test_result_files(void)
     CHECK_OK(strata_h5_create(&f, path3));
     const int64_t s2[2] = {2, 2}, s0[2] = {0, 2};
     float v[4] = {1, 2, 3, 4};
-    CHECK_OK(strata_h5_write(f, "v", STRATA_H5_F32, 2, s2, v));
-    CHECK_FAILS(strata_h5_write(f, "v", STRATA_H5_F32, 2, s2, v), STRATA_E_ARG, path3);
+    CHECK_OK(strata_h5_write(f, "v", STRATA_DT_F32, 2, s2, v));
+    CHECK_FAILS(strata_h5_write(f, "v", STRATA_DT_F32, 2, s2, v), STRATA_E_ARG, path3);
     CHECK(strstr(strata_last_error(), "/v") != NULL);
-    CHECK_FAILS(strata_h5_create_dataset(f, "z", STRATA_H5_F32, 2, s0), STRATA_E_ARG, path3);
+    CHECK_FAILS(strata_h5_create_dataset(f, "z", STRATA_DT_F32, 2, s0), STRATA_E_ARG, path3);
     CHECK_FAILS(strata_h5_write_rows(f, "v", 1, 2, v), STRATA_E_ARG, path3);
     CHECK_FAILS(strata_h5_set_attr_i64(f, "absent", "x", 1), STRATA_E_FORMAT, path3);
     CHECK_OK(strata_h5_finish(f));
-    CHECK_FAILS(strata_h5_write(f, "w", STRATA_H5_F32, 2, s2, v), STRATA_E_ARG, path3);
+    CHECK_FAILS(strata_h5_write(f, "w", STRATA_DT_F32, 2, s2, v), STRATA_E_ARG, path3);
     strata_h5_free(f);
     CHECK_FAILS(strata_h5_open(&f, tmp_path("absent.h5")), STRATA_E_IO, "absent.h5");
     CHECK(f == NULL);
     CHECK_FAILS(strata_h5_create(&f, "/nonexistent-dir/x.h5"), STRATA_E_IO, "/nonexistent-dir/x.h5");
+
+    /* Result files hold F32, F64, I32 and I64 (int64 exactly, beyond
+     * double's 2^53); F16 and BF16 are refused with the dtype named. */
+    const char *path4 = tmp_path("result4.h5");
+    const int64_t s3[1] = {3};
+    int64_t i64[3] = {-1, ((int64_t)1 << 62) + 1, INT64_MAX}, back[3] = {0};
+    uint16_t h3[3] = {0};
+    CHECK_OK(strata_h5_create(&f, path4));
+    CHECK_OK(strata_h5_write(f, "i64", STRATA_DT_I64, 1, s3, i64));
+    CHECK_FAILS(strata_h5_write(f, "h", STRATA_DT_F16, 1, s3, h3), STRATA_E_ARG, "dtype F16");
+    CHECK_FAILS(strata_h5_create_dataset(f, "b", STRATA_DT_BF16, 1, s3), STRATA_E_ARG,
+                "dtype BF16");
+    CHECK_OK(strata_h5_finish(f));
+    strata_h5_free(f);
+    CHECK_OK(strata_h5_open(&f, path4));
+    CHECK_OK(strata_h5_read(f, "i64", STRATA_DT_I64, back));
+    CHECK(back[0] == i64[0] && back[1] == i64[1] && back[2] == i64[2]);
+    CHECK_FAILS(strata_h5_read(f, "i64", STRATA_DT_F16, h3), STRATA_E_ARG, "dtype F16");
+    CHECK_FAILS(strata_h5_read_rows(f, "i64", STRATA_DT_BF16, 0, 1, h3), STRATA_E_ARG,
+                "dtype BF16");
+    strata_h5_free(f);
 }
 
 int main(void)

@@ -6,7 +6,7 @@ tests/mkhf.py.
 
 For each case a checkpoint is generated into $STRATA_TMP, the lead's test
 tool `$BUILD/tests/forward_dump --model PATH --tokens 1,... --hidden H.npy
---logits LG.npy [--positions rope|alibi|none]` runs one sequence of T tokens
+--logits LG.npy [--position-embedding rope|alibi|none]` runs one sequence of T tokens
 (first token 1, the rest from a seeded rng) at positions 0..T-1, and its
 float32 hidden states (L+1, T, D) and logits (T, V) are compared with
 ref_hf.forward. Tolerance, per layer l (and likewise for the logits):
@@ -22,11 +22,11 @@ masks cross attention tiles):
   Llama with GQA (no scaling); rope_scaling linear, dynamic (T > C so it
   acts), yarn (defaults, and explicit beta_fast / beta_slow /
   attention_factor), llama3; tied embeddings; head_dim != D/H; no positions
-  (--positions none, and "position_embedding": "none" in config.json);
+  (--position-embedding none, and "position_embedding": "none" in config.json);
   Mistral with sliding_window 16 < T 64; Baichuan-7B shape (W_pack, RoPE,
-  NormHead), also run with --positions alibi; Baichuan-13B shape (W_pack,
+  NormHead), also run with --position-embedding alibi; Baichuan-13B shape (W_pack,
   ALiBi with 40 heads from config.json's position_embedding, NormHead) and
-  12 heads (ALiBi from --positions alibi; 12 is not a power of two).
+  12 heads (ALiBi from --position-embedding alibi; 12 is not a power of two).
 A safetensors file whose header length is 128 + 256k (k <= 5), so that its
 first two bytes read like a pickle PROTO opcode, must still load.
 Failure cases: forward_dump must exit non-zero (not by a signal) with the
@@ -88,7 +88,7 @@ def tokens_for(seed, T, V=512):
 
 # ----------------------------------------------------------------- cases
 
-# name, arch, mkhf.make_config keywords, forward_dump --positions (or None),
+# name, arch, mkhf.make_config keywords, forward_dump --position-embedding (or None),
 # variants: (dtype, format, shards, --model the "dir" or the weight "file")
 # (dtype cycles f32/bf16 so every case runs in both; formats and shard counts
 # are spread so every combination of dtype, format and sharding occurs)
@@ -196,7 +196,7 @@ def run_cases(tmp, have_dump):
             cmd = [DUMP, "--model", model_arg(d, fmt, shards, how),
                    "--tokens", ",".join(map(str, toks)), "--hidden", hp, "--logits", lp]
             if positions:
-                cmd += ["--positions", positions]
+                cmd += ["--position-embedding", positions]
             rc, _, err = run(cmd)
             if not check(rc == 0, f"{label}: forward_dump exit {rc}: {err.strip()[-400:]}"):
                 continue

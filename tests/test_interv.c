@@ -153,7 +153,7 @@ static int write_posvec(const char *path, const float *p, int64_t L1, int64_t T,
     struct strata_h5 *f = NULL;
     int rc = strata_h5_create(&f, path);
     const int64_t shape[3] = {L1, T, D};
-    if (!rc) rc = strata_h5_write(f, "positional", STRATA_H5_F32, 3, shape, p);
+    if (!rc) rc = strata_h5_write(f, "positional", STRATA_DT_F32, 3, shape, p);
     if (!rc) rc = strata_h5_finish(f);
     strata_h5_free(f);
     return rc;
@@ -316,7 +316,7 @@ static void test_editors(struct strata_model *m, const char *dir)
         struct strata_h5 *f = NULL;
         const int64_t shape[2] = {4, 4};
         CHECK_OK(strata_h5_create(&f, path));
-        CHECK_OK(strata_h5_write(f, "other", STRATA_H5_F32, 2, shape, p));
+        CHECK_OK(strata_h5_write(f, "other", STRATA_DT_F32, 2, shape, p));
         CHECK_OK(strata_h5_finish(f));
         strata_h5_free(f);
     }

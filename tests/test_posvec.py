@@ -22,6 +22,13 @@ Checks, with tolerances (p is float32, sums float64):
   can fail).
 - the in-process runs of `attention` reproduce strata-probe-ppl (same
   samples): mean NLL unedited and with one edit within 1e-9 relative.
+- the shared sampling options: with --sample-offset 2 --corpus-format text
+  `attention` still reproduces strata-probe-ppl given the same options
+  (and differs from the offset-0 run: the control).
+- `methods` with its default options on a generated 32-layer model
+  (tests/mkmodel: D 32, 4 heads, trained window 32; PV from a 64-token
+  dump): methods.csv has one row per method and length (6 x 4), grid.csv
+  the direct row plus one per (boundary 1..31, R, ALPHA) = 125, all finite.
 - beyond-window / extension / methods run end to end (a PV of 560 > C
   positions); in `methods`, replacement r = 1, alpha = 1 at length C gives
   exactly the direct run's mean NLL.
@@ -38,7 +45,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from pycheck import BINDIR, CORPUS, SAN, STORIES, TOK, check, main, run  # noqa: E402
+from pycheck import BINDIR, BUILD, CORPUS, SAN, STORIES, TOK, check, main, run  # noqa: E402
 
 import h5py  # noqa: E402
 
@@ -186,6 +193,54 @@ def test_edits(tmp, pv, n_bound):
     check(abs(m1 - edited.mean()) <= 1e-5 * edited.mean(), f"attention edited NLL {m1} = probe-ppl {edited.mean()}")
 
 
+def test_sampling_options(tmp, pv):
+    """posvec draws its samples with the shared sampling options: the same
+    --sample-offset / --corpus-format give probe-ppl's samples."""
+    extra = ["--sample-offset", "2", "--corpus-format", "text"]
+    base = nll(tmp, "off0.h5", [])
+    off = nll(tmp, "off2.h5", extra)
+    out = os.path.join(tmp, "att_off")
+    if ok([POSVEC, "attention", "--pv", pv] + MODEL + ["--samples", "3", "--seq-len", str(T), "--seed", "1",
+                                                        "--kinds", "sub-positional", "--ranges", "0-4", "-o", out] + extra,
+          "attention --sample-offset 2 --corpus-format text") is not None and off is not None:
+        rows = read_csv(os.path.join(out, "attention_summary.csv"))
+        m0 = float([r for r in rows if r["run"] == "none"][0]["mean_nll"])
+        check(abs(m0 - off.mean()) <= 1e-5 * off.mean(),
+              f"attention with --sample-offset 2: NLL {m0} = probe-ppl's {off.mean()}")
+        check(base is not None and abs(m0 - base.mean()) > 1e-4,
+              f"control: offset 2 draws other samples than offset 0 ({m0} vs {base.mean() if base is not None else None})")
+    fails([POSVEC, "attention", "--pv", pv] + MODEL + ["--corpus-format", "bogus", "-o", out],
+          "unknown --corpus-format", "--corpus-format")
+
+
+def test_methods_defaults(tmp):
+    """`strata-posvec methods` with its default options on a 32-layer model:
+    no fixed-size limit (the grid alone has 31 boundaries x 2 x 2 settings)."""
+    mk = os.path.join(BUILD, "tests", "mkmodel")
+    m = os.path.join(tmp, "m32.bin")
+    if ok([mk, "--dim", "32", "--heads", "4", "--layers", "32", "--seq-len", "32", "-o", m], "mkmodel 32 layers") is None:
+        return
+    d = os.path.join(tmp, "m32.h5")
+    pv = os.path.join(tmp, "m32pv.h5")
+    common = ["--model", m, "--tokenizer", TOK, "--corpus", CORPUS]
+    ok([HIDDEN] + common + ["--samples", "2", "--seq-len", "64", "-o", d, "-q"], "dump of the 32-layer model")
+    ok([POSVEC, "decompose", d, "-o", pv, "-q"], "decompose 32 layers")
+    out = os.path.join(tmp, "m32methods")
+    if ok([POSVEC, "methods", "--pv", pv] + common + ["-o", out], "methods with default options on 32 layers") is None:
+        return
+    rows = read_csv(os.path.join(out, "methods.csv"))
+    meths = ["direct", "linear:4", "ntk:4", "dynamic-ntk:4", "window:C", "wext:2:1.1"]
+    got = sorted((r["method"], int(r["length"])) for r in rows)
+    want = sorted((mm, L) for mm in meths for L in (32, 64, 96, 128))
+    check(got == want, f"methods.csv: one row per method and length ({len(rows)} rows)")
+    check(all(np.isfinite(float(r["mean_nll"])) for r in rows), "methods.csv NLL finite")
+    grid = read_csv(os.path.join(out, "grid.csv"))
+    settings = sorted((int(r["layer"]), float(r["r"]), float(r["alpha"])) for r in grid)
+    want = sorted([(-1, 1.0, 1.0)] + [(b, r, a) for b in range(1, 32) for r in (2.0, 4.0) for a in (1.0, 1.3)])
+    check(settings == want, f"grid.csv: direct + 31 x 2 x 2 settings ({len(grid)} rows)")
+    check(all(int(r["length"]) == 64 and np.isfinite(float(r["ppl"])) for r in grid), "grid at 2C, finite")
+
+
 def test_runs(tmp):
     """beyond-window, extension and methods end to end on a PV of 560 > C = 512
     positions; in-process replacement r = 1, alpha = 1 inside the window must
@@ -237,6 +292,8 @@ def body(tmp):
     full, pv, p_ref = test_decompose(tmp)
     test_formation(tmp, pv, p_ref)
     test_edits(tmp, pv, p_ref.shape[0])
+    test_sampling_options(tmp, pv)
+    test_methods_defaults(tmp)
     test_runs(tmp)
     test_errors(tmp, pv)
 

@@ -369,8 +369,8 @@ def case_alibi(tmp):
         label = f"baichuan13 H={H}"
         a, _ = probe_read(label, d, os.path.join(tmp, f"alibi{H}.h5"), N, T, "--maps",
                           "--layers", "0")
-        b, _ = probe_read(label + " --positions none", d, os.path.join(tmp, f"noalibi{H}.h5"),
-                          N, T, "--maps", "--layers", "0", "--positions", "none")
+        b, _ = probe_read(label + " --position-embedding none", d, os.path.join(tmp, f"noalibi{H}.h5"),
+                          N, T, "--maps", "--layers", "0", "--position-embedding", "none")
         if a is None or b is None:
             continue
         i, j = np.arange(T)[:, None], np.arange(T)[None, :]
@@ -383,7 +383,7 @@ def case_alibi(tmp):
         scale = np.abs(a["maps/logits"][..., vis]).max()
         diff = np.abs(got - want)
         ok = np.all(diff <= 1e-5 * (1 + np.abs(want)) + 2e-6 * scale)
-        check(ok, f"{label}: logits - logits(--positions none) = slope_h * (j - i) with the "
+        check(ok, f"{label}: logits - logits(--position-embedding none) = slope_h * (j - i) with the "
               f"documented slopes (max diff {diff.max():.3g})")
         print(f"{label}: ALiBi bias max diff {diff.max():.3g} (largest |bias| "
               f"{np.abs(want).max():.3g})")

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """test_probe_ppl.py — strata-probe-ppl and the interventions of
-lib/cli_interv.h / lib/interv.c (issue 4), end to end.
+lib/cli/model.c / lib/interv.c (issue 4), end to end.
 
 The files are read with h5py (not strata's reader) and every number is
 recomputed by an independent float64 numpy forward pass: tests/ref_hf.py
@@ -23,7 +23,7 @@ What is checked:
   of /nll within 1e-9 relative.
 - --skip-layers 1 equals strata-convert --drop-layers 1 run without
   skipping, bit for bit (same weights, same code path).
-- --rope-scale linear:1 and ntk:1, --attn-temperature 1, --replace B:1:1
+- --rope-scaling linear:1 and ntk:1, --attn-temperature 1, --replace B:1:1
   (delta exactly 0): bit-identical /nll. linear:2, ntk:2 (base * 2^(d/(d-2))
   in the reference), dynamic-ntk:2 at T = 160 > C, and --attn-temperature
   1.5 (the reference scales q_proj by 1.5, which scales q.k the same way)
@@ -40,7 +40,7 @@ What is checked:
   dumped boundary equals p exactly.
 - Ctrl-C leaves OUT.h5.partial (n_complete samples, complete = 0), no
   OUT.h5, no CSV, exit 130.
-- bad input: bad --edit / --replace / --rope-scale / --skip-layers syntax,
+- bad input: bad --edit / --replace / --rope-scaling / --skip-layers syntax,
   boundary or block out of range, posvec with the wrong width, a missing
   posvec, an edit without --posvec, positions beyond the file: non-zero
   exit, a message naming the problem, no output left.
@@ -237,7 +237,7 @@ def test_long(llama):
         return
     m = ref_hf.load(llama)
     compare("llama T=160 (beyond C)", nll, ref_all(m, toks))
-    rc, err, nd, td, _ = ppl(llama, os.path.join(TMP, "dyn.h5"), "--rope-scale", "dynamic-ntk:2",
+    rc, err, nd, td, _ = ppl(llama, os.path.join(TMP, "dyn.h5"), "--rope-scaling", "dynamic-ntk:2",
                              n=2, t=160)
     if check(rc == 0, f"dynamic-ntk:2: {err.strip()}"):
         m.rope_scaling = {"rope_type": "dynamic", "factor": 2.0}
@@ -247,19 +247,19 @@ def test_long(llama):
 def test_runtime_options(llama, mistral, base):
     nll0, toks = base
     m = ref_hf.load(llama)
-    for args in (["--rope-scale", "linear:1"], ["--rope-scale", "ntk:1"],
+    for args in (["--rope-scaling", "linear:1"], ["--rope-scaling", "ntk:1"],
                  ["--attn-temperature", "1"]):
         rc, err, nll, _, _ = ppl(llama, os.path.join(TMP, "x.h5"), *args)
         if check(rc == 0, f"{args}: {err.strip()}"):
             same(" ".join(args), nll, nll0)
-    rc, err, nll, _, attrs = ppl(llama, os.path.join(TMP, "lin2.h5"), "--rope-scale", "linear:2")
+    rc, err, nll, _, attrs = ppl(llama, os.path.join(TMP, "lin2.h5"), "--rope-scaling", "linear:2")
     if check(rc == 0, f"linear:2: {err.strip()}"):
         check(json.loads(attrs["interventions"])["rope_scale"] == "linear:2", "rope_scale recorded")
         check(np.abs(nll - nll0).max() > 1e-3, "linear:2 changes the NLL")
         m.rope_scaling = {"rope_type": "linear", "factor": 2.0}
         compare("linear:2", nll, ref_all(m, toks))
         m.rope_scaling = None
-    rc, err, nll, _, _ = ppl(llama, os.path.join(TMP, "ntk2.h5"), "--rope-scale", "ntk:2")
+    rc, err, nll, _, _ = ppl(llama, os.path.join(TMP, "ntk2.h5"), "--rope-scaling", "ntk:2")
     if check(rc == 0, f"ntk:2: {err.strip()}"):
         theta = m.theta
         m.theta = theta * 2.0 ** (m.d / (m.d - 2.0))
@@ -422,8 +422,8 @@ def test_bad_input(llama, p):
         (["--edit", "sub-positional@1:0-4"], "--posvec"),
         (["--skip-layers", "3"], "out of range"),
         (["--skip-layers", "1,x"], "--skip-layers"),
-        (["--rope-scale", "linear"], "TYPE:FACTOR"),
-        (["--rope-scale", "cubic:2"], "TYPE:FACTOR"),
+        (["--rope-scaling", "linear"], "TYPE:FACTOR"),
+        (["--rope-scaling", "cubic:2"], "TYPE:FACTOR"),
         (["--attn-temperature", "0"], "must be finite and > 0"),
         (["--window", "-1"], "--window"),
     ]

@@ -67,7 +67,7 @@ static void check_against(const struct strata_tensors *ts, const char *expect)
             continue;
         }
         const struct strata_tensor *t = strata_tensors_at(ts, i);
-        int ok = strcmp(t->name, f[0]) == 0 && strcmp(strata_wtype_name(t->dtype), f[1]) == 0 &&
+        int ok = strcmp(t->name, f[0]) == 0 && strcmp(strata_dtype_name(t->dtype), f[1]) == 0 &&
                  strata_tensors_find(ts, f[0]) == t;
         int64_t n_elem = 1, n_dim = 0;
         if (strcmp(f[2], "-") != 0) {
@@ -81,7 +81,7 @@ static void check_against(const struct strata_tensors *ts, const char *expect)
         ok &= t->n_dim == n_dim && t->n_elem == n_elem;
         size_t nraw, nwide;
         uint8_t *raw = unhex(f[3], &nraw), *wide = unhex(f[4], &nwide);
-        ok &= nraw == (size_t)n_elem * strata_wtype_size(t->dtype) && nwide == (size_t)n_elem * 4;
+        ok &= nraw == (size_t)n_elem * strata_dtype_size(t->dtype) && nwide == (size_t)n_elem * 4;
         if (ok) {
             float *w = malloc(nwide + 4);
             strata_widen(w, t->data, t->dtype, t->n_elem);
@@ -270,12 +270,12 @@ static void test_widen(void)
         memcpy(src + 1 + 2 * i, &h, 2);
     }
     int bad16 = 0, badbf = 0;
-    strata_widen(dst, src + 1, STRATA_WT_F16, 65536);
+    strata_widen(dst, src + 1, STRATA_DT_F16, 65536);
     for (uint32_t i = 0; i < 65536; i++) {
         float want = strata_f16_to_f32((uint16_t)i);
         if (isnan(want) ? !isnan(dst[i]) : bits(dst[i]) != bits(want)) bad16++;
     }
-    strata_widen(dst, src + 1, STRATA_WT_BF16, 65536);
+    strata_widen(dst, src + 1, STRATA_DT_BF16, 65536);
     for (uint32_t i = 0; i < 65536; i++)
         if (bits(dst[i]) != i << 16) badbf++;
     CHECK(bad16 == 0);
@@ -291,15 +291,16 @@ static void test_widen(void)
 
     /* Odd lengths and offsets: only dst[0, n) is written. */
     int badtail = 0;
+    const enum strata_dtype wts[3] = {STRATA_DT_F32, STRATA_DT_F16, STRATA_DT_BF16};
     for (int t = 0; t < 3; t++) {
-        enum strata_wtype wt = (enum strata_wtype)t;
-        size_t es = strata_wtype_size(wt);
+        enum strata_dtype wt = wts[t];
+        size_t es = strata_dtype_size(wt);
         for (int64_t n = 0; n < 40; n++) {
             for (int off = 0; off < 4; off++) {
                 for (int64_t i = 0; i < n; i++) {
                     uint32_t v = 0x3c00u + (uint32_t)(i * 37 + off);
                     float fv = (float)i * 0.5f - 3.0f;
-                    if (wt == STRATA_WT_F32) memcpy(src + off + 4 * i, &fv, 4);
+                    if (wt == STRATA_DT_F32) memcpy(src + off + 4 * i, &fv, 4);
                     else memcpy(src + off + 2 * i, &v, 2);
                 }
                 for (int i = 0; i < 48; i++) dst[i] = -12345.0f;
@@ -309,8 +310,8 @@ static void test_widen(void)
                     if (i < n) {
                         uint16_t h;
                         memcpy(&h, src + off + es * (size_t)i, 2);
-                        if (wt == STRATA_WT_F32) memcpy(&want, src + off + 4 * i, 4);
-                        else if (wt == STRATA_WT_F16) want = strata_f16_to_f32(h);
+                        if (wt == STRATA_DT_F32) memcpy(&want, src + off + 4 * i, 4);
+                        else if (wt == STRATA_DT_F16) want = strata_f16_to_f32(h);
                         else { uint32_t u = (uint32_t)h << 16; memcpy(&want, &u, 4); }
                     }
                     if (bits(dst[i]) != bits(want)) badtail++;
@@ -391,9 +392,17 @@ static void test_bf16(void)
         }
     }
     CHECK(bad == 0);
-    CHECK(strcmp(strata_wtype_name(STRATA_WT_BF16), "BF16") == 0);
-    CHECK(strcmp(strata_wtype_name(STRATA_WT_F16), "F16") == 0);
-    CHECK(strata_wtype_size(STRATA_WT_F32) == 4 && strata_wtype_size(STRATA_WT_F16) == 2);
+    /* The one dtype enum: safetensors' names, element sizes. */
+    static const struct {
+        enum strata_dtype t;
+        const char *name;
+        size_t size;
+    } dts[] = {{STRATA_DT_F32, "F32", 4}, {STRATA_DT_F16, "F16", 2}, {STRATA_DT_BF16, "BF16", 2},
+               {STRATA_DT_F64, "F64", 8}, {STRATA_DT_I32, "I32", 4}, {STRATA_DT_I64, "I64", 8}};
+    for (size_t i = 0; i < sizeof dts / sizeof dts[0]; i++) {
+        CHECK(strcmp(strata_dtype_name(dts[i].t), dts[i].name) == 0);
+        CHECK(strata_dtype_size(dts[i].t) == dts[i].size);
+    }
 }
 
 /* tests/hfio.py's to_bf16 (used to write test models) rounds as lib does. */
@@ -433,13 +442,13 @@ static void test_writer(void)
     uint16_t b[7] = {0x3c00, 0x0001, 0x7bff, 0xfc00, 0x7e00, 0x8000, 0x1234};
     uint16_t c[3] = {0x3f80, 0x7fc1, 0x0001};
     float s = 42.0f;
-    specs[0] = (struct strata_tensor){.name = "a \"quoted\" \\ name", .dtype = STRATA_WT_F32,
+    specs[0] = (struct strata_tensor){.name = "a \"quoted\" \\ name", .dtype = STRATA_DT_F32,
                                       .n_dim = 2, .shape = {2, 3}};
-    specs[1] = (struct strata_tensor){.name = "b", .dtype = STRATA_WT_F16, .n_dim = 1, .shape = {7}};
-    specs[2] = (struct strata_tensor){.name = "c", .dtype = STRATA_WT_BF16, .n_dim = 3,
+    specs[1] = (struct strata_tensor){.name = "b", .dtype = STRATA_DT_F16, .n_dim = 1, .shape = {7}};
+    specs[2] = (struct strata_tensor){.name = "c", .dtype = STRATA_DT_BF16, .n_dim = 3,
                                       .shape = {1, 3, 1}};
-    specs[3] = (struct strata_tensor){.name = "s", .dtype = STRATA_WT_F32, .n_dim = 0};
-    specs[4] = (struct strata_tensor){.name = "e", .dtype = STRATA_WT_F16, .n_dim = 2,
+    specs[3] = (struct strata_tensor){.name = "s", .dtype = STRATA_DT_F32, .n_dim = 0};
+    specs[4] = (struct strata_tensor){.name = "e", .dtype = STRATA_DT_F16, .n_dim = 2,
                                       .shape = {0, 5}};
     const char *path = fx("written.safetensors");
     char partial[1100];
@@ -482,7 +491,7 @@ static void test_writer(void)
         CHECK(strcmp(t->name, specs[i].name) == 0 && t->dtype == specs[i].dtype &&
               t->n_dim == specs[i].n_dim);
         CHECK(memcmp(t->shape, specs[i].shape, sizeof t->shape[0] * (size_t)t->n_dim) == 0);
-        if (want[i]) CHECK(memcmp(t->data, want[i], (size_t)t->n_elem * strata_wtype_size(t->dtype)) == 0);
+        if (want[i]) CHECK(memcmp(t->data, want[i], (size_t)t->n_elem * strata_dtype_size(t->dtype)) == 0);
         else CHECK(t->n_elem == 0);
     }
     strata_tensors_free(ts);
@@ -506,7 +515,7 @@ static void test_writer(void)
     for (int k = 1; k <= 8; k++) {
         char name[16] = "xxxxxxxx";
         name[k] = '\0';
-        struct strata_tensor one = {.name = name, .dtype = STRATA_WT_F16, .n_dim = 1, .shape = {1}};
+        struct strata_tensor one = {.name = name, .dtype = STRATA_DT_F16, .n_dim = 1, .shape = {1}};
         uint16_t h = 0x3c00;
         CHECK_OK(strata_st_writer_create(&w, path, &one, 1, NULL));
         CHECK_OK(strata_st_writer_write(w, &h, 2));
@@ -550,7 +559,7 @@ static void test_release(void)
 {
     const int64_t n = 16 << 20; /* 64 MiB of F32 */
     const char *path = fx("big.safetensors");
-    struct strata_tensor spec = {.name = "w", .dtype = STRATA_WT_F32, .n_dim = 1, .shape = {n}};
+    struct strata_tensor spec = {.name = "w", .dtype = STRATA_DT_F32, .n_dim = 1, .shape = {n}};
     struct strata_st_writer *w;
     CHECK_OK(strata_st_writer_create(&w, path, &spec, 1, NULL));
     float *chunk = malloc(1 << 20);

@@ -1,9 +1,13 @@
 /* posvec.h — private to strata-posvec: what its parts share.
  *   analyzers/posvec.c          main, decompose, merge, formation
- *   analyzers/posvec/pvfile.c   PV-file I/O and CSV outputs
+ *   analyzers/posvec/pvfile.c   PV-file I/O, CSV outputs, lists
  *   analyzers/posvec/runner.c   in-process multi-configuration model runs
  *   analyzers/posvec/studies.c  attention, beyond-window, extension, methods
  * P1 (Dong et al. 2024, ../shared/docs/PAPERS.md), docs/POSVEC.md.
+ *
+ * Command lines go through the shared layer (lib/cli/cli.h): model options
+ * and sampling options are the probes' own, so the same options draw the
+ * same samples as strata-probe-ppl and strata-probe-attn.
  *
  * Legend: L blocks (L+1 boundaries b), Lk boundaries kept, T positions,
  * D width, H heads, N samples, C the trained window.
@@ -11,9 +15,13 @@
 #ifndef STRATA_POSVEC_H
 #define STRATA_POSVEC_H
 
-#include "cli.h"
+#include "cli/cli.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #define POSVEC_PROG "strata-posvec"
 #define PV_FORMAT "strata-posvec/1"
@@ -32,7 +40,7 @@ struct pvfile {
 };
 
 void pv_free(struct pvfile *f);
-/* calloc or die; never NULL. */
+/* n zeroed bytes or die (cli_alloc); never NULL. */
 void *xalloc(size_t n);
 /* Read a strata-posvec/1 file into f (dies with a hint on any problem). */
 void pv_read(struct pvfile *f, const char *path);
@@ -45,24 +53,31 @@ void pv_require_full(const struct pvfile *f, const char *path, int64_t L);
 
 struct csv {
     struct cli_out o;
-    char path[4096];
+    char *path;           /* dir/name, owned */
     FILE *f;
 };
 
 /* Create dir if needed, open dir/name (committed by csv_close), write header. */
 FILE *csv_open(struct csv *c, const char *dir, const char *name, const char *header);
 void csv_close(struct csv *c);
-/* Split a comma list into (at most max) items; s is modified. */
-int split(char *s, char **items, int max);
+
+/* A comma-separated list: its items, as many as given. */
+struct list {
+    char **item;          /* (n) owned strings */
+    int n;
+};
+/* Append the items of s (comma-separated, empty items dropped). */
+void list_add(struct list *l, const char *s);
+void list_free(struct list *l);
 
 /* ------------------------------------------- model runs (runner.c) */
 
 /* One configuration of the model, run in lockstep with the others on the
- * same samples. Each has its own model handle because the runtime reads the
- * position settings from the model at every call. */
+ * same samples: a context of the one loaded model with its own settings. */
 struct run {
-    char name[96];
-    char scale[64];        /* strata_rope_scaling_parse words, "" = as loaded */
+    char *name;            /* owned */
+    bool has_scale;        /* rope scaling of its own (else the options') */
+    struct strata_rope_scaling_params sc;
     double temp;           /* attention logit scale lambda */
     int64_t window;        /* sliding window, -1 = as loaded */
     bool has_edit;
@@ -70,10 +85,10 @@ struct run {
     /* state */
     struct strata_ctx *ctx;
     struct strata_editor *editor;
+    struct strata_attnred *red; /* attention reductions (lib/attnred.c), or NULL */
     float *hid;            /* (L+1, T, D) this sample's hidden states */
     struct strata_hidden_capture cap;
-    int64_t L, H, T, C, W;
-    bool logits;           /* profile logits against distance */
+    int64_t L, H, T, C;
     /* sums over samples */
     double *nll;           /* (T-1) */
     double *sink;          /* (L, T) attention on key 0 per query, summed over heads */
@@ -83,31 +98,43 @@ struct run {
     struct strata_pvsum acc; /* hidden states, for positional vectors */
 };
 
+/* The model, the corpus and the options every run shares. */
 struct runner {
-    struct cli_model cm;
-    const char *corpus, *sep, *pv_path;
-    int64_t N, T;
-    uint64_t seed;
+    struct cli_args a;     /* model and sampling options (lib/cli) */
+    const char *pv_path;   /* --pv */
+    const char *dir;       /* -o DIR */
     struct strata_corpus *corp;
+    int64_t N, T;          /* samples; T: tokens of this round's samples */
 };
 
-#define RUNNER_HELP                                                                        \
-    "  --model M, --tokenizer TOK, --positions P, --rope-base B as the probes\n"          \
-    "  --corpus FILE    documents separated by --sep (default <|endoftext|>)\n"           \
-    "  --samples N      samples per configuration (default 16); drawn as\n"             \
-    "                   strata-probe-ppl draws them (same --seed, same tokens)\n"         \
-    "  --seed S         sample selection seed (default 0)\n"                             \
-    "  -o DIR           output directory (created)\n"
+/* The program's own option keys (each subcommand takes some). */
+enum {
+    OPT_PV = CLI_KEY_PROG, OPT_CSV, OPT_ALLOW_PARTIAL, OPT_COMPONENTS, OPT_STRIDE, OPT_THRESHOLDS,
+    OPT_BOUNDARY, OPT_KINDS, OPT_RANGES, OPT_BUCKET, OPT_METHODS, OPT_LENGTHS, OPT_REPLACE,
+    OPT_GRID_LAYERS, OPT_GRID_R, OPT_GRID_ALPHA, OPT_GRID_LENGTH
+};
 
-void runner_init(struct runner *rn);
-/* Consume argv[*i] (and its value) if it is a runner option. */
-bool runner_option(struct runner *rn, int argc, char **argv, int *i);
+#define PV_OPT_HELP "positional vectors: a strata-posvec decompose (or merge) file"
+
+/* The command line of the whole program (set in main; provenance). */
+extern char *posvec_cmdline;
+
+/* Parse a run subcommand's argv: model and sampling groups, -o DIR,
+ * --pv and the subcommand's own options (handler). */
+void runner_parse(struct runner *rn, const struct cli_spec *spec, int argc, char **argv,
+                  cli_handler handler, void *user);
+/* Load the model and tokenizer and open the corpus. */
 void runner_load(struct runner *rn);
-/* Configuration from its name: direct, linear:F, ntk:F, dynamic-ntk:F,
- * yarn:F, temp:X, window:W, wext:R:X. */
+void runner_free(struct runner *rn);
+/* The loaded model's configuration (as the options resolve it). */
+const struct strata_config *runner_config(const struct runner *rn);
+/* Configuration from its name: direct, linear:F, ntk:F, dynamic:F
+ * (dynamic-ntk:F), yarn:F, llama3:F, temp:X, window:W, wext:R:X. */
 void run_parse(struct run *r, const char *spec, int64_t C);
-/* Run every configuration on the same rn->N samples of rn->T tokens. */
-void runner_go(struct runner *rn, struct run *runs, int n_run, bool logits, bool hidden);
+/* Run every configuration on the same rn->N samples of rn->T tokens;
+ * attn: attention reductions (sink, distance); hidden: positional vectors. */
+void runner_go(struct runner *rn, struct run *runs, int n_run, bool attn, bool hidden);
+/* Free the runs' state (contexts, sums, names). */
 void runs_free(struct run *runs, int n_run);
 /* Mean NLL over prediction columns t0 <= t < t1. */
 double run_nll(const struct run *r, int64_t N, int64_t t0, int64_t t1);

@@ -21,9 +21,7 @@ void pv_free(struct pvfile *f)
 
 void *xalloc(size_t n)
 {
-    void *p = calloc(n ? n : 1, 1);
-    if (!p) cli_die(NULL, "out of memory");
-    return p;
+    return cli_alloc(n, "positional-vector data");
 }
 
 void pv_read(struct pvfile *f, const char *path)
@@ -47,14 +45,14 @@ void pv_read(struct pvfile *f, const char *path)
     f->layers = xalloc((size_t)f->Lk * sizeof(int32_t));
     f->positions = xalloc((size_t)f->T * sizeof(int32_t));
     f->p = xalloc((size_t)(f->Lk * f->T * f->D) * sizeof(float));
-    cli_check(strata_h5_read(h, "sum", STRATA_H5_F64, f->acc.sum), hint);
-    cli_check(strata_h5_read(h, "sumsq", STRATA_H5_F64, f->acc.sumsq), hint);
-    cli_check(strata_h5_read(h, "layers", STRATA_H5_I32, f->layers), hint);
-    cli_check(strata_h5_read(h, "positions", STRATA_H5_I32, f->positions), hint);
-    cli_check(strata_h5_read(h, "positional", STRATA_H5_F32, f->p), hint);
+    cli_check(strata_h5_read(h, "sum", STRATA_DT_F64, f->acc.sum), hint);
+    cli_check(strata_h5_read(h, "sumsq", STRATA_DT_F64, f->acc.sumsq), hint);
+    cli_check(strata_h5_read(h, "layers", STRATA_DT_I32, f->layers), hint);
+    cli_check(strata_h5_read(h, "positions", STRATA_DT_I32, f->positions), hint);
+    cli_check(strata_h5_read(h, "positional", STRATA_DT_F32, f->p), hint);
     if (strata_h5_shape(h, "semantic_norm", &nd, sh) == 0) {
         f->cnorm = xalloc((size_t)(f->Lk * f->T) * sizeof(double));
-        cli_check(strata_h5_read(h, "semantic_norm", STRATA_H5_F64, f->cnorm), hint);
+        cli_check(strata_h5_read(h, "semantic_norm", STRATA_DT_F64, f->cnorm), hint);
     }
     if (strata_h5_get_attr_str(h, "/", "model_config", &f->model_config)) f->model_config = NULL;
     strata_h5_free(h);
@@ -68,12 +66,12 @@ void pv_write(const struct pvfile *f, const char *path, const char *cmd, const c
     float *p = xalloc((size_t)(f->Lk * f->T * f->D) * sizeof(float)); /* (Lk, T, D) */
     cli_check(strata_pvsum_mean(&f->acc, p), NULL);
     cli_check(strata_h5_create(&h, path), hint);
-    cli_check(strata_h5_write(h, "positional", STRATA_H5_F32, 3, s3, p), hint);
-    cli_check(strata_h5_write(h, "sum", STRATA_H5_F64, 3, s3, f->acc.sum), hint);
-    cli_check(strata_h5_write(h, "sumsq", STRATA_H5_F64, 2, s2, f->acc.sumsq), hint);
-    cli_check(strata_h5_write(h, "layers", STRATA_H5_I32, 1, &f->Lk, f->layers), hint);
-    cli_check(strata_h5_write(h, "positions", STRATA_H5_I32, 1, &f->T, f->positions), hint);
-    if (f->cnorm) cli_check(strata_h5_write(h, "semantic_norm", STRATA_H5_F64, 2, s2, f->cnorm), hint);
+    cli_check(strata_h5_write(h, "positional", STRATA_DT_F32, 3, s3, p), hint);
+    cli_check(strata_h5_write(h, "sum", STRATA_DT_F64, 3, s3, f->acc.sum), hint);
+    cli_check(strata_h5_write(h, "sumsq", STRATA_DT_F64, 2, s2, f->acc.sumsq), hint);
+    cli_check(strata_h5_write(h, "layers", STRATA_DT_I32, 1, &f->Lk, f->layers), hint);
+    cli_check(strata_h5_write(h, "positions", STRATA_DT_I32, 1, &f->T, f->positions), hint);
+    if (f->cnorm) cli_check(strata_h5_write(h, "semantic_norm", STRATA_DT_F64, 2, s2, f->cnorm), hint);
     cli_check(strata_h5_set_attr_str(h, "/", "format", PV_FORMAT), hint);
     cli_check(strata_h5_set_attr_str(h, "/", "strata_version", STRATA_VERSION), hint);
     cli_check(strata_h5_set_attr_str(h, "/", "command_line", cmd), hint);
@@ -104,8 +102,8 @@ void pv_require_full(const struct pvfile *f, const char *path, int64_t L)
 FILE *csv_open(struct csv *c, const char *dir, const char *name, const char *header)
 {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        cli_die(NULL, "%s: cannot create directory: %s", dir, strerror(errno));
-    snprintf(c->path, sizeof c->path, "%s/%s", dir, name);
+        cli_die("check the path of -o DIR", "%s: cannot create directory: %s", dir, strerror(errno));
+    c->path = cli_sprintf("%s/%s", dir, name);
     c->f = cli_out_open(&c->o, c->path);
     fprintf(c->f, "%s\n", header);
     return c->f;
@@ -114,16 +112,31 @@ FILE *csv_open(struct csv *c, const char *dir, const char *name, const char *hea
 void csv_close(struct csv *c)
 {
     cli_out_commit(&c->o);
-    fprintf(stderr, "%s: wrote %s\n", cli_prog, c->path);
+    cli_info("wrote %s", c->path);
+    free(c->path);
+    c->path = NULL;
 }
 
-/* Split a comma list into (at most max) items; s is modified. */
-int split(char *s, char **items, int max)
+void list_add(struct list *l, const char *s)
 {
-    int n = 0;
-    for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
-        if (n == max) cli_die(NULL, "list '%s...': at most %d items", items[0], max);
-        items[n++] = tok;
+    const char *q = s;
+    while (*q) {
+        const char *e = strchr(q, ',');
+        size_t n = e ? (size_t)(e - q) : strlen(q);
+        if (n) {
+            l->item = cli_realloc(l->item, (size_t)(l->n + 1) * sizeof *l->item, "a list");
+            char *it = cli_alloc(n + 1, "a list item");
+            memcpy(it, q, n);
+            l->item[l->n++] = it;
+        }
+        q += n + (e != NULL);
     }
-    return n;
+}
+
+void list_free(struct list *l)
+{
+    for (int i = 0; i < l->n; i++) free(l->item[i]);
+    free(l->item);
+    l->item = NULL;
+    l->n = 0;
 }

@@ -12,72 +12,103 @@
 
 /* ----------------------------------------------------------- attention */
 
+static const struct cli_opt attention_opts[] = {
+    {"pv", CLI_ARG, OPT_PV, "PV.h5", PV_OPT_HELP " covering --seq-len, every boundary"},
+    {"boundary", CLI_ARG, OPT_BOUNDARY, "B", "edited boundary (default 1)"},
+    {"kinds", CLI_ARG, OPT_KINDS, "LIST",
+     "edits: sub-positional, sub-basis, sub-semantic (default all three)"},
+    {"ranges", CLI_ARG, OPT_RANGES, "LIST", "position ranges T0-T1 (default 0-4,32-256)"},
+    {0}};
+
+static const struct cli_spec attention_spec = {
+    .prog = "strata-posvec attention",
+    .synopsis = "--pv PV.h5 --model M --corpus FILE -o DIR [options]",
+    .about = "Remove a component of the hidden states at boundary B for a range of\n"
+             "positions (the runtime's editors, as strata-probe-attn/-ppl --edit) and\n"
+             "compare with the unedited run on the same samples (drawn as strata-probe-ppl\n"
+             "draws them). Writes in DIR:\n"
+             "  attention_summary.csv  run,kind,boundary,t0,t1,layer,sink,sink_base,\n"
+             "                         hidden_cos,mean_nll,ppl,ppl_base\n"
+             "    sink = mean attention on token 0 (all heads, all queries) in block\n"
+             "    `layer`; hidden_cos = mean cos of boundary layer+1 to the unedited run\n"
+             "  attention_dist.csv     run,layer,distance,prob: mean attention against\n"
+             "                         relative distance (all heads)\n"
+             "--seq-len defaults to the trained window.\n",
+    .groups = CLI_G_MODEL | CLI_G_SAMPLING | CLI_G_OUTPUT,
+    .opts = attention_opts,
+    .output_help = "output directory (created)",
+    .samples_default = 16,
+};
+
+struct attention_opts {
+    int64_t boundary;
+    struct list kinds, ranges;
+};
+
+static int attention_option(void *user, int key, const char *arg, struct cli_error *e)
+{
+    struct attention_opts *o = user;
+    switch (key) {
+    case OPT_BOUNDARY:
+        return cli_parse_int(&o->boundary, "--boundary", arg, 0, 1 << 20, e);
+    case OPT_KINDS:
+        list_add(&o->kinds, arg);
+        return 0;
+    case OPT_RANGES:
+        list_add(&o->ranges, arg);
+        return 0;
+    }
+    return cli_fail(e, NULL, "option key %d has no handler", key);
+}
+
 int cmd_attention(int argc, char **argv)
 {
-    struct runner rn;
-    runner_init(&rn);
-    const char *dir = NULL;
-    char kinds_s[256] = "sub-positional,sub-basis,sub-semantic", ranges_s[256] = "0-4,32-256";
-    int64_t boundary = 1;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: strata-posvec attention --pv PV.h5 --model M --corpus FILE -o DIR [options]\n\n"
-                   "Remove a component of the hidden states at boundary B for a range of\n"
-                   "positions (the runtime's editors, as strata-probe-attn/-ppl --edit) and\n"
-                   "compare with the unedited run on the same samples. Writes in DIR:\n"
-                   "  attention_summary.csv  run,kind,boundary,t0,t1,layer,sink,sink_base,\n"
-                   "                         hidden_cos,mean_nll,ppl,ppl_base\n"
-                   "    sink = mean attention on token 0 (all heads, all queries) in block\n"
-                   "    `layer`; hidden_cos = mean cos of boundary layer+1 to the unedited run\n"
-                   "  attention_dist.csv     run,layer,distance,prob: mean attention against\n"
-                   "                         relative distance (all heads)\n\n"
-                   "  --pv PV.h5       positional vectors (decompose) covering --seq-len\n"
-                   "  --boundary B     edited boundary (default 1)\n"
-                   "  --kinds LIST     sub-positional,sub-basis,sub-semantic (default all)\n"
-                   "  --ranges LIST    position ranges T0-T1 (default 0-4,32-256)\n"
-                   "  --seq-len T      tokens per sample (default: the trained window)\n" RUNNER_HELP);
-            return 0;
-        } else if (!strcmp(a, "-o")) dir = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--boundary")) boundary = cli_int(a, cli_value(argc, argv, &i), 0, 1 << 20);
-        else if (!strcmp(a, "--kinds")) snprintf(kinds_s, sizeof kinds_s, "%s", cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--ranges")) snprintf(ranges_s, sizeof ranges_s, "%s", cli_value(argc, argv, &i));
-        else if (!runner_option(&rn, argc, argv, &i))
-            cli_die("see strata-posvec attention --help", "unknown option '%s'", a);
-    }
-    if (!dir || !rn.pv_path) cli_die("see strata-posvec attention --help", "need --pv PV.h5 and -o DIR");
+    struct runner rn = {0};
+    cli_args_init(&rn.a);
+    struct attention_opts ao = {.boundary = 1};
+    runner_parse(&rn, &attention_spec, argc, argv, attention_option, &ao);
+    if (!ao.kinds.n) list_add(&ao.kinds, "sub-positional,sub-basis,sub-semantic");
+    if (!ao.ranges.n) list_add(&ao.ranges, "0-4,32-256");
+    const int64_t boundary = ao.boundary;
+    const char *dir = rn.dir;
     runner_load(&rn);
-    const struct strata_config *c = strata_model_config(rn.cm.model);
-    if (!rn.T) rn.T = c->seq_len;
+    const struct strata_config *c = runner_config(&rn);
+    rn.T = rn.a.sampling.seq_len ? rn.a.sampling.seq_len : c->seq_len;
     struct pvfile f;
     pv_read(&f, rn.pv_path);
     pv_require_full(&f, rn.pv_path, c->n_layer);
-    if (boundary > c->n_layer) cli_die(NULL, "--boundary %lld: the model has boundaries 0..%d", (long long)boundary, (int)c->n_layer);
-    char *kinds[8], *ranges[8];
-    int nk = split(kinds_s, kinds, 8), nr = split(ranges_s, ranges, 8);
-    struct run runs[1 + 64];
+    if (boundary > c->n_layer)
+        cli_usage_die(NULL, "--boundary %lld: the model has boundaries 0..%d", (long long)boundary,
+                      (int)c->n_layer);
+    const int nk = ao.kinds.n, nr = ao.ranges.n;
+    struct run *runs = xalloc((size_t)(1 + nk * nr) * sizeof *runs);
     int n = 1;
     run_parse(&runs[0], "direct", c->seq_len);
-    snprintf(runs[0].name, sizeof runs[0].name, "none");
+    free(runs[0].name);
+    runs[0].name = cli_strdup("none");
     for (int a = 0; a < nk; a++)
         for (int b = 0; b < nr; b++) {
+            const char *kind = ao.kinds.item[a], *range = ao.ranges.item[b];
             struct run *r = &runs[n++];
             run_parse(r, "direct", c->seq_len);
             r->has_edit = true;
             r->ed = strata_edit_default_params();
             r->ed.boundary = (int32_t)boundary;
-            if (strata_edit_kind_parse(kinds[a], &r->ed.kind) || r->ed.kind == STRATA_EDIT_REPLACE ||
+            if (strata_edit_kind_parse(kind, &r->ed.kind) || r->ed.kind == STRATA_EDIT_REPLACE ||
                 r->ed.kind == STRATA_EDIT_ADD_POSITIONAL)
-                cli_die("--kinds sub-positional, sub-basis, sub-semantic", "unknown kind '%s'", kinds[a]);
+                cli_usage_die("--kinds sub-positional, sub-basis, sub-semantic", "unknown kind '%s'", kind);
             long long t0, t1;
-            if (sscanf(ranges[b], "%lld-%lld", &t0, &t1) != 2 || t0 < 0 || t1 <= t0)
-                cli_die("--ranges T0-T1,...", "bad range '%s'", ranges[b]);
+            char tail;
+            if (sscanf(range, "%lld-%lld%c", &t0, &t1, &tail) != 2 || t0 < 0 || t1 <= t0)
+                cli_usage_die("--ranges T0-T1,...", "bad range '%s'", range);
             r->ed.t0 = t0, r->ed.t1 = t1 < rn.T ? t1 : rn.T;
-            if (r->ed.t0 >= rn.T) cli_die(NULL, "range '%s' lies beyond --seq-len %lld", ranges[b], (long long)rn.T);
-            snprintf(r->name, sizeof r->name, "%s@%lld:%lld-%lld", kinds[a], (long long)boundary, t0,
-                     (long long)r->ed.t1);
+            if (r->ed.t0 >= rn.T)
+                cli_usage_die(NULL, "range '%s' lies beyond --seq-len %lld", range, (long long)rn.T);
+            free(r->name);
+            r->name = cli_sprintf("%s@%lld:%lld-%lld", kind, (long long)boundary, t0,
+                                  (long long)r->ed.t1);
         }
-    runner_go(&rn, runs, n, false, true);
+    runner_go(&rn, runs, n, true, true);
     struct csv cs, cd;
     FILE *fs = csv_open(&cs, dir, "attention_summary.csv",
                         "run,kind,boundary,t0,t1,layer,sink,sink_base,hidden_cos,mean_nll,ppl,ppl_base");
@@ -98,14 +129,15 @@ int cmd_attention(int argc, char **argv)
                     fprintf(fd, "%s,%lld,%lld,%.6g\n", r->name, (long long)l, (long long)m,
                             r->pd[l * T + m] / r->pdn[l * T + m]);
         }
-        fprintf(stderr, "%s: %-36s ppl %.4f (unedited %.4f), sink(block 1) %.3f\n", cli_prog, r->name,
-                exp(nl), exp(base), L > 1 ? run_sink(r, N, 1, 0, T) : DNAN);
+        cli_info("%-36s ppl %.4f (unedited %.4f), sink(block 1) %.3f", r->name, exp(nl), exp(base),
+                 L > 1 ? run_sink(r, N, 1, 0, T) : DNAN);
     }
     csv_close(&cs), csv_close(&cd);
     runs_free(runs, n);
+    free(runs);
     pv_free(&f);
-    strata_corpus_free(rn.corp);
-    cli_model_free(&rn.cm);
+    list_free(&ao.kinds), list_free(&ao.ranges);
+    runner_free(&rn);
     return 0;
 }
 
@@ -146,57 +178,88 @@ static void write_match(FILE *fm, FILE *fh, FILE *fs, const char *name, const fl
     free(best), free(cs);
 }
 
+static const struct cli_opt beyond_opts[] = {
+    {"pv", CLI_ARG, OPT_PV, "PV.h5", PV_OPT_HELP " of T > C positions"},
+    {"bucket", CLI_ARG, OPT_BUCKET, "B", "positions per perplexity bucket (default 64)"},
+    {0}};
+
+static const struct cli_spec beyond_spec = {
+    .prog = "strata-posvec beyond-window",
+    .synopsis = "--pv PV.h5 --model M --corpus FILE -o DIR [options]",
+    .about = "Inputs longer than the trained window C (direct extrapolation). PV.h5 must\n"
+             "come from a dump of T > C tokens (probe-hidden --seq-len 2C); the model\n"
+             "runs N new samples of T tokens (--seq-len, default the PV's T). Writes in DIR:\n"
+             "  beyond_match.csv  run,layer,t,best_t,max_cos: for every t the in-window\n"
+             "                    position t' < C whose p[b,t'] is most similar\n"
+             "  beyond_summary.csv run,layer,cos_in,cos_beyond,slope,ratio,sink_in,\n"
+             "                    sink_beyond,logit_sim,ppl_in,ppl_beyond (see POSVEC.md)\n"
+             "  beyond_ppl.csv    start,end,mean_nll,ppl per bucket of predictions\n",
+    .groups = CLI_G_MODEL | CLI_G_SAMPLING | CLI_G_OUTPUT,
+    .opts = beyond_opts,
+    .output_help = "output directory (created)",
+    .samples_default = 8,
+};
+
+static const struct cli_opt extension_opts[] = {
+    {"pv", CLI_ARG, OPT_PV, "PV.h5", PV_OPT_HELP ", any length >= C"},
+    {"methods", CLI_ARG, OPT_METHODS, "LIST",
+     "direct, linear:F, ntk:F, dynamic:F (dynamic-ntk:F), yarn:F, llama3:F\n"
+     "(RoPE scaling as --rope-scaling), temp:X (attention logits X q.k/sqrt(d)),\n"
+     "window:W, wext:R:X; repeatable (default: direct, linear:4, ntk:4,\n"
+     "dynamic-ntk:4, temp:1.2)"},
+    {"stride", CLI_ARG, OPT_STRIDE, "S", "heatmap stride (default ceil(T/64))"},
+    {0}};
+
+static const struct cli_spec extension_spec = {
+    .prog = "strata-posvec extension",
+    .synopsis = "--pv PV.h5 --model M --corpus FILE -o DIR [--methods LIST] [--seq-len T]",
+    .about = "Context window extension: for each method the model runs N samples of T\n"
+             "tokens (--seq-len, default 2C) and its positional vectors are decomposed in\n"
+             "memory and compared with the original ones (PV.h5). Writes in DIR:\n"
+             "  extension_summary.csv as beyond_summary.csv, one row per method and\n"
+             "                    boundary; slope = least-squares slope of best_t\n"
+             "                    against t (t >= 4), ratio = 1/slope the effective\n"
+             "                    interpolation ratio\n"
+             "  extension_match.csv  method,layer,t,best_t,max_cos\n"
+             "  extension_heatmap.csv method,layer,t_ext,t_orig,cos every S positions\n",
+    .groups = CLI_G_MODEL | CLI_G_SAMPLING | CLI_G_OUTPUT,
+    .opts = extension_opts,
+    .output_help = "output directory (created)",
+    .samples_default = 8,
+};
+
+struct beyond_opts {
+    int64_t stride, bucket;
+    struct list methods;
+};
+
+static int beyond_option(void *user, int key, const char *arg, struct cli_error *e)
+{
+    struct beyond_opts *o = user;
+    switch (key) {
+    case OPT_BUCKET:
+        return cli_parse_int(&o->bucket, "--bucket", arg, 1, 1 << 30, e);
+    case OPT_STRIDE:
+        return cli_parse_int(&o->stride, "--stride", arg, 1, 1 << 30, e);
+    case OPT_METHODS:
+        list_add(&o->methods, arg);
+        return 0;
+    }
+    return cli_fail(e, NULL, "option key %d has no handler", key);
+}
+
 int cmd_beyond(int argc, char **argv, bool extension)
 {
-    struct runner rn;
-    runner_init(&rn);
-    rn.N = 8;
-    const char *dir = NULL;
-    char methods_s[512] = "direct,linear:4,ntk:4,dynamic-ntk:4,temp:1.2";
-    int64_t stride = 0, bucket = 64;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            if (!extension)
-                printf("usage: strata-posvec beyond-window --pv PV.h5 --model M --corpus FILE -o DIR\n\n"
-                       "Inputs longer than the trained window C (direct extrapolation). PV.h5 must\n"
-                       "come from a dump of T > C tokens (probe-hidden --seq-len 2C); the model\n"
-                       "runs N new samples of T tokens. Writes in DIR:\n"
-                       "  beyond_match.csv  run,layer,t,best_t,max_cos: for every t the in-window\n"
-                       "                    position t' < C whose p[b,t'] is most similar\n"
-                       "  beyond_summary.csv run,layer,cos_in,cos_beyond,slope,ratio,sink_in,\n"
-                       "                    sink_beyond,logit_sim,ppl_in,ppl_beyond (see POSVEC.md)\n"
-                       "  beyond_ppl.csv    start,end,mean_nll,ppl per bucket of predictions\n\n"
-                       "  --pv PV.h5       positional vectors of T > C positions\n"
-                       "  --bucket B       positions per perplexity bucket (default 64)\n" RUNNER_HELP);
-            else
-                printf("usage: strata-posvec extension --pv PV.h5 --model M --corpus FILE -o DIR\n"
-                       "                                [--methods LIST] [--seq-len T]\n\n"
-                       "Context window extension: for each method the model runs N samples of T\n"
-                       "tokens (default 2C) and its positional vectors are decomposed in memory\n"
-                       "and compared with the original ones (PV.h5, any length >= C).\n"
-                       "Methods: direct, linear:F, ntk:F, dynamic-ntk:F, yarn:F (RoPE scaling),\n"
-                       "temp:X (attention logits X q.k/sqrt(d)), window:W, wext:R:X.\n"
-                       "Writes in DIR:\n"
-                       "  extension_summary.csv as beyond_summary.csv, one row per method and\n"
-                       "                    boundary; slope = least-squares slope of best_t\n"
-                       "                    against t (t >= 4), ratio = 1/slope the effective\n"
-                       "                    interpolation ratio\n"
-                       "  extension_match.csv  method,layer,t,best_t,max_cos\n"
-                       "  extension_heatmap.csv method,layer,t_ext,t_orig,cos every S positions\n\n"
-                       "  --methods LIST   (default direct,linear:4,ntk:4,dynamic-ntk:4,temp:1.2)\n"
-                       "  --stride S       heatmap stride (default ceil(T/64))\n" RUNNER_HELP);
-            return 0;
-        } else if (!strcmp(a, "-o")) dir = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--methods") && extension) snprintf(methods_s, sizeof methods_s, "%s", cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--stride")) stride = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 30);
-        else if (!strcmp(a, "--bucket")) bucket = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 30);
-        else if (!runner_option(&rn, argc, argv, &i))
-            cli_die("see --help", "unknown option '%s'", a);
-    }
-    if (!dir || !rn.pv_path) cli_die("see --help", "need --pv PV.h5 and -o DIR");
+    struct runner rn = {0};
+    cli_args_init(&rn.a);
+    struct beyond_opts bo = {.bucket = 64};
+    runner_parse(&rn, extension ? &extension_spec : &beyond_spec, argc, argv, beyond_option, &bo);
+    if (!bo.methods.n) list_add(&bo.methods, "direct,linear:4,ntk:4,dynamic-ntk:4,temp:1.2");
+    int64_t stride = bo.stride;
+    const int64_t bucket = bo.bucket;
+    const char *dir = rn.dir;
     runner_load(&rn);
-    const struct strata_config *c = strata_model_config(rn.cm.model);
+    const struct strata_config *c = runner_config(&rn);
     const int64_t C = c->seq_len, L = c->n_layer;
     struct pvfile o;
     pv_read(&o, rn.pv_path);
@@ -207,23 +270,23 @@ int cmd_beyond(int argc, char **argv, bool extension)
     if (!extension && o.T <= C)
         cli_die("make the dump with strata-probe-hidden --seq-len 2C",
                 "%s covers %lld positions, not beyond the trained window %lld", rn.pv_path, (long long)o.T, (long long)C);
-    if (!rn.T) rn.T = extension ? 2 * C : o.T;
-    if (rn.T <= C) cli_die(NULL, "--seq-len %lld must exceed the trained window %lld", (long long)rn.T, (long long)C);
+    rn.T = rn.a.sampling.seq_len ? rn.a.sampling.seq_len : extension ? 2 * C : o.T;
+    if (rn.T <= C) cli_usage_die(NULL, "--seq-len %lld must exceed the trained window %lld", (long long)rn.T, (long long)C);
     if (!stride) stride = (rn.T + 63) / 64;
-    char *items[32];
-    int n = extension ? split(methods_s, items, 32) : 1;
+    const int n = extension ? bo.methods.n : 1;
     struct run *runs = xalloc((size_t)n * sizeof *runs);
-    for (int k = 0; k < n; k++) run_parse(&runs[k], extension ? items[k] : "direct", C);
+    for (int k = 0; k < n; k++) run_parse(&runs[k], extension ? bo.methods.item[k] : "direct", C);
     runner_go(&rn, runs, n, true, extension);
     const int64_t T = rn.T, N = rn.N;
     struct csv cm, ch, cs, cp;
     const char *pre = extension ? "extension" : "beyond";
-    char nm[64];
-    snprintf(nm, sizeof nm, "%s_match.csv", pre);
+    char *nm = cli_sprintf("%s_match.csv", pre);
     FILE *fm = csv_open(&cm, dir, nm, "run,layer,t,best_t,max_cos");
-    snprintf(nm, sizeof nm, "%s_summary.csv", pre);
+    free(nm);
+    nm = cli_sprintf("%s_summary.csv", pre);
     FILE *fs = csv_open(&cs, dir, nm, "run,layer,cos_in,cos_beyond,slope,ratio,sink_in,sink_beyond,"
                                       "logit_sim,ppl_in,ppl_beyond");
+    free(nm);
     FILE *fh = extension ? csv_open(&ch, dir, "extension_heatmap.csv", "run,layer,t_ext,t_orig,cos") : NULL;
     if (!extension) { /* the dump's own p, beyond the window */
         for (int64_t i = 0; i < o.Lk; i++) {
@@ -253,8 +316,8 @@ int cmd_beyond(int argc, char **argv, bool extension)
         for (int k = 0; k < n; k++) {
             cli_check(strata_pvsum_mean(&runs[k].acc, p), NULL);
             write_match(fm, fh, fs, runs[k].name, p, &o, &runs[k], N, stride);
-            fprintf(stderr, "%s: %-16s ppl in %.4f, beyond %.4f\n", cli_prog, runs[k].name,
-                    exp(run_nll(&runs[k], N, 0, C - 1)), exp(run_nll(&runs[k], N, C - 1, T)));
+            cli_info("%-16s ppl in %.4f, beyond %.4f", runs[k].name,
+                     exp(run_nll(&runs[k], N, 0, C - 1)), exp(run_nll(&runs[k], N, C - 1, T)));
         }
         free(p);
         csv_close(&ch);
@@ -263,108 +326,163 @@ int cmd_beyond(int argc, char **argv, bool extension)
     runs_free(runs, n);
     free(runs);
     pv_free(&o);
-    strata_corpus_free(rn.corp);
-    cli_model_free(&rn.cm);
+    list_free(&bo.methods);
+    runner_free(&rn);
     return 0;
 }
 
 /* ------------------------------------------------------------- methods */
 
+/* A replacement run: spec B:R:ALPHA[:T0] as the probes' --replace takes it
+ * (cli_parse_replace), for positions T0 (default 4) .. T-1. */
 static void replace_run(struct run *r, const char *spec, int64_t C, int64_t T)
 {
-    double b, rr, al;
-    char tail;
-    if (sscanf(spec, "%lf:%lf:%lf%c", &b, &rr, &al, &tail) != 3 || b < 0 || !(rr > 0) || b != floor(b))
-        cli_die("--replace B:R:ALPHA, e.g. 2:4:1", "bad replacement '%s'", spec);
+    struct cli_edit ed;
+    struct cli_error e;
+    if (cli_parse_replace(&ed, spec, &e)) cli_usage_die(e.hint, "%s", e.msg);
     run_parse(r, "direct", C);
-    snprintf(r->name, sizeof r->name, "replace:%s", spec);
+    free(r->name);
+    r->name = cli_sprintf("replace:%s", spec);
     r->has_edit = true;
-    r->ed = strata_edit_default_params();
-    r->ed.kind = STRATA_EDIT_REPLACE;
-    r->ed.boundary = (int32_t)b, r->ed.ratio = rr, r->ed.alpha = al, r->ed.t0 = 4, r->ed.t1 = T;
+    r->ed = ed.p;
+    r->ed.t1 = T;
+}
+
+static const struct cli_opt methods_opts[] = {
+    {"pv", CLI_ARG, OPT_PV, "PV.h5", PV_OPT_HELP " covering the longest length"},
+    {"lengths", CLI_ARG, OPT_LENGTHS, "LIST",
+     "input lengths, numbers or multiples of the window like 2C (default\n"
+     "C,2C,3C,4C)"},
+    {"methods", CLI_ARG, OPT_METHODS, "LIST",
+     "direct, linear:F, ntk:F, dynamic:F (dynamic-ntk:F), yarn:F, llama3:F\n"
+     "(RoPE scaling as --rope-scaling), temp:X, window:W (window:C: the trained\n"
+     "window), wext:R:X (window R*C, attention temperature X); repeatable\n"
+     "(default: direct, linear:4, ntk:4, dynamic-ntk:4, window:C, wext:2:1.1)"},
+    {"replace", CLI_ARG, OPT_REPLACE, "LIST",
+     "positional vector replacements B:R:ALPHA[:T0] as the probes' --replace,\n"
+     "e.g. 2:4:1,2:5:1.3; repeatable"},
+    {"grid-layers", CLI_ARG, OPT_GRID_LAYERS, "LIST",
+     "boundaries of the replacement grid (default 1..L-1; 'none' to skip)"},
+    {"grid-r", CLI_ARG, OPT_GRID_R, "LIST", "ratios R of the grid (default 2,4)"},
+    {"grid-alpha", CLI_ARG, OPT_GRID_ALPHA, "LIST", "scales ALPHA of the grid (default 1,1.3)"},
+    {"grid-length", CLI_ARG, OPT_GRID_LENGTH, "T", "length of the grid search (default 2C)"},
+    {0}};
+
+static const struct cli_spec methods_spec = {
+    .prog = "strata-posvec methods",
+    .synopsis = "--pv PV.h5 --model M --corpus FILE -o DIR [options]",
+    .about = "P1's training-free extension methods against direct extrapolation and RoPE\n"
+             "scaling, by perplexity at several lengths (N samples each, drawn as\n"
+             "strata-probe-ppl draws them). Writes in DIR:\n"
+             "  methods.csv  method,length,mean_nll,ppl,ppl_in,ppl_beyond (in: predictions\n"
+             "               of positions < C; beyond: >= C)\n"
+             "  grid.csv     layer,r,alpha,length,ppl,ppl_beyond of the replacement grid\n"
+             "               (best = lowest ppl; printed)\n",
+    .groups = CLI_G_MODEL | CLI_G_SAMPLING | CLI_G_OUTPUT,
+    .opts = methods_opts,
+    .output_help = "output directory (created)",
+    .samples_default = 8,
+};
+
+struct methods_opts {
+    struct list lengths, methods, replace, gl, gr, ga;
+    int64_t grid_len;
+};
+
+static int methods_option(void *user, int key, const char *arg, struct cli_error *e)
+{
+    struct methods_opts *o = user;
+    switch (key) {
+    case OPT_LENGTHS:
+        list_add(&o->lengths, arg);
+        return 0;
+    case OPT_METHODS:
+        list_add(&o->methods, arg);
+        return 0;
+    case OPT_REPLACE:
+        list_add(&o->replace, arg);
+        return 0;
+    case OPT_GRID_LAYERS:
+        list_add(&o->gl, arg);
+        return 0;
+    case OPT_GRID_R:
+        list_add(&o->gr, arg);
+        return 0;
+    case OPT_GRID_ALPHA:
+        list_add(&o->ga, arg);
+        return 0;
+    case OPT_GRID_LENGTH:
+        return cli_parse_int(&o->grid_len, "--grid-length", arg, 2, 1 << 24, e);
+    }
+    return cli_fail(e, NULL, "option key %d has no handler", key);
+}
+
+/* A length: a number, or kC (k times the trained window). */
+static int64_t parse_length(const char *s, int64_t C)
+{
+    const size_t n = strlen(s);
+    if (n && s[n - 1] == 'C') {
+        int64_t k = 1;
+        if (n > 1) {
+            char *num = cli_strdup(s);
+            num[n - 1] = '\0';
+            k = cli_int("--lengths", num, 1, 1 << 20);
+            free(num);
+        }
+        if (k * C > (1 << 24)) cli_usage_die(NULL, "--lengths '%s': too long", s);
+        return k * C;
+    }
+    return cli_int("--lengths", s, 2, 1 << 24);
 }
 
 int cmd_methods(int argc, char **argv)
 {
-    struct runner rn;
-    runner_init(&rn);
-    rn.N = 8;
-    const char *dir = NULL;
-    char len_s[256] = "", meth_s[512] = "direct,linear:4,ntk:4,dynamic-ntk:4,window:C,wext:2:1.1",
-         rep_s[256] = "", gl_s[64] = "", gr_s[64] = "2,4", ga_s[64] = "1,1.3";
-    int64_t grid_len = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: strata-posvec methods --pv PV.h5 --model M --corpus FILE -o DIR [options]\n\n"
-                   "P1's training-free extension methods against direct extrapolation and RoPE\n"
-                   "scaling, by perplexity at several lengths (N samples each, drawn as\n"
-                   "strata-probe-ppl draws them). Writes in DIR:\n"
-                   "  methods.csv  method,length,mean_nll,ppl,ppl_in,ppl_beyond (in: predictions\n"
-                   "               of positions < C; beyond: >= C)\n"
-                   "  grid.csv     layer,r,alpha,length,ppl,ppl_beyond of the replacement grid\n"
-                   "               (best = lowest ppl; printed)\n\n"
-                   "  --pv PV.h5       positional vectors covering the longest length\n"
-                   "  --lengths LIST   default C,2C,3C,4C\n"
-                   "  --methods LIST   direct, linear:F, ntk:F, dynamic-ntk:F, yarn:F, temp:X,\n"
-                   "                   window:W (W = C allowed as 'window:C'), wext:R:X (window\n"
-                   "                   R*C, attention temperature X)\n"
-                   "                   (default direct,linear:4,ntk:4,dynamic-ntk:4,window:C,wext:2:1.1)\n"
-                   "  --replace LIST   replacements B:R:ALPHA (t >= 4), e.g. 2:4:1,2:5:1.3\n"
-                   "  --grid-layers L  boundaries of the grid (default 1..L-1; 'none' to skip)\n"
-                   "  --grid-r LIST    default 2,4     --grid-alpha LIST  default 1,1.3\n"
-                   "  --grid-length T  length of the grid search (default 2C)\n" RUNNER_HELP);
-            return 0;
-        } else if (!strcmp(a, "-o")) dir = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--lengths")) snprintf(len_s, sizeof len_s, "%s", cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--methods")) snprintf(meth_s, sizeof meth_s, "%s", cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--replace")) snprintf(rep_s, sizeof rep_s, "%s", cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--grid-layers")) snprintf(gl_s, sizeof gl_s, "%s", cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--grid-r")) snprintf(gr_s, sizeof gr_s, "%s", cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--grid-alpha")) snprintf(ga_s, sizeof ga_s, "%s", cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--grid-length")) grid_len = cli_int(a, cli_value(argc, argv, &i), 2, 1 << 24);
-        else if (!runner_option(&rn, argc, argv, &i))
-            cli_die("see strata-posvec methods --help", "unknown option '%s'", a);
-    }
-    if (!dir || !rn.pv_path) cli_die("see strata-posvec methods --help", "need --pv PV.h5 and -o DIR");
+    struct runner rn = {0};
+    cli_args_init(&rn.a);
+    struct methods_opts mo = {0};
+    runner_parse(&rn, &methods_spec, argc, argv, methods_option, &mo);
+    if (rn.a.sampling.seq_len)
+        cli_usage_die("give the lengths with --lengths and --grid-length",
+                      "methods runs several lengths; --seq-len does not apply");
+    if (!mo.methods.n) list_add(&mo.methods, "direct,linear:4,ntk:4,dynamic-ntk:4,window:C,wext:2:1.1");
+    if (!mo.gr.n) list_add(&mo.gr, "2,4");
+    if (!mo.ga.n) list_add(&mo.ga, "1,1.3");
+    const char *dir = rn.dir;
     runner_load(&rn);
-    const struct strata_config *c = strata_model_config(rn.cm.model);
+    const struct strata_config *c = runner_config(&rn);
     const int64_t C = c->seq_len, L = c->n_layer;
-    int64_t lens[16];
-    int n_len = 4;
-    if (len_s[0]) {
-        char *it[16];
-        n_len = split(len_s, it, 16);
-        for (int k = 0; k < n_len; k++) lens[k] = cli_int("--lengths", it[k], 2, 1 << 24);
-    } else for (int k = 0; k < 4; k++) lens[k] = (k + 1) * C;
-    if (!grid_len) grid_len = 2 * C;
+    if (!mo.lengths.n) list_add(&mo.lengths, "C,2C,3C,4C");
+    const int n_len = mo.lengths.n;
+    int64_t *lens = xalloc((size_t)n_len * sizeof *lens);
+    for (int k = 0; k < n_len; k++) lens[k] = parse_length(mo.lengths.item[k], C);
+    const int64_t grid_len = mo.grid_len ? mo.grid_len : 2 * C;
     struct pvfile f;
     pv_read(&f, rn.pv_path);
     pv_require_full(&f, rn.pv_path, L);
-    char *mi[32], *ri[16];
-    int nm = split(meth_s, mi, 32), nr = rep_s[0] ? split(rep_s, ri, 16) : 0;
+    const int nm = mo.methods.n, nr = mo.replace.n;
     struct csv cm, cg;
     FILE *fm = csv_open(&cm, dir, "methods.csv", "method,length,mean_nll,ppl,ppl_in,ppl_beyond");
-    struct run runs[48];
+    struct run *runs = xalloc((size_t)(nm + nr) * sizeof *runs);
     for (int li = 0; li < n_len; li++) {
         rn.T = lens[li];
         int n = 0;
         for (int k = 0; k < nm; k++) {
-            char spec[64];
-            if (!strcmp(mi[k], "window:C")) snprintf(spec, sizeof spec, "window:%lld", (long long)C);
-            else snprintf(spec, sizeof spec, "%s", mi[k]);
+            const char *m = mo.methods.item[k];
+            char *spec = !strcmp(m, "window:C") ? cli_sprintf("window:%lld", (long long)C) : cli_strdup(m);
             run_parse(&runs[n], spec, C);
-            snprintf(runs[n++].name, sizeof runs[0].name, "%s", mi[k]);
+            free(runs[n].name);
+            runs[n++].name = cli_strdup(m);
+            free(spec);
         }
         for (int k = 0; k < nr; k++) {
             if (rn.T > f.T) {
-                fprintf(stderr, "%s: skipping %s at length %lld: %s covers %lld positions\n", cli_prog,
-                        ri[k], (long long)rn.T, rn.pv_path, (long long)f.T);
+                cli_note("skipping %s at length %lld: %s covers %lld positions", mo.replace.item[k],
+                         (long long)rn.T, rn.pv_path, (long long)f.T);
                 continue;
             }
-            replace_run(&runs[n++], ri[k], C, rn.T);
+            replace_run(&runs[n++], mo.replace.item[k], C, rn.T);
         }
-        fprintf(stderr, "%s: length %lld, %d methods\n", cli_prog, (long long)rn.T, n);
+        cli_info("length %lld, %d methods", (long long)rn.T, n);
         runner_go(&rn, runs, n, false, false);
         for (int k = 0; k < n; k++) {
             const double m = run_nll(&runs[k], rn.N, 0, rn.T);
@@ -373,28 +491,35 @@ int cmd_methods(int argc, char **argv)
         }
         runs_free(runs, n);
     }
+    free(runs);
     csv_close(&cm);
-    /* the grid at one length */
+    /* the grid at one length: direct, then every (boundary, R, ALPHA) */
     FILE *fg = csv_open(&cg, dir, "grid.csv", "layer,r,alpha,length,ppl,ppl_beyond");
-    if (strcmp(gl_s, "none")) {
-        char *gl[16], *gr[8], *ga[8];
-        char def[64] = "";
-        for (int64_t b = 1; b < L; b++) snprintf(def + strlen(def), sizeof def - strlen(def), "%s%lld", b > 1 ? "," : "", (long long)b);
-        if (!gl_s[0]) snprintf(gl_s, sizeof gl_s, "%s", def[0] ? def : "0");
-        int ngl = split(gl_s, gl, 16), ngr = split(gr_s, gr, 8), nga = split(ga_s, ga, 8), n = 0;
+    if (!(mo.gl.n == 1 && !strcmp(mo.gl.item[0], "none"))) {
+        if (!mo.gl.n) {
+            if (L < 2) list_add(&mo.gl, "0");
+            for (int64_t b = 1; b < L; b++) {
+                char *it = cli_sprintf("%lld", (long long)b);
+                list_add(&mo.gl, it);
+                free(it);
+            }
+        }
+        const int ngl = mo.gl.n, ngr = mo.gr.n, nga = mo.ga.n;
         rn.T = grid_len;
         if (rn.T > f.T) cli_die("use a --pv from a longer dump or a shorter --grid-length",
                                 "--grid-length %lld exceeds the %lld positions of %s", (long long)rn.T, (long long)f.T, rn.pv_path);
-        if (ngl * ngr * nga > 47) cli_die(NULL, "grid too large (at most 47 settings)");
+        const int n_grid = 1 + ngl * ngr * nga;
+        runs = xalloc((size_t)n_grid * sizeof *runs);
+        int n = 0;
         run_parse(&runs[n++], "direct", C);
         for (int a = 0; a < ngl; a++)
             for (int b = 0; b < ngr; b++)
                 for (int d = 0; d < nga; d++) {
-                    char spec[96];
-                    snprintf(spec, sizeof spec, "%s:%s:%s", gl[a], gr[b], ga[d]);
+                    char *spec = cli_sprintf("%s:%s:%s", mo.gl.item[a], mo.gr.item[b], mo.ga.item[d]);
                     replace_run(&runs[n++], spec, C, rn.T);
+                    free(spec);
                 }
-        fprintf(stderr, "%s: grid at length %lld, %d settings\n", cli_prog, (long long)rn.T, n - 1);
+        cli_info("grid at length %lld, %d settings", (long long)rn.T, n - 1);
         runner_go(&rn, runs, n, false, false);
         int best = 0;
         for (int k = 0; k < n; k++) {
@@ -404,14 +529,17 @@ int cmd_methods(int argc, char **argv)
             else fprintf(fg, "%d,%g,%g,%lld,%.6g,%.6g\n", (int)runs[k].ed.boundary, runs[k].ed.ratio,
                          runs[k].ed.alpha, (long long)rn.T, exp(m), exp(run_nll(&runs[k], rn.N, C - 1, rn.T)));
         }
-        fprintf(stderr, "%s: best at length %lld: %s ppl %.4f (direct %.4f)\n", cli_prog, (long long)rn.T,
-                best ? runs[best].name : "direct (no replacement helps)",
-                exp(run_nll(&runs[best], rn.N, 0, rn.T)), exp(run_nll(&runs[0], rn.N, 0, rn.T)));
+        cli_info("best at length %lld: %s ppl %.4f (direct %.4f)", (long long)rn.T,
+                 best ? runs[best].name : "direct (no replacement helps)",
+                 exp(run_nll(&runs[best], rn.N, 0, rn.T)), exp(run_nll(&runs[0], rn.N, 0, rn.T)));
         runs_free(runs, n);
+        free(runs);
     }
     csv_close(&cg);
+    free(lens);
     pv_free(&f);
-    strata_corpus_free(rn.corp);
-    cli_model_free(&rn.cm);
+    list_free(&mo.lengths), list_free(&mo.methods), list_free(&mo.replace);
+    list_free(&mo.gl), list_free(&mo.gr), list_free(&mo.ga);
+    runner_free(&rn);
     return 0;
 }

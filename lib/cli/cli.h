@@ -280,7 +280,11 @@ struct cli_args {
     const char *out_path;      /* -o, or NULL */
     bool resume;               /* --resume */
     int n_threads;             /* --threads (also in model.cp.n_threads) */
-    char *command_line;        /* argv as given, before parsing; owned */
+    char *command_line;        /* argv as given, before parsing (getopt_long permutes
+                                  nothing here, but provenance wants the words as
+                                  typed); owned. cli_parse_args sets it unless set
+                                  before: a subcommand parsing argv + 1 sets it from
+                                  the whole argv first (cli_command_line) */
     const char **args;         /* (n_args) positional arguments, borrowed from argv; owned array */
     int n_args;
 };

@@ -650,6 +650,17 @@ int cli_parse_args(struct cli_args *a, const struct cli_spec *spec, int argc, ch
             if (rc) status = CLI_PARSE_ERROR;
         }
     }
+    /* after "--" every word is a positional argument */
+    for (int k = optind; status == CLI_PARSE_OK && k < argc; k++) {
+        if (spec->max_args >= 0 && a->n_args >= spec->max_args) {
+            cli_fail(e, NULL, "unexpected argument '%s'", argv[k]);
+            status = CLI_PARSE_ERROR;
+        } else {
+            a->args = cli_realloc(a->args, (size_t)(a->n_args + 1) * sizeof *a->args,
+                                  "the argument list");
+            a->args[a->n_args++] = argv[k];
+        }
+    }
     if (status == CLI_PARSE_OK && a->n_args < spec->min_args) {
         cli_fail(e, NULL, "missing argument%s", spec->min_args - a->n_args > 1 ? "s" : "");
         status = CLI_PARSE_ERROR;
