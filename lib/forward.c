@@ -28,6 +28,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 
 #define MAX_OBSERVERS 16
@@ -127,11 +128,17 @@ static void pool_start(struct pool *p, int n)
     pthread_cond_init(&p->go, NULL);
     pthread_cond_init(&p->done, NULL);
     p->n = 1;
+    /* Workers block every signal, so a program's Ctrl-C handler runs on a
+     * thread of its own, never inside a GEMM share. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     for (int i = 1; i < n; i++) {
         p->worker[i] = (struct pool_worker){p, i};
         if (pthread_create(&p->th[i], NULL, pool_main, &p->worker[i]) != 0) break;
         p->n = i + 1;
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static void pool_stop(struct pool *p)

@@ -24,9 +24,9 @@ static const struct cli_spec spec = {
              "OUTDIR/model.safetensors (written under .partial names and renamed when\n"
              "complete), plus the tokenizer as OUTDIR/tokenizer.json, tokenizer.model or\n"
              "tokenizer.bin. llama2.c's interleaved RoPE rows are permuted to the\n"
-             "rotate-half layout, so the copy gives the same hidden states. The\n"
-             "checkpoint is written as stored: run-time settings (--position-embedding,\n"
-             "--rope-base, --rope-scaling) do not apply.\n",
+             "rotate-half layout, so the copy gives the same hidden states. With\n"
+             "--position-embedding, --rope-base or --rope-scaling the copy's config.json\n"
+             "records those settings instead of the checkpoint's.\n",
     .groups = CLI_G_MODEL | CLI_G_OUTPUT,
     .opts = opts,
     .output_help = "output directory (created if missing)",
@@ -84,12 +84,10 @@ int main(int argc, char **argv)
     struct conv_opts c = {.sp = strata_save_default_params()};
     cli_parse(&a, &spec, argc, argv, conv_option, &c);
     cli_require(&a, CLI_REQ_MODEL | CLI_REQ_OUTPUT);
-    if (a.model.pos_s || a.model.rope_base > 0 || a.model.rope_scaling_s)
-        cli_usage_die("convert the checkpoint as stored; give the settings to the programs that run it",
-                      "--position-embedding, --rope-base and --rope-scaling are run-time settings, "
-                      "not part of the checkpoint");
     const char *out_dir = a.out_path;
     cli_model_load(&a, true);
+    /* --position-embedding, --rope-base, --rope-scaling: the copy's config */
+    if (a.model.pos_s || a.model.rope_base > 0 || a.model.rope_scaling_s) c.sp.config = &a.model.cfg;
     double t0 = cli_now();
     cli_check(strata_model_save_hf(a.model.model, out_dir, &c.sp), NULL);
 

@@ -102,137 +102,24 @@ static int32_t *positions_in(const int32_t *list, int64_t m, int64_t n)
 
 /* ------------------------------------------------------------ reduction */
 
-/* The per-(layer, head) sums, one block of doubles; the same layout for one
- * sample's sums and the run's. With LH = Ls * Hs and lh = li * Hs + hi:
- *   dist_p   (Ls, Hs, T) sum of p over visible pairs at distance m, stored at
- *                        index T-1-m (so a row of keys adds to a contiguous,
- *                        increasing range); flipped when written
- *   dist_s   (Ls, Hs, T) the same for logits
- *   dist_n   (Ls, Hs, T) number of those pairs, as a difference array over
- *                        the same index (its prefix sum is the count)
- *   ent      (Ls, Hs, T) sum of the entropy of row i, by query position i
- *   qn       (Ls, Hs, T) number of rows summed at position i
- *   sink     (Ls, Hs, K, T) sum of the mass on keys < k, by query position */
-enum { A_DIST_P, A_DIST_S, A_DIST_N, A_ENT, A_QN, A_SINK };
-
+/* The reductions are lib/attnred.c's (strata_attnred_*); this observer
+ * wraps its observer with the stop flag and the --maps copies. */
 struct attn_probe {
     int64_t T, B, Ls, Hs, K;
     const int32_t *lsel;   /* (L) position in the selected layers, or -1 */
     const int32_t *hsel;   /* (H) position in the selected heads, or -1 */
     int32_t n_layer, n_head;
-    const int32_t *sink_k; /* (K) */
-    double *acc;           /* (sample sums, layout above) */
-    int64_t n_acc;         /* doubles in acc */
-    float *lg;             /* (B, T) logits tile waiting for its probabilities */
-    bool pending;          /* lg holds a tile */
-    int64_t pl, ph, prow0, pcol0, prows, pcols; /* identity of that tile */
+    struct strata_attnred *red;
+    struct strata_observer red_obs;
     float *map_p;          /* (Ls, Hs, T, T) this sample's probabilities, or NULL */
     float *map_s;          /* (Ls, Hs, T, T) this sample's logits, or NULL */
     char err[256];         /* why observe() stopped the pass */
 };
 
-static double *acc_at(const struct attn_probe *a, double *base, int which, int64_t lh)
-{
-    const int64_t LHT = a->Ls * a->Hs * a->T;
-    if (which == A_SINK) return base + A_SINK * LHT + lh * a->K * a->T;
-    return base + which * LHT + lh * a->T;
-}
-
 static bool attn_wants(void *user, int32_t layer, enum strata_site site)
 {
     const struct attn_probe *a = user;
-    return (site == STRATA_SITE_ATTN_LOGITS || site == STRATA_SITE_ATTN_PROBS) && layer >= 0 &&
-           layer < a->n_layer && a->lsel[layer] >= 0;
-}
-
-/* One row of visible keys (n): P[j] += p[j] and S[j] += s[j] in double;
- * *ps = sum_j p[j] s[j] (double), *smax = max s, *pmax = max p. The row
- * loop of every tile, so AVX2 where the build has it (GCC at -O2 vectorizes
- * none of it: double accumulation of floats, reductions without
- * -ffast-math). */
-static void reduce_row(double *P, double *S, const float *p, const float *s, int64_t n,
-                       double *ps, float *smax, float *pmax)
-{
-    int64_t j = 0;
-    double dot = 0.0;
-    float sm = -INFINITY, pm = 0.0f;
-#if defined(__AVX2__) && defined(__FMA__)
-    __m256d vdot = _mm256_setzero_pd();
-    __m256 vsm = _mm256_set1_ps(-INFINITY), vpm = _mm256_setzero_ps();
-    for (; j + 8 <= n; j += 8) {
-        const __m256 p8 = _mm256_loadu_ps(p + j), s8 = _mm256_loadu_ps(s + j);
-        vsm = _mm256_max_ps(vsm, s8);
-        vpm = _mm256_max_ps(vpm, p8);
-        const __m256d plo = _mm256_cvtps_pd(_mm256_castps256_ps128(p8));
-        const __m256d phi = _mm256_cvtps_pd(_mm256_extractf128_ps(p8, 1));
-        const __m256d slo = _mm256_cvtps_pd(_mm256_castps256_ps128(s8));
-        const __m256d shi = _mm256_cvtps_pd(_mm256_extractf128_ps(s8, 1));
-        _mm256_storeu_pd(P + j, _mm256_add_pd(_mm256_loadu_pd(P + j), plo));
-        _mm256_storeu_pd(P + j + 4, _mm256_add_pd(_mm256_loadu_pd(P + j + 4), phi));
-        _mm256_storeu_pd(S + j, _mm256_add_pd(_mm256_loadu_pd(S + j), slo));
-        _mm256_storeu_pd(S + j + 4, _mm256_add_pd(_mm256_loadu_pd(S + j + 4), shi));
-        vdot = _mm256_fmadd_pd(plo, slo, vdot);
-        vdot = _mm256_fmadd_pd(phi, shi, vdot);
-    }
-    double d4[4];
-    float f8[8], g8[8];
-    _mm256_storeu_pd(d4, vdot);
-    _mm256_storeu_ps(f8, vsm);
-    _mm256_storeu_ps(g8, vpm);
-    dot = (d4[0] + d4[1]) + (d4[2] + d4[3]);
-    for (int k = 0; k < 8; k++) {
-        sm = f8[k] > sm ? f8[k] : sm;
-        pm = g8[k] > pm ? g8[k] : pm;
-    }
-#endif
-    for (; j < n; j++) {
-        P[j] += (double)p[j];
-        S[j] += (double)s[j];
-        dot += (double)p[j] * (double)s[j];
-        sm = s[j] > sm ? s[j] : sm;
-        pm = p[j] > pm ? p[j] : pm;
-    }
-    *ps = dot;
-    *smax = sm;
-    *pmax = pm;
-}
-
-/* Reduce one probability tile p (rows, ld) with its logits s (rows, cols):
- * O(tile), one log per row; pair counts go into a difference array (+1 at
- * the first distance index of the row, -1 after its last), O(1) per row. */
-static void reduce_tile(struct attn_probe *a, int64_t lh, const struct strata_view *v,
-                        const float *s)
-{
-    const int64_t T = a->T, nc = v->n_cols, col0 = v->col0;
-    double *dp = acc_at(a, a->acc, A_DIST_P, lh), *ds = acc_at(a, a->acc, A_DIST_S, lh);
-    double *dn = acc_at(a, a->acc, A_DIST_N, lh), *ent = acc_at(a, a->acc, A_ENT, lh);
-    double *qn = acc_at(a, a->acc, A_QN, lh), *sink = acc_at(a, a->acc, A_SINK, lh);
-    for (int64_t i = 0; i < v->n_rows; i++) {
-        const int64_t qp = v->row0 + i;
-        const float *pr = v->data + i * v->ld; /* (nc) */
-        const float *sr = s + i * nc;          /* (nc) */
-        int64_t j1 = qp + 1 - col0;            /* visible keys: j0 <= j < j1 */
-        if (j1 > nc) j1 = nc;
-        int64_t j0 = 0;
-        while (j0 < j1 && sr[j0] == -INFINITY) j0++;
-        if (j0 >= j1) continue;
-        /* key col0+j is at distance m = qp-col0-j, stored at T-1-m = off+j */
-        const int64_t off = T - 1 - qp + col0;
-        double ps;
-        float smax, pmax;
-        reduce_row(dp + off + j0, ds + off + j0, pr + j0, sr + j0, j1 - j0, &ps, &smax, &pmax);
-        dn[off + j0] += 1.0;
-        if (off + j1 < T) dn[off + j1] -= 1.0;
-        ent[qp] += (double)smax - log((double)pmax) - ps;
-        qn[qp] += 1.0;
-        for (int64_t k = 0; k < a->K; k++) {
-            int64_t je = a->sink_k[k] - col0; /* keys < k are j < je */
-            if (je > j1) je = j1;
-            double m = 0.0;
-            for (int64_t j = j0; j < je; j++) m += (double)pr[j];
-            sink[k * T + qp] += m;
-        }
-    }
+    return a->red_obs.wants(a->red_obs.user, layer, site);
 }
 
 static int attn_observe(void *user, const struct strata_view *v)
@@ -242,47 +129,18 @@ static int attn_observe(void *user, const struct strata_view *v)
         snprintf(a->err, sizeof a->err, "interrupted");
         return 1;
     }
-    if (v->layer < 0 || v->layer >= a->n_layer || v->head < 0 || v->head >= a->n_head) {
-        snprintf(a->err, sizeof a->err, "tile of layer %d head %d is out of range",
-                 (int)v->layer, (int)v->head);
+    if (a->red_obs.observe(a->red_obs.user, v)) {
+        snprintf(a->err, sizeof a->err, "%s", strata_attnred_error(a->red));
         return 1;
     }
-    const int32_t li = a->lsel[v->layer], hi = a->hsel[v->head];
-    if (li < 0 || hi < 0) return 0;
-    if (v->row0 < 0 || v->n_rows > a->B || v->row0 + v->n_rows > a->T || v->col0 < 0 ||
-        v->col0 + v->n_cols > a->T) {
-        snprintf(a->err, sizeof a->err,
-                 "tile rows %lld+%lld, cols %lld+%lld does not fit T %lld, B %lld",
-                 (long long)v->row0, (long long)v->n_rows, (long long)v->col0,
-                 (long long)v->n_cols, (long long)a->T, (long long)a->B);
-        return 1;
-    }
-    if (v->site == STRATA_SITE_ATTN_LOGITS) {
-        for (int64_t i = 0; i < v->n_rows; i++)
-            memcpy(a->lg + i * v->n_cols, v->data + i * v->ld, (size_t)v->n_cols * sizeof(float));
-        a->pending = true;
-        a->pl = v->layer, a->ph = v->head, a->prow0 = v->row0, a->pcol0 = v->col0;
-        a->prows = v->n_rows, a->pcols = v->n_cols;
-        return 0;
-    }
-    if (v->site != STRATA_SITE_ATTN_PROBS) return 0;
-    if (!a->pending || a->pl != v->layer || a->ph != v->head || a->prow0 != v->row0 ||
-        a->pcol0 != v->col0 || a->prows != v->n_rows || a->pcols != v->n_cols) {
-        snprintf(a->err, sizeof a->err,
-                 "probability tile of blk.%d head %d rows %lld.. came without its logits tile",
-                 (int)v->layer, (int)v->head, (long long)v->row0);
-        return 1;
-    }
-    a->pending = false;
-    const int64_t lh = (int64_t)li * a->Hs + hi;
-    reduce_tile(a, lh, v, a->lg);
     if (a->map_p) {
-        const int64_t T = a->T;
-        for (int64_t i = 0; i < v->n_rows; i++) {
-            const int64_t at = (lh * T + v->row0 + i) * T + v->col0;
-            memcpy(a->map_p + at, v->data + i * v->ld, (size_t)v->n_cols * sizeof(float));
-            memcpy(a->map_s + at, a->lg + i * v->n_cols, (size_t)v->n_cols * sizeof(float));
-        }
+        const int32_t li = a->lsel[v->layer], hi = a->hsel[v->head];
+        if (li < 0 || hi < 0) return 0;
+        const int64_t T = a->T, lh = (int64_t)li * a->Hs + hi;
+        float *dst = v->site == STRATA_SITE_ATTN_PROBS ? a->map_p : a->map_s;
+        for (int64_t i = 0; i < v->n_rows; i++)
+            memcpy(dst + (lh * T + v->row0 + i) * T + v->col0, v->data + i * v->ld,
+                   (size_t)v->n_cols * sizeof(float));
     }
     return 0;
 }
@@ -300,30 +158,30 @@ static void h5_check(int rc, struct strata_h5 *f, const char *partial)
 /* The means of the run's sums over the completed samples, in the file's
  * order; NaN where nothing was summed (a distance beyond a sliding window, a
  * skipped block). */
-static int write_reductions(struct strata_h5 *f, const struct attn_probe *a, double *sum)
+static int write_reductions(struct strata_h5 *f, const struct attn_probe *a)
 {
     const int64_t T = a->T, LH = a->Ls * a->Hs, K = a->K;
     double *mp = cli_alloc((size_t)(LH * T) * sizeof(double), "the reductions");
     double *ms = cli_alloc((size_t)(LH * T) * sizeof(double), "the reductions");
     double *mn = cli_alloc((size_t)(LH * T) * sizeof(double), "the reductions");
     double *me = cli_alloc((size_t)(LH * T) * sizeof(double), "the reductions");
+    double *mq = cli_alloc((size_t)(LH * T) * sizeof(double), "the reductions");
     double *mk = cli_alloc((size_t)(LH * K * T) * sizeof(double), "the reductions");
+    double *P = cli_alloc((size_t)T * sizeof(double), "a row"), *S = cli_alloc((size_t)T * sizeof(double), "a row");
+    double *E = cli_alloc((size_t)T * sizeof(double), "a row"), *SK = cli_alloc((size_t)(K * T) * sizeof(double), "a row");
     for (int64_t lh = 0; lh < LH; lh++) {
-        const double *dp = acc_at(a, sum, A_DIST_P, lh), *ds = acc_at(a, sum, A_DIST_S, lh);
-        double *dn = acc_at(a, sum, A_DIST_N, lh);
-        const double *ent = acc_at(a, sum, A_ENT, lh);
-        const double *qn = acc_at(a, sum, A_QN, lh), *sink = acc_at(a, sum, A_SINK, lh);
-        for (int64_t x = 1; x < T; x++) dn[x] += dn[x - 1]; /* counts from differences */
+        const int64_t li = lh / a->Hs, hi = lh % a->Hs;
+        double *n = mn + lh * T, *q = mq + lh * T;
+        cli_check(strata_attnred_dist(a->red, li, hi, 0, P, S, n), NULL);
+        cli_check(strata_attnred_query(a->red, li, hi, E, q, SK), NULL);
         for (int64_t m = 0; m < T; m++) {
-            const double n = dn[T - 1 - m];
-            mp[lh * T + m] = n > 0 ? dp[T - 1 - m] / n : (double)NAN;
-            ms[lh * T + m] = n > 0 ? ds[T - 1 - m] / n : (double)NAN;
-            mn[lh * T + m] = n;
+            mp[lh * T + m] = n[m] > 0 ? P[m] / n[m] : (double)NAN;
+            ms[lh * T + m] = n[m] > 0 ? S[m] / n[m] : (double)NAN;
         }
-        for (int64_t t = 0; t < T; t++) me[lh * T + t] = qn[t] > 0 ? ent[t] / qn[t] : (double)NAN;
+        for (int64_t t = 0; t < T; t++) me[lh * T + t] = q[t] > 0 ? E[t] / q[t] : (double)NAN;
         for (int64_t k = 0; k < K; k++)
             for (int64_t t = 0; t < T; t++)
-                mk[(lh * K + k) * T + t] = qn[t] > 0 ? sink[k * T + t] / qn[t] : (double)NAN;
+                mk[(lh * K + k) * T + t] = q[t] > 0 ? SK[k * T + t] / q[t] : (double)NAN;
     }
     const int64_t s3[3] = {a->Ls, a->Hs, T}, s4[4] = {a->Ls, a->Hs, K, T};
     int rc = strata_h5_write(f, "dist/prob_mean", STRATA_DT_F64, 3, s3, mp);
@@ -331,16 +189,8 @@ static int write_reductions(struct strata_h5 *f, const struct attn_probe *a, dou
     if (!rc) rc = strata_h5_write(f, "dist/count", STRATA_DT_F64, 3, s3, mn);
     if (!rc) rc = strata_h5_write(f, "entropy", STRATA_DT_F64, 3, s3, me);
     if (!rc) rc = strata_h5_write(f, "sink/mass", STRATA_DT_F64, 4, s4, mk);
-    if (!rc) { /* rows per query position: N, or 0 for a block that was skipped */
-        for (int64_t lh = 0; lh < LH; lh++)
-            memcpy(mn + lh * T, acc_at(a, sum, A_QN, lh), (size_t)T * sizeof(double));
-        rc = strata_h5_write(f, "query_count", STRATA_DT_F64, 3, s3, mn);
-    }
-    free(mp);
-    free(ms);
-    free(mn);
-    free(me);
-    free(mk);
+    if (!rc) rc = strata_h5_write(f, "query_count", STRATA_DT_F64, 3, s3, mq);
+    free(mp), free(ms), free(mn), free(me), free(mq), free(mk), free(P), free(S), free(E), free(SK);
     return rc;
 }
 
@@ -369,7 +219,7 @@ int main(int argc, char **argv)
     /* --sink-k: k is a count of keys, 1..T */
     int32_t *sink_k = cli_index_set("--sink-k", o.sink_s, T + 1, "width", false, &ap.K);
     if (sink_k[0] == 0) cli_usage_die(NULL, "--sink-k '%s': widths must be at least 1", o.sink_s);
-    ap.sink_k = sink_k;
+
     const double map_bytes = 2.0 * (double)n_samples * (double)ap.Ls * (double)ap.Hs *
                              (double)T * (double)T * 4.0;
     if (maps && map_bytes > o.max_map_bytes)
@@ -389,10 +239,12 @@ int main(int argc, char **argv)
     struct strata_ctx *ctx = cli_ctx_create(&a, &cp);
     ap.B = cp.attn_block > 0 ? cp.attn_block : 64;
     const int64_t LH = ap.Ls * ap.Hs;
-    ap.n_acc = LH * T * (A_SINK + ap.K);
-    ap.acc = cli_calloc((size_t)ap.n_acc, sizeof(double), "the reductions");
-    double *total = cli_calloc((size_t)ap.n_acc, sizeof(double), "the reductions");
-    ap.lg = cli_calloc((size_t)(ap.B * T), sizeof(float), "a logits tile");
+    struct strata_attnred_params rp = strata_attnred_default_params();
+    rp.seq_len = T, rp.attn_block = ap.B, rp.n_layer = (int32_t)L, rp.n_head = (int32_t)H;
+    rp.layers = layers, rp.n_layers = ap.Ls, rp.heads = heads, rp.n_heads = ap.Hs;
+    rp.sink_k = sink_k, rp.n_sink = ap.K;
+    cli_check(strata_attnred_create(&ap.red, &rp), "choose fewer --layers/--heads or a shorter --seq-len");
+    ap.red_obs = strata_attnred_observer(ap.red);
     const int64_t map_n = LH * T * T; /* floats of one sample's map */
     if (maps) {
         ap.map_p = cli_calloc((size_t)map_n, sizeof(float), "one sample's maps");
@@ -442,21 +294,16 @@ int main(int argc, char **argv)
             memset(ap.map_p, 0, (size_t)map_n * sizeof(float));
             for (int64_t i = 0; i < map_n; i++) ap.map_s[i] = -INFINITY;
         }
-        ap.pending = false;
         ap.err[0] = '\0';
         rc = strata_forward(ctx, NULL, toks, T, STRATA_LOGITS_NONE);
-        if (!rc && ap.pending) {
-            snprintf(ap.err, sizeof ap.err, "a logits tile came without its probabilities");
+        if (!rc && strata_attnred_commit(ap.red) != 0) {
+            snprintf(ap.err, sizeof ap.err, "%s", strata_attnred_error(ap.red));
             rc = STRATA_E_OBSERVER;
         }
         if (rc) {
-            memset(ap.acc, 0, (size_t)ap.n_acc * sizeof(double));
+            strata_attnred_discard(ap.red);
             if (cli_stop_requested) rc = 0; /* the sample is dropped; its sums with it */
             break;
-        }
-        for (int64_t i = 0; i < ap.n_acc; i++) {
-            total[i] += ap.acc[i];
-            ap.acc[i] = 0.0;
         }
         if (maps) {
             rc = strata_h5_write_rows(f, "maps/probs", s, 1, ap.map_p);
@@ -470,7 +317,7 @@ int main(int argc, char **argv)
         remove(partial);
         cli_die(NULL, "attention observer: %s", ap.err);
     }
-    if (!rc) rc = write_reductions(f, &ap, total);
+    if (!rc) rc = write_reductions(f, &ap);
     if (!rc) rc = strata_h5_set_attr_i64(f, "/", "n_complete", s);
     int status = 0;
     if (!rc && s < n_samples) {
@@ -496,9 +343,7 @@ int main(int argc, char **argv)
                  maps ? ", with maps" : "");
     }
     free(partial);
-    free(ap.acc);
-    free(total);
-    free(ap.lg);
+    strata_attnred_free(ap.red);
     free(ap.map_p);
     free(ap.map_s);
     free(lsel);

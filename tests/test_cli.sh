@@ -71,6 +71,10 @@ ok "probe-hidden --positions all (a list) with --position-embedding rope (a sche
 "$BINDIR/strata-probe-ppl" --model "$M" --tokenizer "$K" --corpus "$C" --samples 2 --seq-len 64 \
     --rope-scaling dynamic:2 -o "$T/d2.h5" >/dev/null 2>&1 && cmp -s "$T/d1.csv" "$T/d2.csv"
 ok "--rope-scaling dynamic-ntk:2 and dynamic:2 both run, alike" $?
+"$BINDIR/strata-convert" --model "$M" --tokenizer "$K" --rope-base 20000 --rope-scaling linear:2 -q \
+    -o "$T/conv" >/dev/null 2>&1 && grep -q '"rope_theta":[[:space:]]*20000' "$T/conv/config.json" &&
+    grep -q '"rope_type":[[:space:]]*"linear"' "$T/conv/config.json"
+ok "convert --rope-base/--rope-scaling write the copy's config.json with them" $?
 "$BINDIR/strata-generate" --model "$M" --tokenizer "$K" --steps 20 -q >"$T/g.txt" 2>"$T/g.err"
 [ $? -eq 0 ] && [ -s "$T/g.txt" ] && [ ! -s "$T/g.err" ]; ok "generate -q prints the text only" $?
 

@@ -126,8 +126,9 @@ extern volatile sig_atomic_t cli_stop_requested;
 void cli_catch_stop(void);
 /* Test hook: with STRATA_TEST_PAUSE_AFTER=k in the environment, once k
  * samples of this run are complete, say "prog: paused after k samples" on
- * stderr and wait for SIGINT or SIGTERM (blocked before the flag is tested,
- * so a signal sent after the line cannot be missed). */
+ * stderr and wait for SIGINT or SIGTERM (blocked while the line is written,
+ * then the stop flag is polled, so a signal sent after the line cannot be
+ * missed, whichever thread runs its handler). */
 void cli_test_pause_point(int64_t done);
 
 /* ---------------------------------------------------- option parsing */

@@ -230,9 +230,13 @@ void cli_test_pause_point(int64_t done)
     sigprocmask(SIG_BLOCK, &stop, &old);
     fprintf(stderr, "%s: paused after %lld samples\n", cli_prog, (long long)done);
     fflush(stderr);
-    sigset_t wait = old;
-    sigdelset(&wait, SIGINT);
-    sigdelset(&wait, SIGTERM);
-    while (!cli_stop_requested) sigsuspend(&wait);
+    /* The handler may run on any thread that does not block the signal (a
+     * context's workers, OpenBLAS'), not on this one, so waking this thread
+     * with sigsuspend is not enough: the flag is polled. A signal that came
+     * after the line is pending and is delivered once unblocked. */
     sigprocmask(SIG_SETMASK, &old, NULL);
+    while (!cli_stop_requested) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }
