@@ -60,6 +60,29 @@ def run(cmd, timeout=600):
         return 124, "", f"{cmd[0]}: timed out after {timeout}s"
 
 
+def run_interrupted(cmd, after, sig, cwd=None, timeout=600):
+    """Run cmd with STRATA_TEST_PAUSE_AFTER=after, send sig once the program
+    says it paused (after that many complete samples), and return
+    (returncode, stderr, paused). Synchronised on that event, never on time:
+    the run is mid-way whatever the machine's speed."""
+    env = dict(os.environ, STRATA_TEST_PAUSE_AFTER=str(after))
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
+    err, paused = b"", False
+    for line in p.stderr:
+        err += line
+        if f"paused after {after} samples".encode() in line:
+            paused = True
+            p.send_signal(sig)
+            break
+    try:
+        _, rest = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, rest = p.communicate()
+        rest += f"\n(killed after {timeout}s)".encode()
+    return p.returncode, (err + rest).decode(errors="replace"), paused
+
+
 def main(name, body):
     """Run body(tmp) with tmp = $STRATA_TMP/<name> (or a temporary directory
     removed afterwards), count an exception as a failure, then done(name)."""

@@ -35,7 +35,6 @@ import math
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -46,7 +45,7 @@ sys.path.insert(0, HERE)
 import mkhf  # noqa: E402
 import ref_hf  # noqa: E402
 import ref_llama2c  # noqa: E402
-from pycheck import BINDIR, CORPUS, SAN, STORIES, TOK, check, main, run  # noqa: E402
+from pycheck import BINDIR, CORPUS, SAN, STORIES, TOK, check, main, run, run_interrupted  # noqa: E402
 
 try:
     import h5py
@@ -432,19 +431,8 @@ def case_interrupt(tmp):
             os.remove(stale)
     cmd = [PROBE, "--model", STORIES, "--tokenizer", TOK, "--corpus", CORPUS, "--samples",
            "400", "--seq-len", "256", "-o", out]
-    # synchronised on the probe's event: it pauses after 2 samples until the signal
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         env=dict(os.environ, STRATA_TEST_PAUSE_AFTER="2"))
-    err = b""
-    for line in p.stderr:
-        err += line
-        if b"paused after 2 samples" in line:
-            p.send_signal(signal.SIGINT)
-            break
-    _, rest = p.communicate(timeout=600)
-    err += rest
-    err = err.decode(errors="replace")
-    if not check(p.returncode == 130, f"interrupt: exit 130: got {p.returncode}: {err[-300:]}"):
+    rc, err, paused = run_interrupted(cmd, 2, signal.SIGINT)
+    if not check(paused and rc == 130, f"interrupt: exit 130: got {rc}: {err[-300:]}"):
         return
     check(not os.path.exists(out) and os.path.isfile(out + ".partial"),
           "interrupt: OUT.partial left, no OUT")

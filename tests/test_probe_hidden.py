@@ -19,7 +19,7 @@ import subprocess
 import h5py
 import numpy as np
 
-from pycheck import BINDIR, CORPUS, SHARED, TOK, check, main, run
+from pycheck import BINDIR, CORPUS, SHARED, TOK, check, main, run, run_interrupted
 
 PROBE = os.path.abspath(os.path.join(BINDIR, "strata-probe-hidden"))
 BLOCKINF = os.path.join(BINDIR, "strata-blockinf")
@@ -78,19 +78,9 @@ def body(tmp):
     out_e = os.path.join(d["e"], "out.h5")
     cmd = [PROBE, "--model", MODEL, "--tokenizer", TOK, "--corpus", CORPUS, "--seq-len", "96",
            "--seed", "7", *long_args, "-o", "out.h5"]
-    # synchronised on the probe's own event, not on time: it pauses once 3
-    # samples are complete and waits for the signal (STRATA_TEST_PAUSE_AFTER)
-    env = dict(os.environ, STRATA_TEST_PAUSE_AFTER="3")
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=d["e"],
-                         env=env, text=True)
-    paused = False
-    for line in p.stderr:
-        if "paused after 3 samples" in line:
-            paused = True
-            p.send_signal(signal.SIGTERM)
-            break
-    p.stderr.read()
-    rc = p.wait()
+    # synchronised on the probe's own event: it pauses once 3 samples are
+    # complete and waits for the signal
+    rc, _, paused = run_interrupted(cmd, 3, signal.SIGTERM, cwd=d["e"])
     check(paused and rc == 130, f"SIGTERM after the pause stops the run (paused {paused}, rc {rc})")
     with h5py.File(out_e + ".partial", "r") as f:
         k = int(f.attrs["n_complete"])

@@ -52,9 +52,7 @@ import json
 import math
 import os
 import signal
-import subprocess
 import sys
-import time
 
 import numpy as np
 
@@ -63,7 +61,7 @@ sys.path.insert(0, HERE)
 import mkhf  # noqa: E402
 import ref_hf  # noqa: E402
 import ref_llama2c  # noqa: E402
-from pycheck import BINDIR, CORPUS, SAN, STORIES, TOK, check, main, run  # noqa: E402
+from pycheck import BINDIR, CORPUS, SAN, STORIES, TOK, check, main, run, run_interrupted  # noqa: E402
 
 try:
     import h5py
@@ -378,21 +376,11 @@ def test_interrupt():
     for f in (out, out + ".partial"):  # a stale .partial must not pass for this run's
         if os.path.exists(f):
             os.remove(f)
-    # synchronised on the probe's event: it pauses after 3 samples until the signal
-    proc = subprocess.Popen([PPL, "--model", STORIES, "--tokenizer", TOK, "--corpus", CORPUS,
-                             "--samples", str(n), "--seq-len", "256", "-o", out],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=dict(os.environ, STRATA_TEST_PAUSE_AFTER="3"))
-    err = b""
-    for line in proc.stderr:
-        err += line
-        if b"paused after 3 samples" in line:
-            proc.send_signal(signal.SIGINT)
-            break
-    _, rest = proc.communicate(timeout=600)
-    err = (err + rest).decode(errors="replace")
-    check(proc.returncode == 130 and "interrupted" in err,
-          f"SIGINT: exit 130 and a message: {proc.returncode} {err.strip()[-200:]}")
+    rc, err, paused = run_interrupted([PPL, "--model", STORIES, "--tokenizer", TOK, "--corpus", CORPUS,
+                                       "--samples", str(n), "--seq-len", "256", "-o", out],
+                                      3, signal.SIGINT)
+    check(paused and rc == 130 and "interrupted" in err,
+          f"SIGINT: exit 130 and a message: {rc} {err.strip()[-200:]}")
     check(not os.path.exists(out) and not os.path.exists(os.path.join(TMP, "int.csv")),
           "interrupted: no OUT.h5 and no CSV")
     if check(os.path.exists(out + ".partial"), "interrupted: OUT.h5.partial stays"):
