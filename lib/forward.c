@@ -688,41 +688,67 @@ static void ask_observers(struct strata_ctx *ctx)
                     ctx->want[(int64_t)l * STRATA_SITE_COUNT + s] |= 1u << i;
 }
 
-/* The blocks: tokens (T) at positions pos0.. ; the residual stream after
- * the last block is left in ctx->x (T, D). */
-static int run_blocks(struct strata_ctx *ctx, const int32_t *tokens, int64_t n_tok)
+/* Blocks 0 .. n-1 must run for the observers (not the editors: an edit no
+ * observer sees changes nothing): resid_pre of block l needs blocks below
+ * l, any other site of block l needs block l too. */
+static int32_t blocks_wanted(const struct strata_ctx *ctx)
+{
+    const uint32_t observers = ~((1u << ctx->n_ed) - 1u);
+    int32_t n = 0;
+    for (int32_t l = 0; l < ctx->cfg.n_layer; l++)
+        for (int s = 0; s < STRATA_SITE_COUNT; s++)
+            if (ctx->want[(int64_t)l * STRATA_SITE_COUNT + s] & observers)
+                n = s == STRATA_SITE_RESID_PRE ? (l > n ? l : n) : l + 1;
+    return n;
+}
+
+/* T tokens at positions n_past.. fit the context? */
+static int check_span(const struct strata_ctx *ctx, int64_t T)
+{
+    const int64_t pos0 = ctx->p.kv_cache ? ctx->n_past : 0;
+    if (T <= 0) return strata_fail(STRATA_E_ARG, "forward needs at least one token");
+    if (pos0 + T > ctx->p.n_ctx)
+        return strata_fail(STRATA_E_SHAPE,
+                           "%lld tokens at position %lld exceed the context of %lld positions; "
+                           "create the context with a larger n_ctx",
+                           (long long)T, (long long)pos0, (long long)ctx->p.n_ctx);
+    return 0;
+}
+
+/* ctx->x (T, D) = the token embeddings. */
+static int embed(struct strata_ctx *ctx, const int32_t *tokens, int64_t T)
 {
     const struct strata_model *m = ctx->model;
+    const struct strata_config *c = &ctx->cfg;
+    const int64_t D = c->dim;
+    for (int64_t t = 0; t < T; t++)
+        if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
+            return strata_fail(STRATA_E_ARG, "token %d at index %lld is outside the vocabulary (0..%d)",
+                               (int)tokens[t], (long long)t, (int)c->vocab_size - 1);
+    const size_t es = strata_dtype_size(m->tok_emb.dtype);
+    for (int64_t t = 0; t < T; t++)
+        strata_widen(ctx->x + t * D, (const char *)m->tok_emb.data + (size_t)((int64_t)tokens[t] * D) * es,
+                     m->tok_emb.dtype, D);
+    return 0;
+}
+
+/* Blocks l0 .. l1-1 on the residual stream ctx->x (T, D) at positions
+ * pos0.. ; the stream after block l1-1 is left in ctx->x. */
+static int run_blocks(struct strata_ctx *ctx, int64_t n_tok, int32_t l0, int32_t l1)
+{
     const struct strata_config *c = &ctx->cfg;
     const int64_t T = n_tok, D = c->dim, F = c->hidden_dim, d = c->head_dim;
     const int64_t Hd = (int64_t)c->n_head * d, kvd = (int64_t)c->n_kv_head * d;
     const int64_t pos0 = ctx->p.kv_cache ? ctx->n_past : 0;
     const int64_t n = ctx->p.n_ctx;
 
-    if (T <= 0) return strata_fail(STRATA_E_ARG, "forward needs at least one token");
-    if (pos0 + T > n)
-        return strata_fail(STRATA_E_SHAPE,
-                           "%lld tokens at position %lld exceed the context of %lld positions; "
-                           "create the context with a larger n_ctx",
-                           (long long)T, (long long)pos0, (long long)n);
-    for (int64_t t = 0; t < T; t++)
-        if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
-            return strata_fail(STRATA_E_ARG, "token %d at index %lld is outside the vocabulary (0..%d)",
-                               (int)tokens[t], (long long)t, (int)c->vocab_size - 1);
-    ask_observers(ctx);
-
     ensure_rope(ctx, pos0 + T);
     const bool rope = c->pos == STRATA_POS_ROPE_HALF || c->pos == STRATA_POS_ROPE_INTERLEAVED;
     const bool interleaved = c->pos == STRATA_POS_ROPE_INTERLEAVED;
 
     float *x = ctx->x; /* (T, D) */
-    const size_t es = strata_dtype_size(m->tok_emb.dtype);
-    for (int64_t t = 0; t < T; t++)
-        strata_widen(x + t * D, (const char *)m->tok_emb.data + (size_t)((int64_t)tokens[t] * D) * es,
-                     m->tok_emb.dtype, D);
-
     int rc = 0;
-    for (int32_t l = 0; l < c->n_layer; l++) {
+    for (int32_t l = l0; l < l1; l++) {
         float *kc = ctx->kc + (ctx->p.kv_cache ? (int64_t)l * n * kvd : 0); /* (P, G*d) */
         float *vc = ctx->vc + (ctx->p.kv_cache ? (int64_t)l * n * kvd : 0);
         if ((rc = notify(ctx, l, STRATA_SITE_RESID_PRE, -1, pos0, 0, T, D, D, x, x))) return rc;
@@ -771,7 +797,19 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
     const int64_t T = n_tok, D = c->dim;
     if (mode != STRATA_LOGITS_NONE && !logits)
         return strata_fail(STRATA_E_ARG, "logits requested but no buffer given");
-    int rc = run_blocks(ctx, tokens, n_tok);
+    int rc = check_span(ctx, T);
+    if (!rc) rc = embed(ctx, tokens, T);
+    if (rc) return rc;
+    ask_observers(ctx);
+    /* Only the work asked for: without logits (and without a cache that
+     * later calls continue), the pass ends after the last block whose
+     * sites an observer wants; dumping boundaries 0-4 of a 32-block model
+     * runs 4 blocks. */
+    const int32_t l_end = mode == STRATA_LOGITS_NONE && !ctx->p.kv_cache ? blocks_wanted(ctx)
+                                                                         : c->n_layer;
+    rc = run_blocks(ctx, T, 0, l_end);
+    if (!rc && l_end < c->n_layer) /* its resid_pre is visited at the start of block l_end */
+        rc = notify(ctx, l_end, STRATA_SITE_RESID_PRE, -1, 0, 0, T, D, D, ctx->x, ctx->x);
     if (rc) return rc;
     if (mode != STRATA_LOGITS_NONE) {
         const int64_t first = mode == STRATA_LOGITS_LAST ? T - 1 : 0;
@@ -782,6 +820,54 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
     return 0;
 }
 
+/* Pipeline parts: the same computation as strata_forward, cut at block
+ * boundaries so that processes holding different blocks can pass the
+ * residual stream between them. */
+static int pipeline_check(const struct strata_ctx *ctx, int64_t T)
+{
+    if (ctx->p.kv_cache)
+        return strata_fail(STRATA_E_ARG, "the pipeline calls take contexts without kv_cache");
+    return check_span(ctx, T);
+}
+
+int strata_forward_embed(struct strata_ctx *ctx, float *x, const int32_t *tokens, int64_t n_tok)
+{
+    int rc = pipeline_check(ctx, n_tok);
+    if (!rc) rc = embed(ctx, tokens, n_tok);
+    if (!rc) memcpy(x, ctx->x, (size_t)(n_tok * ctx->cfg.dim) * sizeof(float));
+    return rc;
+}
+
+int strata_forward_blocks(struct strata_ctx *ctx, float *x, int64_t n_tok, int32_t l0, int32_t l1)
+{
+    int rc = pipeline_check(ctx, n_tok);
+    if (rc) return rc;
+    if (l0 < 0 || l1 > ctx->cfg.n_layer || l0 > l1)
+        return strata_fail(STRATA_E_ARG, "blocks %d..%d: expected 0 <= l0 <= l1 <= %d", (int)l0,
+                           (int)l1, (int)ctx->cfg.n_layer);
+    const size_t bytes = (size_t)(n_tok * ctx->cfg.dim) * sizeof(float);
+    memcpy(ctx->x, x, bytes);
+    ask_observers(ctx);
+    rc = run_blocks(ctx, n_tok, l0, l1);
+    if (!rc) memcpy(x, ctx->x, bytes);
+    return rc;
+}
+
+int strata_forward_logits(struct strata_ctx *ctx, float *logits, const float *x, int64_t n_tok,
+                          enum strata_logits mode)
+{
+    const struct strata_config *c = &ctx->cfg;
+    const int64_t T = n_tok, D = c->dim;
+    int rc = pipeline_check(ctx, T);
+    if (rc) return rc;
+    if (mode == STRATA_LOGITS_NONE) return 0;
+    if (!logits) return strata_fail(STRATA_E_ARG, "logits requested but no buffer given");
+    const int64_t first = mode == STRATA_LOGITS_LAST ? T - 1 : 0;
+    rmsnorm(ctx->xb, x + first * D, ctx->rms_final, T - first, D, c->norm_eps);
+    classifier(ctx, logits, ctx->xb, T - first);
+    return 0;
+}
+
 int strata_forward_nll(struct strata_ctx *ctx, double *nll, const int32_t *tokens, int64_t n_tok)
 {
     const struct strata_config *c = &ctx->cfg;
@@ -789,8 +875,11 @@ int strata_forward_nll(struct strata_ctx *ctx, double *nll, const int32_t *token
     if (ctx->p.kv_cache)
         return strata_fail(STRATA_E_ARG, "strata_forward_nll needs a context without kv_cache");
     if (T < 2) return strata_fail(STRATA_E_ARG, "next-token NLL needs at least two tokens");
-    int rc = run_blocks(ctx, tokens, n_tok);
+    int rc = check_span(ctx, T);
+    if (!rc) rc = embed(ctx, tokens, T);
     if (rc) return rc;
+    ask_observers(ctx);
+    if ((rc = run_blocks(ctx, T, 0, c->n_layer))) return rc;
     /* Rows per chunk: about 32 MiB of logits at a time. */
     int64_t R = ((int64_t)1 << 23) / V;
     R = R < 1 ? 1 : R > T - 1 ? T - 1 : R;

@@ -366,6 +366,26 @@ enum strata_logits { STRATA_LOGITS_NONE, STRATA_LOGITS_LAST, STRATA_LOGITS_ALL }
 int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
                    int64_t n_tok, enum strata_logits mode);
 
+/* strata_forward runs only the work asked for: with STRATA_LOGITS_NONE (and
+ * no kv_cache) it stops after the last block whose sites an observer wants,
+ * so a run that observes boundaries 0-4 of a 32-block model costs 4 blocks
+ * (editors alone ask for nothing: an edit no observer sees changes
+ * nothing). */
+
+/* The same pass in parts, cut at block boundaries, for running a model
+ * whose blocks are spread over processes (each holds and touches only its
+ * blocks' weights) and passes the residual stream x (T, D) along. Contexts
+ * without kv_cache; positions 0 .. T-1. embed: x = the token embeddings;
+ * blocks: blocks l0 .. l1-1 applied to x in place, their sites visited by
+ * the context's observers and editors as in strata_forward; logits: the
+ * final norm and classifier applied to x (after the last block). Embed,
+ * then blocks [0, a), [a, b), ..., [z, L), then logits gives strata_forward's
+ * results bit for bit. */
+int strata_forward_embed(struct strata_ctx *ctx, float *x, const int32_t *tokens, int64_t n_tok);
+int strata_forward_blocks(struct strata_ctx *ctx, float *x, int64_t n_tok, int32_t l0, int32_t l1);
+int strata_forward_logits(struct strata_ctx *ctx, float *logits, const float *x, int64_t n_tok,
+                          enum strata_logits mode);
+
 /* Run tokens (T) from position 0 and write the negative log-likelihood
  * (natural log) of each next token: nll (T-1), nll[t] = -log p(tokens[t+1] |
  * tokens[0..t]), from float32 logits reduced in double. The logits are made
@@ -902,6 +922,70 @@ int strata_h5_get_attr_i64(const struct strata_h5 *f, const char *obj, const cha
                            int64_t *value);
 int strata_h5_get_attr_f64(const struct strata_h5 *f, const char *obj, const char *name,
                            double *value);
+
+/* ------------------------------------------------------ statistics files */
+
+/* Streaming statistics (lib/stats.c, docs/FORMAT.md "strata-stats/1",
+ * issue 12): what strata-probe-stats keeps instead of raw hidden states,
+ * enough for P1's decomposition (strata_pvsum), P3's per-sample Block
+ * Influence means and P2's attention reductions (strata_attnred sums), all
+ * mergeable over disjoint samples. Plain data: every array is owned by the
+ * struct (malloc'ed; strata_stats_free frees them, not the struct). Legend:
+ * N rows (samples), T tokens, D width, L blocks, Lk kept boundaries, P kept
+ * positions, K Block Influence rows, Ls/Hs/Ks attention blocks/heads/sink
+ * widths. */
+#define STRATA_STATS_FORMAT "strata-stats/1"
+
+struct strata_stats {
+    int64_t n_samples;    /* N: rows of the per-sample datasets */
+    int64_t n_complete;   /* samples in the sums and rows (the first n_complete rows) */
+    int64_t seq_len;      /* T */
+    int64_t dim;          /* D */
+    int64_t n_layer;      /* L: blocks of the model */
+    int64_t n_layers;     /* Lk */
+    int32_t *layers;      /* (Lk) kept boundaries, increasing */
+    int64_t n_pos;        /* P */
+    int32_t *positions;   /* (P) kept positions, increasing */
+    int32_t *tokens;      /* (N, T) token ids of each row */
+    int64_t *doc, *window, *draw; /* (N) origin of each row (struct strata_samples) */
+    bool has_posvec;      /* P1 sums present */
+    struct strata_pvsum pv; /* (Lk, P, D) and (Lk, P); pv.n = n_complete */
+    int64_t n_bi;         /* K: Block Influence rows; 0: none */
+    int32_t *bi_metric;   /* (K) enum strata_bi_metric of each row */
+    int32_t *bi_span;     /* (K) n of an ANGULAR row (X_l vs X_{l+n}); 1 otherwise */
+    double *bi_mean;      /* (N, K, L) per sample: mean over the kept positions, in
+                             position order, summed in double; NaN: block not scored */
+    double *bi_last;      /* (N, K, L) per sample: the value at the last kept position */
+    int64_t n_attn_layers, n_heads, n_sink; /* Ls, Hs, Ks; Ls 0: no attention sums */
+    int32_t *attn_layers, *heads, *sink_k;  /* (Ls), (Hs), (Ks) */
+    double *prob, *logit, *count; /* (Ls, Hs, T) sums by distance m (strata_attnred_dist part -1) */
+    double *entropy, *rows;       /* (Ls, Hs, T) sums by query position (strata_attnred_query) */
+    double *sink;                 /* (Ls, Hs, Ks, T) */
+};
+
+/* Allocate the data arrays (zeroed; bi rows NaN) from the shape fields;
+ * the selection arrays must be set (owned by st from now on). */
+int strata_stats_alloc(struct strata_stats *st);
+void strata_stats_free(struct strata_stats *st);
+/* Create path.partial with every dataset (storage allocated), the
+ * selections, origins and tokens, format, n_complete 0, complete 0. */
+int strata_stats_create(struct strata_h5 **out, const char *path, const struct strata_stats *st);
+/* Open path.partial read-write to continue it (then strata_stats_load). */
+int strata_stats_resume(struct strata_h5 **out, const char *path);
+/* Write the sums, rows row0 .. n_complete-1 and n_complete; flush. */
+int strata_stats_save(struct strata_h5 *f, const struct strata_stats *st, int64_t row0);
+/* 1 if f is a statistics file (root attribute format), else 0. */
+int strata_stats_is(const struct strata_h5 *f);
+/* Read every dataset of a statistics file into st (zeroed first).
+ * STRATA_E_FORMAT naming the file and dataset on any inconsistency. */
+int strata_stats_load(struct strata_stats *st, const struct strata_h5 *f);
+/* Keep only the first n_complete rows (n_samples = n_complete). */
+void strata_stats_trim(struct strata_stats *st);
+/* dst := dst and src over their completed rows: sums added, rows merged in
+ * stream order (by window), as one pass over both would give. STRATA_E_SHAPE
+ * naming what differs (shape, boundaries, positions, metrics, attention
+ * selection), STRATA_E_DATA naming a draw both hold. */
+int strata_stats_merge(struct strata_stats *dst, const struct strata_stats *src);
 
 /* ------------------------------------------------------------ RoPE decay */
 
