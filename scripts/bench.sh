@@ -17,6 +17,31 @@ echo "== width 1024, 4 blocks, GQA 16/4"
 "$BUILD/bench/bench_forward" "$cache/bench-w1024.bin" 512 5
 echo "== one Llama-7B-shaped block (llama.cpp CPU: 1.8 s/layer at 512 tokens, 1.5 s of it sgemm)"
 "$BUILD/bench/bench_forward" "$cache/bench-7b-layer.bin" 512 3
+# Only the work asked for: a probe that keeps boundaries 0-4 of a 32-block
+# model runs 4 blocks (issue 12 asks for < 1/4 of the time of all 33
+# boundaries). Both runs write their dumps, as a user's would.
+gen bench-l32.bin --dim 512 --hidden 1376 --layers 32 --heads 8 --kv-heads 2 --vocab 512 --seq-len 512 --seed 3
+shared=${SHARED:-../shared}
+if [ -f "$shared/corpora/tinystories-val-1000.txt" ]; then
+    echo "== strata-probe-hidden on a 32-block model, 8 samples x 512 tokens: boundaries 0-4 vs all"
+    tmpd=$(mktemp -d)
+    probe() { # label, extra args...
+        local label=$1; shift
+        local t0 t1
+        t0=$(date +%s.%N)
+        "$BINDIR/strata-probe-hidden" -q --model "$cache/bench-l32.bin" \
+            --tokenizer "$shared/models/stories260K/tok512.bin" \
+            --corpus "$shared/corpora/tinystories-val-1000.txt" --samples 8 --seq-len 512 \
+            -o "$tmpd/$label.h5" "$@"
+        t1=$(date +%s.%N)
+        awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }'
+    }
+    t_all=$(probe all)
+    t_few=$(probe few --layers 0-4)
+    awk -v a="$t_all" -v f="$t_few" \
+        'BEGIN { printf "  all 33 boundaries %.2f s, boundaries 0-4 %.2f s: ratio %.3f\n", a, f, f / a }'
+    rm -rf "$tmpd"
+fi
 # A whole Llama-7B-shaped model stored in bf16 (13.5 GB, generated once):
 # the forward pass widens one block at a time, so it must run in far less
 # memory than the 27 GB a float32 copy would take (the issue asks < 16 GiB).
