@@ -108,5 +108,16 @@ grep -q "interrupted after" "$T/int.err"; ok "interrupted probe says how far it 
 ok "blockinf --allow-partial reads the completed samples" $?
 [ "$(wc -l <"$T/int.csv")" -eq 6 ]; ok "partial BI CSV has a header and 5 blocks" $?
 
+# A NaN in the weights is refused when the model loads (one rule for every
+# format), not printed as <unk> tokens with exit 0. stories260K: a 28-byte
+# header, the (512, 64) embedding, 5 x 64 attention-norm weights, then wq;
+# element 5 of block 0's wq becomes a quiet NaN.
+cp "$M" "$T/nan.bin"
+printf '\x00\x00\xc0\x7f' | dd of="$T/nan.bin" bs=1 seek=$((28 + 4 * (512 * 64 + 5 * 64 + 5))) conv=notrunc 2>/dev/null
+"$BINDIR/strata-generate" --model "$T/nan.bin" --tokenizer "$K" --steps 8 >"$T/nan.out" 2>"$T/nan.err"
+rc=$?
+[ $rc -eq 1 ] && [ ! -s "$T/nan.out" ] && grep -q "block 0 wq element 5 is not finite" "$T/nan.err"
+ok "NaN weight refused at load, naming block, tensor and element (exit $rc)" $?
+
 echo "test_cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -551,6 +551,19 @@ def check_failures(tmp):
     os.remove(os.path.join(d, "model.safetensors"))
     expect_fail("directory without weight files", d, [d, "model.safetensors"])
 
+    # non-finite weights and a non-positive norm epsilon: one rule in the
+    # loader (issue 13), whatever the format and dtype
+    for dt, fmt in (("f32", "safetensors"), ("bf16", "safetensors"), ("f16", "bin")):
+        w = {k: v.copy() for k, v in good.items()}
+        w[K1][1, 2] = np.nan if dt != "f16" else np.inf
+        d = os.path.join(tmp, f"bad_nan_{dt}")
+        shutil.rmtree(d, ignore_errors=True)
+        mkhf.write(d, cfg, mkhf.encode(w, dt), fmt, 1)
+        expect_fail(f"non-finite weight ({dt}, {fmt})", d, ["block 1 wk element"])
+    d = fresh("eps")
+    edit_config(d, lambda c: c.update(rms_norm_eps=-1))
+    expect_fail("rms_norm_eps -1", d, ["rms_norm_eps"])
+
 
 # ----------------------------------------------------------------- main
 
