@@ -86,6 +86,7 @@ struct strata_ctx {
     float *rms_final;           /* (D) final norm weights in float32 */
     int64_t bytes;              /* scratch allocated */
     int n_threads;              /* = pool.n */
+    volatile int aborted;       /* the abort callback said stop during this call */
     int64_t cls_rows;           /* R */
 };
 
@@ -97,6 +98,23 @@ struct strata_ctx_params strata_ctx_default_params(void)
                                   .rope_scaling = {.type = STRATA_SCALING_MODEL},
                                   .sliding_window = -1, .n_threads = 0};
     return p;
+}
+
+/* Asked between blocks, tiles and GEMM row chunks, on any worker; once it
+ * says stop, every later question says so without asking again. */
+static bool stop_now(struct strata_ctx *ctx)
+{
+    if (ctx->aborted) return true;
+    if (ctx->p.abort_callback && ctx->p.abort_callback(ctx->p.abort_callback_data)) {
+        ctx->aborted = 1;
+        return true;
+    }
+    return false;
+}
+
+static int interrupted(void)
+{
+    return strata_fail(STRATA_E_INTERRUPTED, "the forward pass was asked to stop");
 }
 
 /* ------------------------------------------------------------ workers */
@@ -425,6 +443,7 @@ static void rmsnorm(float *out, const float *x, const float *w, int64_t T, int64
 }
 
 struct gemm_job {
+    struct strata_ctx *ctx;
     float *y;       /* (T, ldy) */
     int64_t ldy;
     const float *x; /* (T, K) */
@@ -442,8 +461,15 @@ static void gemm_share(void *arg, int i, int n)
     const int64_t c0 = tiles * i / n * 16, c1e = tiles * (i + 1) / n * 16;
     const int64_t c1 = c1e < j->N ? c1e : j->N;
     if (c0 >= c1) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->T, (int)(c1 - c0), (int)j->K,
-                1.0f, j->x, (int)j->K, j->w + c0 * j->K, (int)j->K, 0.0f, j->y + c0, (int)j->ldy);
+    /* Rows in chunks so a stop request is seen within one chunk's time at
+     * any T (rows are independent: the same bits as one call). */
+    const int64_t R = 4096;
+    for (int64_t r0 = 0; r0 < j->T && !stop_now(j->ctx); r0 += R) {
+        const int64_t nr = j->T - r0 < R ? j->T - r0 : R;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)(c1 - c0), (int)j->K,
+                    1.0f, j->x + r0 * j->K, (int)j->K, j->w + c0 * j->K, (int)j->K, 0.0f,
+                    j->y + r0 * j->ldy + c0, (int)j->ldy);
+    }
 }
 
 /* y (T, n_out; row stride ldy) = x (T, n_in) W^T, W (n_out, n_in)
@@ -452,7 +478,7 @@ static void gemm_share(void *arg, int i, int n)
 static void linear(struct strata_ctx *ctx, float *y, int64_t ldy, const float *x, const float *w,
                    int64_t T, int64_t n_out, int64_t n_in)
 {
-    struct gemm_job j = {y, ldy, x, w, T, n_out, n_in};
+    struct gemm_job j = {ctx, y, ldy, x, w, T, n_out, n_in};
     if (T * n_out * n_in < ((int64_t)1 << 21)) gemm_share(&j, 0, 1);
     else pool_run(&ctx->pool, gemm_share, &j);
 }
@@ -527,6 +553,7 @@ static int attend_heads(struct strata_ctx *ctx, int32_t layer, const float *k, c
         const int64_t g = h / group;
         const float slope = ctx->alibi ? ctx->alibi[h] : 0.0f;
         for (int64_t q0 = 0; q0 < T; q0 += B) {
+            if (stop_now(ctx)) return STRATA_E_INTERRUPTED;
             const int64_t nq = T - q0 < B ? T - q0 : B;
             const int64_t qs = pos0 + q0;                           /* first query position */
             const int64_t col0 = W > 0 && qs - W + 1 > 0 ? qs - W + 1 : 0;
@@ -603,7 +630,7 @@ static int attention(struct strata_ctx *ctx, int32_t layer, const float *k, cons
         return attend_heads(ctx, layer, k, v, T, pos0, 0, 1, ctx->tile);
     struct head_job job = {ctx, layer, k, v, T, pos0};
     pool_run(&ctx->pool, head_share, &job);
-    return 0;
+    return ctx->aborted ? STRATA_E_INTERRUPTED : 0;
 }
 
 /* A block's widening, shared out: worker k of n widens its element range
@@ -749,6 +776,7 @@ static int run_blocks(struct strata_ctx *ctx, int64_t n_tok, int32_t l0, int32_t
     float *x = ctx->x; /* (T, D) */
     int rc = 0;
     for (int32_t l = l0; l < l1; l++) {
+        if (stop_now(ctx)) return interrupted();
         float *kc = ctx->kc + (ctx->p.kv_cache ? (int64_t)l * n * kvd : 0); /* (P, G*d) */
         float *vc = ctx->vc + (ctx->p.kv_cache ? (int64_t)l * n * kvd : 0);
         if ((rc = notify(ctx, l, STRATA_SITE_RESID_PRE, -1, pos0, 0, T, D, D, x, x))) return rc;
@@ -772,8 +800,10 @@ static int run_blocks(struct strata_ctx *ctx, int64_t n_tok, int32_t l0, int32_t
             rope_apply(kc + pos0 * kvd, T, c->n_kv_head, d, pos0, ctx->rope_cos, ctx->rope_sin,
                        interleaved);
         }
-        if ((rc = attention(ctx, l, kc, vc, T, pos0))) return rc;
+        if ((rc = attention(ctx, l, kc, vc, T, pos0)))
+            return rc == STRATA_E_INTERRUPTED ? interrupted() : rc;
         linear(ctx, ctx->delta, D, ctx->att, w->wo, T, D, Hd);
+        if (ctx->aborted) return interrupted();
         if ((rc = notify(ctx, l, STRATA_SITE_ATTN_OUT, -1, pos0, 0, T, D, D, ctx->delta, NULL))) return rc;
         add_into(x, ctx->delta, T * D);
 
@@ -782,6 +812,7 @@ static int run_blocks(struct strata_ctx *ctx, int64_t n_tok, int32_t l0, int32_t
         linear(ctx, ctx->hu, F, ctx->xb, w->w3, T, F, D);
         strata_swiglu(ctx->hg, ctx->hu, T * F);
         linear(ctx, ctx->delta, D, ctx->hg, w->w2, T, D, F);
+        if (ctx->aborted) return interrupted(); /* a GEMM above stopped part-way */
         if ((rc = notify(ctx, l, STRATA_SITE_MLP_OUT, -1, pos0, 0, T, D, D, ctx->delta, NULL))) return rc;
         add_into(x, ctx->delta, T * D);
         if ((rc = notify(ctx, l, STRATA_SITE_RESID_POST, -1, pos0, 0, T, D, D, x, x))) return rc;
@@ -797,6 +828,7 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
     const int64_t T = n_tok, D = c->dim;
     if (mode != STRATA_LOGITS_NONE && !logits)
         return strata_fail(STRATA_E_ARG, "logits requested but no buffer given");
+    ctx->aborted = 0;
     int rc = check_span(ctx, T);
     if (!rc) rc = embed(ctx, tokens, T);
     if (rc) return rc;
@@ -815,6 +847,7 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
         const int64_t first = mode == STRATA_LOGITS_LAST ? T - 1 : 0;
         rmsnorm(ctx->xb, ctx->x + first * D, ctx->rms_final, T - first, D, c->norm_eps);
         classifier(ctx, logits, ctx->xb, T - first);
+        if (ctx->aborted) return interrupted();
     }
     if (ctx->p.kv_cache) ctx->n_past += T;
     return 0;
@@ -823,8 +856,9 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
 /* Pipeline parts: the same computation as strata_forward, cut at block
  * boundaries so that processes holding different blocks can pass the
  * residual stream between them. */
-static int pipeline_check(const struct strata_ctx *ctx, int64_t T)
+static int pipeline_check(struct strata_ctx *ctx, int64_t T)
 {
+    ctx->aborted = 0;
     if (ctx->p.kv_cache)
         return strata_fail(STRATA_E_ARG, "the pipeline calls take contexts without kv_cache");
     return check_span(ctx, T);
@@ -865,7 +899,7 @@ int strata_forward_logits(struct strata_ctx *ctx, float *logits, const float *x,
     const int64_t first = mode == STRATA_LOGITS_LAST ? T - 1 : 0;
     rmsnorm(ctx->xb, x + first * D, ctx->rms_final, T - first, D, c->norm_eps);
     classifier(ctx, logits, ctx->xb, T - first);
-    return 0;
+    return ctx->aborted ? interrupted() : 0;
 }
 
 int strata_forward_nll(struct strata_ctx *ctx, double *nll, const int32_t *tokens, int64_t n_tok)
@@ -875,6 +909,7 @@ int strata_forward_nll(struct strata_ctx *ctx, double *nll, const int32_t *token
     if (ctx->p.kv_cache)
         return strata_fail(STRATA_E_ARG, "strata_forward_nll needs a context without kv_cache");
     if (T < 2) return strata_fail(STRATA_E_ARG, "next-token NLL needs at least two tokens");
+    ctx->aborted = 0;
     int rc = check_span(ctx, T);
     if (!rc) rc = embed(ctx, tokens, T);
     if (rc) return rc;
@@ -888,6 +923,10 @@ int strata_forward_nll(struct strata_ctx *ctx, double *nll, const int32_t *token
     for (int64_t t0 = 0; t0 < T - 1; t0 += R) {
         const int64_t nr = T - 1 - t0 < R ? T - 1 - t0 : R;
         classifier(ctx, lg, ctx->xb + t0 * D, nr);
+        if (ctx->aborted) {
+            free(lg);
+            return interrupted();
+        }
         for (int64_t i = 0; i < nr; i++) {
             const float *row = lg + i * V;
             double mx = -(double)INFINITY, sum = 0.0;

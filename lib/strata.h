@@ -317,6 +317,13 @@ struct strata_ctx_params {
                              7B bf16 model instead of 13.8) at the cost of
                              re-faulting them every pass (0.78 instead of 0.95
                              of the sgemm rate in make bench). Default off. */
+    bool (*abort_callback)(void *data); /* asked between blocks, attention tiles
+                             and row chunks of every GEMM, from any worker (so
+                             it must be thread-safe, e.g. read a
+                             sig_atomic_t flag); true ends the call with
+                             STRATA_E_INTERRUPTED within a fraction of a
+                             second at any size. NULL (default): never. */
+    void *abort_callback_data;
 };
 struct strata_ctx_params strata_ctx_default_params(void);
 
@@ -986,6 +993,14 @@ void strata_stats_trim(struct strata_stats *st);
  * naming what differs (shape, boundaries, positions, metrics, attention
  * selection), STRATA_E_DATA naming a draw both hold. */
 int strata_stats_merge(struct strata_stats *dst, const struct strata_stats *src);
+/* Read n statistics files (disjoint samples of one setting) as one, merged
+ * as strata_stats_merge does; their root attributes model_config,
+ * corpus_path, corpus_format, separator, seed, seq_len and interventions
+ * must agree (STRATA_E_SHAPE naming the attribute). *first: the first file,
+ * open (for its attributes; caller strata_h5_free()s); *complete: every
+ * file finished. Only completed rows are kept. */
+int strata_stats_read_many(struct strata_stats *st, struct strata_h5 **first,
+                           const char *const *paths, int n, bool *complete);
 
 /* ------------------------------------------------------------ RoPE decay */
 

@@ -11,7 +11,11 @@
  * - the pass in parts: strata_forward_embed, strata_forward_blocks over
  *   [0, a) and [a, L), strata_forward_logits give strata_forward's logits
  *   and every boundary bit for bit (the parts are what pipeline ranks run);
- *   bad block ranges and kv_cache contexts are refused.
+ *   bad block ranges and kv_cache contexts are refused;
+ * - stop requests (the abort callback): a request raised by an observer of
+ *   block 2 ends the pass with STRATA_E_INTERRUPTED before the last block,
+ *   the callback is asked inside blocks (tiles, GEMM row chunks), and the
+ *   next call runs whole with the same bits.
  */
 #include "check.h"
 #include "mkmodel.h"
@@ -82,6 +86,33 @@ static int pre_observe(void *user, const struct strata_view *v)
     p->calls++;
     for (int64_t t = 0; t < v->n_rows; t++)
         memcpy(p->rows + (v->row0 + t) * p->D, v->data + t * v->ld, (size_t)p->D * sizeof(float));
+    return 0;
+}
+
+/* Stop requests: an observer of block 2 raises the flag (an event, not a
+ * time), the callback reports it; calls counts how often it was asked. */
+struct stopper {
+    volatile int flag;
+    int calls;
+};
+
+static bool stop_cb(void *data)
+{
+    struct stopper *st = data;
+    __atomic_add_fetch(&st->calls, 1, __ATOMIC_RELAXED);
+    return st->flag;
+}
+
+static bool raise_wants(void *user, int32_t layer, enum strata_site site)
+{
+    (void)user;
+    return layer == 2 && site == STRATA_SITE_ATTN_OUT;
+}
+
+static int raise_observe(void *user, const struct strata_view *v)
+{
+    (void)v;
+    ((struct stopper *)user)->flag = 1;
     return 0;
 }
 
@@ -175,6 +206,31 @@ int main(void)
     p.kv_cache = true;
     CHECK_OK(strata_ctx_create(&ctx, m, &p));
     CHECK(strata_forward_blocks(ctx, x, T, 0, 1) == STRATA_E_ARG);
+    strata_ctx_free(ctx);
+
+    /* A stop request mid-block (after block 2's attention) ends the pass
+     * there: STRATA_E_INTERRUPTED, the last block never runs; the callback
+     * is asked within blocks (tiles, GEMM chunks), not only between them;
+     * the next call runs whole and gives the same logits. */
+    p.kv_cache = false;
+    struct stopper stp = {0, 0};
+    p.abort_callback = stop_cb;
+    p.abort_callback_data = &stp;
+    struct strata_observer ro = {raise_wants, raise_observe, &stp};
+    k.calls = 0;
+    CHECK_OK(strata_ctx_create(&ctx, m, &p));
+    CHECK_OK(strata_ctx_add_observer(ctx, &ro));
+    CHECK_OK(strata_ctx_add_editor(ctx, &ko));
+    CHECK(strata_forward(ctx, lg_part, tok, T, STRATA_LOGITS_ALL) == STRATA_E_INTERRUPTED);
+    CHECK(k.calls == 0 && stp.calls > 3 * (int)L / 8);
+    printf("stop request after block 2's attention: interrupted; the callback was asked %d times\n",
+           stp.calls);
+    stp.flag = 0;
+    stp.calls = 0;
+    strata_ctx_clear_observers(ctx);
+    CHECK_OK(strata_forward(ctx, lg_part, tok, T, STRATA_LOGITS_ALL));
+    CHECK(!memcmp(lg_part, lg_full, (size_t)(T * V) * sizeof(float)));
+    CHECK(stp.calls > (int)L); /* asked inside blocks too */
     strata_ctx_free(ctx);
 
     free(x), free(full), free(part), free(lg_full), free(lg_part);
