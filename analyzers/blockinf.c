@@ -119,7 +119,8 @@ static const struct cli_spec spec = {
                 "       strata-blockinf plan DUMP.h5 [...] --remove K [options] [-o PLAN.json] "
                 "[--csv PLAN.csv]",
     .about = "score (the default): one CSV row per block l (0-based) of a strata-probe-hidden\n"
-             "dump, or of several dumps (shards of one run) read as one. Columns: layer, then\n"
+             "dump, or of several dumps (shards of one run) read as one, or of statistics\n"
+             "files of strata-probe-stats (the same numbers). Columns: layer, then\n"
              "for --metric bi: bi, mean_cos, rank (1 = lowest BI, the first to remove),\n"
              "n_tokens; every other metric M adds M and M_rank (bi-attn -> bi_attn); with\n"
              "--bootstrap each metric also gets M_lo, M_hi (the confidence interval) and\n"
@@ -349,6 +350,40 @@ static void accumulate(struct mstat *ms, const struct opts *o, struct strata_dum
     free(kidx);
 }
 
+/* From statistics files (strata-probe-stats): each sample's mean per block
+ * was computed by the probe exactly as accumulate() computes it from a dump
+ * (same per-token arithmetic, positions in order, summed in double). */
+static void accumulate_stats(struct mstat *ms, const struct opts *o, const struct strata_stats *st,
+                             const char *path, bool *want)
+{
+    const int64_t N = st->n_complete, L = st->n_layer, K = st->n_bi;
+    if (K < 1)
+        cli_die("run strata-probe-stats with --stats including blockinf",
+                "%s: the statistics file keeps no Block Influence (/blockinf)", path);
+    for (int m = 0; m < NM; m++) {
+        if (!want[m]) continue;
+        int64_t k = -1;
+        for (int64_t i = 0; i < K && k < 0; i++)
+            if (st->bi_metric[i] == m && (m != STRATA_BI_ANGULAR || st->bi_span[i] == o->n)) k = i;
+        const char *name = strata_bi_metric_name((enum strata_bi_metric)m);
+        if (k < 0)
+            cli_die("rerun strata-probe-stats with --angular-n including that span",
+                    "%s: the statistics file has no %s for n = %lld", path, name, (long long)o->n);
+        const double *src = o->last_only ? st->bi_last : st->bi_mean;
+        ms[m].vals = xcalloc_((size_t)(N * L), sizeof(double));
+        int64_t scored = 0;
+        for (int64_t s = 0; s < N; s++)
+            for (int64_t l = 0; l < L; l++) {
+                ms[m].vals[s * L + l] = src[(s * K + k) * L + l];
+                scored += s == 0 && !isnan(ms[m].vals[l]);
+            }
+        if (!scored)
+            cli_die("keep the boundaries l and l+n (strata-probe-stats --layers), or lower --n",
+                    "%s: --metric %s scores no block: the statistics keep no boundary pair it needs",
+                    path, name);
+    }
+}
+
 /* The plan's blocks for score (L): the K lowest, or for angular (scores
  * d(l, l+K)) the run l*..l*+K-1 of the lowest start. out (K); false if
  * there are not enough scored blocks. */
@@ -528,7 +563,27 @@ static cJSON *num_array(const double *v, int64_t n)
 
 /* Where the calibration came from, for held-out evaluation
  * (scripts/blockinf_eval.py takes draws below draw_min of the same shuffle). */
-static cJSON *calibration(const struct strata_dump *dump, const struct opts *o, int64_t N,
+/* The calibration input: a dump (shards) or statistics files. */
+struct input {
+    struct strata_dump *dump;   /* or NULL */
+    struct strata_h5 *h5;       /* the first statistics file, or NULL */
+    struct strata_stats st;     /* the statistics (h5 != NULL) */
+};
+
+static int input_attr(const struct input *in, const char *name, char **v)
+{
+    return in->dump ? strata_dump_get_attr_str(in->dump, name, v)
+                    : strata_h5_get_attr_str(in->h5, "/", name, v);
+}
+
+static int input_draws(const struct input *in, int64_t N, int64_t *draw)
+{
+    if (in->dump) return strata_dump_read_origin(in->dump, 0, N, NULL, NULL, draw);
+    memcpy(draw, in->st.draw, (size_t)N * sizeof *draw);
+    return 0;
+}
+
+static cJSON *calibration(const struct input *in, const struct opts *o, int64_t N,
                           int64_t n_tok)
 {
     cJSON *c = cJSON_CreateObject();
@@ -540,7 +595,7 @@ static cJSON *calibration(const struct strata_dump *dump, const struct opts *o, 
                                        "interventions"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char *v = NULL;
-        if (strata_dump_get_attr_str(dump, keys[i], &v) == 0) {
+        if (input_attr(in, keys[i], &v) == 0) {
             cJSON *item = cJSON_Parse(v); /* numbers and JSON objects as such */
             if (!item || !strcmp(keys[i], "seed") || cJSON_IsString(item) ||
                 (!cJSON_IsNumber(item) && !cJSON_IsObject(item))) {
@@ -552,7 +607,7 @@ static cJSON *calibration(const struct strata_dump *dump, const struct opts *o, 
         free(v);
     }
     int64_t *draw = xcalloc_((size_t)N, sizeof *draw), lo = INT64_MAX, hi = -1;
-    if (strata_dump_read_origin(dump, 0, N, NULL, NULL, draw) == 0)
+    if (input_draws(in, N, draw) == 0)
         for (int64_t s = 0; s < N; s++) {
             lo = draw[s] < lo ? draw[s] : lo;
             hi = draw[s] > hi ? draw[s] : hi;
@@ -567,7 +622,7 @@ static cJSON *calibration(const struct strata_dump *dump, const struct opts *o, 
     return c;
 }
 
-static void write_plan(const struct opts *o, const struct strata_dump *dump, struct mstat *st,
+static void write_plan(const struct opts *o, const struct input *in, struct mstat *st,
                        int64_t L, int64_t N, int64_t n_tok, const int64_t *rm, double set_stab)
 {
     const int64_t K = o->remove;
@@ -603,7 +658,7 @@ static void write_plan(const struct opts *o, const struct strata_dump *dump, str
     } else {
         cJSON_AddNullToObject(root, "bootstrap");
     }
-    cJSON_AddItemToObject(root, "calibration", calibration(dump, o, N, n_tok));
+    cJSON_AddItemToObject(root, "calibration", calibration(in, o, N, n_tok));
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) cli_die(NULL, "out of memory");
@@ -624,21 +679,52 @@ static void write_plan(const struct opts *o, const struct strata_dump *dump, str
     cli_out_commit(&out);
 }
 
+/* Are the inputs statistics files (strata-stats/1) rather than dumps? Mixed
+ * inputs are an error. */
+static bool is_stats(const char **paths, int n)
+{
+    int n_stats = 0;
+    for (int i = 0; i < n; i++) {
+        struct strata_h5 *h = NULL;
+        if (strata_h5_open(&h, paths[i]) == 0) n_stats += strata_stats_is(h);
+        strata_h5_free(h);
+    }
+    if (n_stats && n_stats < n)
+        cli_usage_die("give either dumps (strata-probe-hidden) or statistics files "
+                      "(strata-probe-stats), not both", "%d of the %d inputs are statistics files",
+                      n_stats, n);
+    return n_stats > 0;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
     struct cli_args args;
     parse_args(&o, &args, argc, argv);
-    struct strata_dump *dump = NULL;
-    cli_check(strata_dump_open_many(&dump, o.paths, o.n_paths),
-              "give dumps written by strata-probe-hidden (shards of one run)");
-    struct strata_dump_info info;
-    cli_check(strata_dump_info(dump, &info), NULL);
-    if (!info.complete && !o.allow_partial)
+    struct input in = {0};
+    struct strata_dump_info info = {0};
+    int64_t N, L;
+    bool complete;
+    const bool stats = is_stats(o.paths, o.n_paths);
+    if (stats) {
+        cli_check(strata_stats_read_many(&in.st, &in.h5, o.paths, o.n_paths, &complete),
+                  "give statistics files of disjoint samples of one strata-probe-stats setting");
+        info.n_complete = in.st.n_complete, info.n_samples = in.st.n_samples;
+        info.n_pos = in.st.n_pos;
+        info.sites = STRATA_DUMP_RESID | STRATA_DUMP_ATTN_OUT | STRATA_DUMP_MLP_OUT;
+        N = in.st.n_complete, L = in.st.n_layer;
+    } else {
+        cli_check(strata_dump_open_many(&in.dump, o.paths, o.n_paths),
+                  "give dumps written by strata-probe-hidden (shards of one run), or statistics "
+                  "files of strata-probe-stats");
+        cli_check(strata_dump_info(in.dump, &info), NULL);
+        complete = info.complete;
+        N = info.n_complete, L = model_n_layer(in.dump, &info);
+    }
+    if (!complete && !o.allow_partial)
         cli_die("finish or resume the probe run, or pass --allow-partial",
-                "%s: the dump is incomplete (%lld of %lld samples)", o.paths[0],
-                (long long)info.n_complete, (long long)info.n_samples);
-    const int64_t N = info.n_complete, L = model_n_layer(dump, &info);
+                "%s: the %s is incomplete (%lld samples done)", o.paths[0],
+                stats ? "statistics file" : "dump", (long long)N);
     if (N < 1 || L < 1 || info.n_pos < 1)
         cli_die("dump at least one sample of a model with blocks",
                 "%s: needs at least one sample and one block (has %lld samples, %lld blocks)",
@@ -668,7 +754,8 @@ int main(int argc, char **argv)
 
     struct mstat ms[NM];
     memset(ms, 0, sizeof ms);
-    accumulate(ms, &o, dump, &info, L, want);
+    if (stats) accumulate_stats(ms, &o, &in.st, o.paths[0], want);
+    else accumulate(ms, &o, in.dump, &info, L, want);
     const bool angular = o.metrics[0] == STRATA_BI_ANGULAR;
     double set_stab = (double)NAN;
     for (int i = 0; i < o.n_metrics; i++)
@@ -683,7 +770,7 @@ int main(int argc, char **argv)
             cli_die("dump every boundary (the default of strata-probe-hidden), or remove fewer",
                     "--remove %lld: only %lld blocks have a %s score", (long long)o.remove,
                     (long long)first->n_rank, strata_bi_metric_name(o.metrics[0]));
-        write_plan(&o, dump, &ms[o.metrics[0]], L, N, n_tok / N, rm, set_stab);
+        write_plan(&o, &in, &ms[o.metrics[0]], L, N, n_tok / N, rm, set_stab);
         if (!cli_quiet) {
             fprintf(stderr, "%s: remove", cli_prog);
             for (int64_t k = 0; k < o.remove; k++) fprintf(stderr, " %lld", (long long)rm[k]);
@@ -709,7 +796,9 @@ int main(int argc, char **argv)
         cli_info("%lld samples x %lld tokens", (long long)N, (long long)(n_tok / N));
     }
     for (int m = 0; m < NM; m++) mstat_free(&ms[m]);
-    strata_dump_free(dump);
+    strata_dump_free(in.dump);
+    strata_h5_free(in.h5);
+    strata_stats_free(&in.st);
     cli_args_free(&args);
     return 0;
 }

@@ -417,16 +417,54 @@ static int cmd_check(int argc, char **argv)
 
 static const struct cli_spec empirical_spec = {
     .prog = "strata-decay empirical",
-    .synopsis = "ATTN.h5 [-o CSV]",
+    .synopsis = "ATTN.h5 [-o CSV]\n"
+                "       strata-decay empirical STATS.h5 [STATS2.h5 ...] [-o CSV]",
     .about = "Mean attention logit and probability against relative distance m from a\n"
-             "strata-probe-attn file (/dist/*, docs/FORMAT.md). Columns: layer, head\n"
-             "(-1: mean over the file's heads), distance, logit_mean, prob_mean, count.\n"
-             "Distances with no visible pair (count 0) are left out.\n",
+             "strata-probe-attn file (/dist/*, docs/FORMAT.md), or from statistics files of\n"
+             "strata-probe-stats (/attn/*; several of disjoint samples are read as one).\n"
+             "Columns: layer, head (-1: mean over the file's heads), distance, logit_mean,\n"
+             "prob_mean, count. Distances with no visible pair (count 0) are left out.\n",
     .groups = CLI_G_OUTPUT,
     .output_help = OUTPUT_HELP,
     .min_args = 0,
-    .max_args = 1,
+    .max_args = -1,
 };
+
+/* The attention reductions of statistics files as strata-probe-attn's means:
+ * the same sums divided the same way. */
+static void empirical_stats(const char **paths, int n, int64_t *Ls, int64_t *Hs, int64_t *T,
+                            double **lg, double **pr, double **ct, int32_t **layers,
+                            int32_t **heads)
+{
+    struct strata_stats st;
+    struct strata_h5 *first = NULL;
+    bool complete;
+    cli_check(strata_stats_read_many(&st, &first, paths, n, &complete),
+              "give statistics files of disjoint samples of one strata-probe-stats setting");
+    strata_h5_free(first);
+    if (!complete)
+        cli_die("finish it with strata-probe-stats --resume", "%s: the statistics file is "
+                "incomplete (%lld samples done)", paths[0], (long long)st.n_complete);
+    if (st.n_attn_layers < 1)
+        cli_die("run strata-probe-stats with --stats including attn",
+                "%s: the statistics file keeps no attention reductions (/attn)", paths[0]);
+    *Ls = st.n_attn_layers, *Hs = st.n_heads, *T = st.seq_len;
+    const size_t tot = (size_t)(*Ls * *Hs * *T);
+    *lg = cli_calloc(tot, sizeof **lg, "the reductions");
+    *pr = cli_calloc(tot, sizeof **pr, "the reductions");
+    *ct = cli_calloc(tot, sizeof **ct, "the reductions");
+    for (size_t k = 0; k < tot; k++) {
+        const double c = st.count[k];
+        (*pr)[k] = c > 0 ? st.prob[k] / c : (double)NAN;
+        (*lg)[k] = c > 0 ? st.logit[k] / c : (double)NAN;
+        (*ct)[k] = c;
+    }
+    *layers = cli_calloc((size_t)*Ls, sizeof **layers, "the layer list");
+    *heads = cli_calloc((size_t)*Hs, sizeof **heads, "the head list");
+    memcpy(*layers, st.attn_layers, (size_t)*Ls * sizeof **layers);
+    memcpy(*heads, st.heads, (size_t)*Hs * sizeof **heads);
+    strata_stats_free(&st);
+}
 
 static int cmd_empirical(int argc, char **argv)
 {
@@ -434,30 +472,44 @@ static int cmd_empirical(int argc, char **argv)
     struct decay_opts o = {0};
     decay_parse(&args, &empirical_spec, argc, argv, &o);
     const char *out_path = out_of(&args), *in_path = args.n_args ? args.args[0] : NULL;
-    if (!in_path) cli_usage_die("give the HDF5 file strata-probe-attn wrote", "no input file given");
+    if (!in_path)
+        cli_usage_die("give the HDF5 file strata-probe-attn (or strata-probe-stats) wrote",
+                      "no input file given");
     struct strata_h5 *h = NULL;
     cli_check(strata_h5_open(&h, in_path), "give the HDF5 file strata-probe-attn wrote");
-    int nd;
-    int64_t sh[STRATA_H5_MAX_DIMS], shl[STRATA_H5_MAX_DIMS], shh[STRATA_H5_MAX_DIMS];
-    const char *hint = "strata-decay empirical reads strata-probe-attn output (docs/FORMAT.md)";
-    cli_check(strata_h5_shape(h, "dist/logit_mean", &nd, sh), hint);
-    if (nd != 3) cli_die(hint, "%s: /dist/logit_mean is not 3-D", in_path);
-    cli_check(strata_h5_shape(h, "layers", &nd, shl), hint);
-    cli_check(strata_h5_shape(h, "heads", &nd, shh), hint);
-    const int64_t Ls = sh[0], Hs = sh[1], T = sh[2];
-    if (shl[0] != Ls || shh[0] != Hs) cli_die(hint, "%s: /layers, /heads disagree with /dist", in_path);
-    const size_t tot = (size_t)(Ls * Hs * T);
-    double *lg = cli_calloc(tot, sizeof *lg, "the reductions");
-    double *pr = cli_calloc(tot, sizeof *pr, "the reductions");
-    double *ct = cli_calloc(tot, sizeof *ct, "the reductions");
-    int32_t *layers = cli_calloc((size_t)Ls, sizeof *layers, "the layer list");
-    int32_t *heads = cli_calloc((size_t)Hs, sizeof *heads, "the head list");
-    cli_check(strata_h5_read(h, "dist/logit_mean", STRATA_DT_F64, lg), hint);
-    cli_check(strata_h5_read(h, "dist/prob_mean", STRATA_DT_F64, pr), hint);
-    cli_check(strata_h5_read(h, "dist/count", STRATA_DT_F64, ct), hint);
-    cli_check(strata_h5_read(h, "layers", STRATA_DT_I32, layers), hint);
-    cli_check(strata_h5_read(h, "heads", STRATA_DT_I32, heads), hint);
-    strata_h5_free(h);
+    int64_t Ls, Hs, T;
+    double *lg, *pr, *ct;
+    int32_t *layers, *heads;
+    if (strata_stats_is(h)) {
+        strata_h5_free(h);
+        empirical_stats(args.args, args.n_args, &Ls, &Hs, &T, &lg, &pr, &ct, &layers, &heads);
+    } else {
+        if (args.n_args > 1)
+            cli_usage_die("several inputs are statistics files of strata-probe-stats",
+                          "%s is not a statistics file; give one strata-probe-attn file", in_path);
+        int nd;
+        int64_t sh[STRATA_H5_MAX_DIMS], shl[STRATA_H5_MAX_DIMS], shh[STRATA_H5_MAX_DIMS];
+        const char *hint = "strata-decay empirical reads strata-probe-attn output or "
+                           "strata-probe-stats statistics (docs/FORMAT.md)";
+        cli_check(strata_h5_shape(h, "dist/logit_mean", &nd, sh), hint);
+        if (nd != 3) cli_die(hint, "%s: /dist/logit_mean is not 3-D", in_path);
+        cli_check(strata_h5_shape(h, "layers", &nd, shl), hint);
+        cli_check(strata_h5_shape(h, "heads", &nd, shh), hint);
+        Ls = sh[0], Hs = sh[1], T = sh[2];
+        if (shl[0] != Ls || shh[0] != Hs) cli_die(hint, "%s: /layers, /heads disagree with /dist", in_path);
+        const size_t tot = (size_t)(Ls * Hs * T);
+        lg = cli_calloc(tot, sizeof *lg, "the reductions");
+        pr = cli_calloc(tot, sizeof *pr, "the reductions");
+        ct = cli_calloc(tot, sizeof *ct, "the reductions");
+        layers = cli_calloc((size_t)Ls, sizeof *layers, "the layer list");
+        heads = cli_calloc((size_t)Hs, sizeof *heads, "the head list");
+        cli_check(strata_h5_read(h, "dist/logit_mean", STRATA_DT_F64, lg), hint);
+        cli_check(strata_h5_read(h, "dist/prob_mean", STRATA_DT_F64, pr), hint);
+        cli_check(strata_h5_read(h, "dist/count", STRATA_DT_F64, ct), hint);
+        cli_check(strata_h5_read(h, "layers", STRATA_DT_I32, layers), hint);
+        cli_check(strata_h5_read(h, "heads", STRATA_DT_I32, heads), hint);
+        strata_h5_free(h);
+    }
     struct cli_out out;
     FILE *f = cli_out_open(&out, out_path);
     fprintf(f, "layer,head,distance,logit_mean,prob_mean,count\n");

@@ -109,7 +109,8 @@ static const struct cli_spec decompose_spec = {
     .prog = "strata-posvec decompose",
     .synopsis = "DUMP.h5 [DUMP2.h5 ...] -o PV.h5 [--csv F] [--allow-partial]",
     .about = "Mean-based decomposition of a strata-probe-hidden dump (or shards of one\n"
-             "run, read as one), streaming over samples: p[b,t] = mean_s h[s,b,t].\n"
+             "run, read as one), streaming over samples: p[b,t] = mean_s h[s,b,t]. Also\n"
+             "takes strata-probe-stats files (their sums; no /semantic_norm then).\n"
              "PV.h5 (docs/POSVEC.md): /positional (Lk, T, D) float32 -- the file\n"
              "--posvec reads -- with /layers (Lk) and /positions (T) naming the\n"
              "boundaries and positions the dump kept, the sums /sum (Lk, T, D) and\n"
@@ -123,6 +124,63 @@ static const struct cli_spec decompose_spec = {
     .max_args = -1,
 };
 
+/* Are the inputs statistics files (strata-stats/1, strata-probe-stats)? Mixed
+ * inputs are an error. */
+static bool inputs_are_stats(const char **paths, int n)
+{
+    int n_stats = 0;
+    for (int i = 0; i < n; i++) {
+        struct strata_h5 *h = NULL;
+        if (strata_h5_open(&h, paths[i]) == 0) n_stats += strata_stats_is(h);
+        strata_h5_free(h);
+    }
+    if (n_stats && n_stats < n)
+        cli_usage_die("give either dumps (strata-probe-hidden) or statistics files "
+                      "(strata-probe-stats), not both", "%d of the %d inputs are statistics files",
+                      n_stats, n);
+    return n_stats > 0;
+}
+
+/* decompose from statistics files: the probe kept exactly the sums pass 1
+ * computes from a dump (strata_pvsum); mean |c| needs a second pass over the
+ * raw states and is left out, as after merge. */
+static void decompose_stats(const char **paths, int n_paths, const char *out, const char *csv_path,
+                            bool allow_partial, const char *cmdline)
+{
+    struct strata_stats st;
+    struct strata_h5 *first = NULL;
+    bool complete;
+    cli_check(strata_stats_read_many(&st, &first, paths, n_paths, &complete),
+              "give statistics files of disjoint samples of one strata-probe-stats setting");
+    if (!complete && !allow_partial)
+        cli_die("finish or resume the probe run, or pass --allow-partial",
+                "%s: the statistics file is incomplete (%lld samples done)", paths[0],
+                (long long)st.n_complete);
+    if (!st.has_posvec || st.n_complete < 1)
+        cli_die("run strata-probe-stats with --stats including posvec",
+                "%s: no positional-vector sums (/posvec) over at least one sample", paths[0]);
+    struct pvfile f = {.Lk = st.n_layers, .T = st.n_pos, .D = st.dim};
+    f.acc = st.pv;
+    memset(&st.pv, 0, sizeof st.pv);
+    f.layers = xalloc((size_t)f.Lk * sizeof(int32_t));
+    f.positions = xalloc((size_t)f.T * sizeof(int32_t));
+    memcpy(f.layers, st.layers, (size_t)f.Lk * sizeof(int32_t));
+    memcpy(f.positions, st.positions, (size_t)f.T * sizeof(int32_t));
+    if (strata_h5_get_attr_str(first, "/", "model_config", &f.model_config)) f.model_config = NULL;
+    char *src = cli_command_line(n_paths, (char **)paths);
+    pv_write(&f, out, cmdline, src);
+    char *c = csv_path ? NULL : default_csv(out);
+    per_layer_csv(&f, csv_path ? csv_path : c);
+    cli_info("wrote %s and %s from statistics (%lld samples, %lld boundaries, %lld positions, D "
+             "%lld; no mean |c|: it needs the raw states)", out, csv_path ? csv_path : c,
+             (long long)f.acc.n, (long long)f.Lk, (long long)f.T, (long long)f.D);
+    free(c);
+    free(src);
+    pv_free(&f);
+    strata_stats_free(&st);
+    strata_h5_free(first);
+}
+
 static int cmd_decompose(int argc, char **argv, const char *cmdline)
 {
     struct cli_args a;
@@ -133,9 +191,15 @@ static int cmd_decompose(int argc, char **argv, const char *cmdline)
     const char **paths = a.args;
     const int n_paths = a.n_args;
 
+    if (inputs_are_stats(paths, n_paths)) {
+        decompose_stats(paths, n_paths, out, csv_path, allow_partial, cmdline);
+        cli_args_free(&a);
+        return 0;
+    }
     struct strata_dump *dump = NULL;
     cli_check(strata_dump_open_many(&dump, paths, n_paths),
-              "give dumps written by strata-probe-hidden (shards of one run)");
+              "give dumps written by strata-probe-hidden (shards of one run), or statistics "
+              "files of strata-probe-stats");
     struct strata_dump_info info;
     cli_check(strata_dump_info(dump, &info), NULL);
     if (!info.complete && !allow_partial)

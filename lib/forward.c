@@ -87,6 +87,8 @@ struct strata_ctx {
     int64_t bytes;              /* scratch allocated */
     int n_threads;              /* = pool.n */
     volatile int aborted;       /* the abort callback said stop during this call */
+    int64_t n_seq;              /* sequences in this call (strata_forward_batch) */
+    int64_t cur_seq;            /* the sequence the views being handed out belong to */
     int64_t cls_rows;           /* R */
 };
 
@@ -96,7 +98,7 @@ struct strata_ctx_params strata_ctx_default_params(void)
                                   .skip_layers = NULL, .n_skip = 0, .attn_scale = 1.0,
                                   .pos = STRATA_POS_MODEL, .rope_base = 0.0,
                                   .rope_scaling = {.type = STRATA_SCALING_MODEL},
-                                  .sliding_window = -1, .n_threads = 0};
+                                  .sliding_window = -1, .n_threads = 0, .n_seq_max = 1};
     return p;
 }
 
@@ -253,6 +255,13 @@ int strata_ctx_create(struct strata_ctx **out, const struct strata_model *model,
         return strata_fail(STRATA_E_ARG, "n_threads %d: expected 0 (default) to %d", p.n_threads,
                            MAX_THREADS);
     if (p.n_ctx <= 0) p.n_ctx = c->seq_len;
+    if (p.n_seq_max <= 0) p.n_seq_max = 1;
+    if (p.kv_cache && p.n_seq_max > 1)
+        return strata_fail(STRATA_E_ARG, "n_seq_max %lld: a kv_cache context holds one sequence",
+                           (long long)p.n_seq_max);
+    if (p.n_seq_max > ((int64_t)1 << 24) / (p.n_ctx > 0 ? p.n_ctx : 1))
+        return strata_fail(STRATA_E_ARG, "n_seq_max %lld x n_ctx %lld rows: beyond the supported 2^24",
+                           (long long)p.n_seq_max, (long long)p.n_ctx);
     if (p.attn_block <= 0) p.attn_block = 64;
     if (p.attn_scale == 0.0) p.attn_scale = 1.0;
     if (!(p.attn_scale > 0.0) || !isfinite(p.attn_scale))
@@ -269,6 +278,7 @@ int strata_ctx_create(struct strata_ctx **out, const struct strata_model *model,
     const int64_t n = p.n_ctx, D = c->dim, F = c->hidden_dim, d = c->head_dim;
     const int64_t Hd = (int64_t)c->n_head * d, kvd = (int64_t)c->n_kv_head * d;
     const int64_t Lc = p.kv_cache ? c->n_layer : 1;
+    const int64_t rows = p.n_seq_max * n; /* every sequence of a batch call side by side */
 
     struct strata_ctx *ctx = xcalloc(1, sizeof *ctx);
     ctx->model = model;
@@ -278,15 +288,15 @@ int strata_ctx_create(struct strata_ctx **out, const struct strata_model *model,
     ctx->skip = xcalloc((size_t)c->n_layer, sizeof *ctx->skip);
     for (int32_t i = 0; i < p.n_skip; i++) ctx->skip[p.skip_layers[i]] = true;
     ctx->p.skip_layers = NULL; /* not kept: the caller's array may go away */
-    ctx->x = ctx_floats(ctx, n * D);
-    ctx->xb = ctx_floats(ctx, n * D);
-    ctx->delta = ctx_floats(ctx, n * D);
-    ctx->q = ctx_floats(ctx, n * Hd);
-    ctx->att = ctx_floats(ctx, n * Hd);
-    ctx->hg = ctx_floats(ctx, n * F);
-    ctx->hu = ctx_floats(ctx, n * F);
-    ctx->kc = ctx_floats(ctx, Lc * n * kvd);
-    ctx->vc = ctx_floats(ctx, Lc * n * kvd);
+    ctx->x = ctx_floats(ctx, rows * D);
+    ctx->xb = ctx_floats(ctx, rows * D);
+    ctx->delta = ctx_floats(ctx, rows * D);
+    ctx->q = ctx_floats(ctx, rows * Hd);
+    ctx->att = ctx_floats(ctx, rows * Hd);
+    ctx->hg = ctx_floats(ctx, rows * F);
+    ctx->hu = ctx_floats(ctx, rows * F);
+    ctx->kc = ctx_floats(ctx, Lc * rows * kvd);
+    ctx->vc = ctx_floats(ctx, Lc * rows * kvd);
     pthread_once(&blas_once, blas_single);
     int nt = p.n_threads ? p.n_threads : blas_default_threads;
     nt = nt < 1 ? 1 : nt > MAX_THREADS ? MAX_THREADS : nt;
@@ -521,7 +531,7 @@ static int notify(struct strata_ctx *ctx, int32_t layer, enum strata_site site, 
     if (!mask) return 0;
     struct strata_view v = {.layer = layer, .site = site, .head = head, .row0 = row0,
                             .col0 = col0, .n_rows = n_rows, .n_cols = n_cols, .ld = ld,
-                            .data = data};
+                            .data = data, .seq = ctx->cur_seq};
     for (int i = 0; i < ctx->n_obs; i++) {
         if (!(mask & (1u << i))) continue;
         v.edit = i < ctx->n_ed ? mut : NULL;
@@ -537,7 +547,7 @@ static int notify(struct strata_ctx *ctx, int32_t layer, enum strata_site site, 
  * buffer S; result in ctx->att (T, H*d). A tile of queries qs..qs+nq-1
  * needs keys col0..qs+nq-1 only, where col0 > 0 when a sliding window hides
  * the oldest keys. */
-static int attend_heads(struct strata_ctx *ctx, int32_t layer, const float *k, const float *v,
+static int attend_heads(struct strata_ctx *ctx, int32_t layer, const float *kb, const float *vb,
                         int64_t T, int64_t pos0, int64_t h0, int64_t step, float *S)
 {
     const struct strata_config *c = &ctx->cfg;
@@ -549,8 +559,14 @@ static int attend_heads(struct strata_ctx *ctx, int32_t layer, const float *k, c
     const bool want_logits = ctx->want[(int64_t)layer * STRATA_SITE_COUNT + STRATA_SITE_ATTN_LOGITS];
     /* S: (nq, nk) with ld nk */
 
-    for (int64_t h = h0; h < c->n_head; h += step) {
-        const int64_t g = h / group;
+    /* pairs (sequence, head), sequence-major: observers see each sequence's
+     * heads in order */
+    for (int64_t ph = h0; ph < ctx->n_seq * c->n_head; ph += step) {
+        const int64_t sq = ph / c->n_head, h = ph % c->n_head, g = h / group;
+        const float *k = kb + sq * T * kvd, *v = vb + sq * T * kvd; /* (T, G*d) this sequence's */
+        const float *qseq = ctx->q + sq * T * Hd;
+        float *aseq = ctx->att + sq * T * Hd;
+        ctx->cur_seq = sq;
         const float slope = ctx->alibi ? ctx->alibi[h] : 0.0f;
         for (int64_t q0 = 0; q0 < T; q0 += B) {
             if (stop_now(ctx)) return STRATA_E_INTERRUPTED;
@@ -559,7 +575,7 @@ static int attend_heads(struct strata_ctx *ctx, int32_t layer, const float *k, c
             const int64_t col0 = W > 0 && qs - W + 1 > 0 ? qs - W + 1 : 0;
             const int64_t nk = qs + nq - col0;                      /* keys of the tile */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)d, scale,
-                        ctx->q + q0 * Hd + h * d, (int)Hd, k + col0 * kvd + g * d, (int)kvd,
+                        qseq + q0 * Hd + h * d, (int)Hd, k + col0 * kvd + g * d, (int)kvd,
                         0.0f, S, (int)nk);
             for (int64_t i = 0; i < nq; i++) {
                 float *row = S + i * nk;
@@ -594,7 +610,7 @@ static int attend_heads(struct strata_ctx *ctx, int32_t layer, const float *k, c
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)d, (int)nk, 1.0f,
                         S, (int)nk, v + col0 * kvd + g * d, (int)kvd, 0.0f,
-                        ctx->att + q0 * Hd + h * d, (int)Hd);
+                        aseq + q0 * Hd + h * d, (int)Hd);
         }
     }
     return 0;
@@ -607,7 +623,8 @@ struct head_job {
     int64_t T, pos0;
 };
 
-/* Worker i of n takes heads i, i+n, ... with its own tile buffer. */
+/* Worker i of n takes (sequence, head) pairs i, i+n, ... with its own tile
+ * buffer. */
 static void head_share(void *arg, int i, int n)
 {
     const struct head_job *j = arg;
@@ -626,7 +643,7 @@ static int attention(struct strata_ctx *ctx, int32_t layer, const float *k, cons
 {
     const uint32_t *want = ctx->want + (int64_t)layer * STRATA_SITE_COUNT;
     const bool observed = want[STRATA_SITE_ATTN_PROBS] || want[STRATA_SITE_ATTN_LOGITS];
-    if (observed || ctx->n_threads <= 1 || ctx->cfg.n_head <= 1)
+    if (observed || ctx->n_threads <= 1 || ctx->n_seq * ctx->cfg.n_head <= 1)
         return attend_heads(ctx, layer, k, v, T, pos0, 0, 1, ctx->tile);
     struct head_job job = {ctx, layer, k, v, T, pos0};
     pool_run(&ctx->pool, head_share, &job);
@@ -759,12 +776,29 @@ static int embed(struct strata_ctx *ctx, const int32_t *tokens, int64_t T)
     return 0;
 }
 
-/* Blocks l0 .. l1-1 on the residual stream ctx->x (T, D) at positions
- * pos0.. ; the stream after block l1-1 is left in ctx->x. */
+/* A residual site of every sequence in turn: rows s*T .. s*T+T-1 of data
+ * (n_seq*T, D) are sequence s. */
+static int notify_rows(struct strata_ctx *ctx, int32_t layer, enum strata_site site, int64_t pos0,
+                       int64_t T, float *data, bool writable)
+{
+    const int64_t D = ctx->cfg.dim;
+    for (int64_t sq = 0; sq < ctx->n_seq; sq++) {
+        ctx->cur_seq = sq;
+        float *rows = data + sq * T * D;
+        int rc = notify(ctx, layer, site, -1, pos0, 0, T, D, D, rows, writable ? rows : NULL);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* Blocks l0 .. l1-1 on the residual stream ctx->x (n_seq*T, D), each
+ * sequence at positions pos0.. ; the stream after block l1-1 is left in
+ * ctx->x. Every GEMM takes the rows of all sequences at once. */
 static int run_blocks(struct strata_ctx *ctx, int64_t n_tok, int32_t l0, int32_t l1)
 {
     const struct strata_config *c = &ctx->cfg;
     const int64_t T = n_tok, D = c->dim, F = c->hidden_dim, d = c->head_dim;
+    const int64_t R = ctx->n_seq * T; /* rows of every GEMM */
     const int64_t Hd = (int64_t)c->n_head * d, kvd = (int64_t)c->n_kv_head * d;
     const int64_t pos0 = ctx->p.kv_cache ? ctx->n_past : 0;
     const int64_t n = ctx->p.n_ctx;
@@ -779,9 +813,9 @@ static int run_blocks(struct strata_ctx *ctx, int64_t n_tok, int32_t l0, int32_t
         if (stop_now(ctx)) return interrupted();
         float *kc = ctx->kc + (ctx->p.kv_cache ? (int64_t)l * n * kvd : 0); /* (P, G*d) */
         float *vc = ctx->vc + (ctx->p.kv_cache ? (int64_t)l * n * kvd : 0);
-        if ((rc = notify(ctx, l, STRATA_SITE_RESID_PRE, -1, pos0, 0, T, D, D, x, x))) return rc;
+        if ((rc = notify_rows(ctx, l, STRATA_SITE_RESID_PRE, pos0, T, x, true))) return rc;
         if (ctx->skip[l]) { /* the block is removed: its output is its input */
-            if ((rc = notify(ctx, l, STRATA_SITE_RESID_POST, -1, pos0, 0, T, D, D, x, x))) return rc;
+            if ((rc = notify_rows(ctx, l, STRATA_SITE_RESID_POST, pos0, T, x, true))) return rc;
             continue;
         }
         const float *wp[STRATA_BLOCK_N_W];
@@ -791,46 +825,52 @@ static int run_blocks(struct strata_ctx *ctx, int64_t n_tok, int32_t l0, int32_t
         } W = {wp[0], wp[1], wp[2], wp[3], wp[4], wp[5], wp[6], wp[7], wp[8]},
           *w = &W;
 
-        rmsnorm(ctx->xb, x, w->rms_att, T, D, c->norm_eps);
-        linear(ctx, ctx->q, Hd, ctx->xb, w->wq, T, Hd, D);
-        linear(ctx, kc + pos0 * kvd, kvd, ctx->xb, w->wk, T, kvd, D);
-        linear(ctx, vc + pos0 * kvd, kvd, ctx->xb, w->wv, T, kvd, D);
-        if (rope) {
-            rope_apply(ctx->q, T, c->n_head, d, pos0, ctx->rope_cos, ctx->rope_sin, interleaved);
-            rope_apply(kc + pos0 * kvd, T, c->n_kv_head, d, pos0, ctx->rope_cos, ctx->rope_sin,
+        rmsnorm(ctx->xb, x, w->rms_att, R, D, c->norm_eps);
+        linear(ctx, ctx->q, Hd, ctx->xb, w->wq, R, Hd, D);
+        linear(ctx, kc + pos0 * kvd, kvd, ctx->xb, w->wk, R, kvd, D);
+        linear(ctx, vc + pos0 * kvd, kvd, ctx->xb, w->wv, R, kvd, D);
+        for (int64_t sq = 0; rope && sq < ctx->n_seq; sq++) { /* each sequence from pos0 */
+            rope_apply(ctx->q + sq * T * Hd, T, c->n_head, d, pos0, ctx->rope_cos, ctx->rope_sin,
                        interleaved);
+            rope_apply(kc + (pos0 + sq * T) * kvd, T, c->n_kv_head, d, pos0, ctx->rope_cos,
+                       ctx->rope_sin, interleaved);
         }
         if ((rc = attention(ctx, l, kc, vc, T, pos0)))
             return rc == STRATA_E_INTERRUPTED ? interrupted() : rc;
-        linear(ctx, ctx->delta, D, ctx->att, w->wo, T, D, Hd);
+        linear(ctx, ctx->delta, D, ctx->att, w->wo, R, D, Hd);
         if (ctx->aborted) return interrupted();
-        if ((rc = notify(ctx, l, STRATA_SITE_ATTN_OUT, -1, pos0, 0, T, D, D, ctx->delta, NULL))) return rc;
-        add_into(x, ctx->delta, T * D);
+        if ((rc = notify_rows(ctx, l, STRATA_SITE_ATTN_OUT, pos0, T, ctx->delta, false))) return rc;
+        add_into(x, ctx->delta, R * D);
 
-        rmsnorm(ctx->xb, x, w->rms_ffn, T, D, c->norm_eps);
-        linear(ctx, ctx->hg, F, ctx->xb, w->w1, T, F, D);
-        linear(ctx, ctx->hu, F, ctx->xb, w->w3, T, F, D);
-        strata_swiglu(ctx->hg, ctx->hu, T * F);
-        linear(ctx, ctx->delta, D, ctx->hg, w->w2, T, D, F);
+        rmsnorm(ctx->xb, x, w->rms_ffn, R, D, c->norm_eps);
+        linear(ctx, ctx->hg, F, ctx->xb, w->w1, R, F, D);
+        linear(ctx, ctx->hu, F, ctx->xb, w->w3, R, F, D);
+        strata_swiglu(ctx->hg, ctx->hu, R * F);
+        linear(ctx, ctx->delta, D, ctx->hg, w->w2, R, D, F);
         if (ctx->aborted) return interrupted(); /* a GEMM above stopped part-way */
-        if ((rc = notify(ctx, l, STRATA_SITE_MLP_OUT, -1, pos0, 0, T, D, D, ctx->delta, NULL))) return rc;
-        add_into(x, ctx->delta, T * D);
-        if ((rc = notify(ctx, l, STRATA_SITE_RESID_POST, -1, pos0, 0, T, D, D, x, x))) return rc;
+        if ((rc = notify_rows(ctx, l, STRATA_SITE_MLP_OUT, pos0, T, ctx->delta, false))) return rc;
+        add_into(x, ctx->delta, R * D);
+        if ((rc = notify_rows(ctx, l, STRATA_SITE_RESID_POST, pos0, T, x, true))) return rc;
     }
 
     return 0;
 }
 
-int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens, int64_t n_tok,
-                   enum strata_logits mode)
+int strata_forward_batch(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
+                         int64_t n_seq, int64_t n_tok, enum strata_logits mode)
 {
     const struct strata_config *c = &ctx->cfg;
     const int64_t T = n_tok, D = c->dim;
     if (mode != STRATA_LOGITS_NONE && !logits)
         return strata_fail(STRATA_E_ARG, "logits requested but no buffer given");
+    if (n_seq < 1 || n_seq > ctx->p.n_seq_max)
+        return strata_fail(STRATA_E_ARG, "%lld sequences: this context holds 1 .. %lld (n_seq_max)",
+                           (long long)n_seq, (long long)ctx->p.n_seq_max);
     ctx->aborted = 0;
+    ctx->n_seq = n_seq;
+    ctx->cur_seq = 0;
     int rc = check_span(ctx, T);
-    if (!rc) rc = embed(ctx, tokens, T);
+    if (!rc) rc = embed(ctx, tokens, n_seq * T);
     if (rc) return rc;
     ask_observers(ctx);
     /* Only the work asked for: without logits (and without a cache that
@@ -841,16 +881,26 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
                                                                          : c->n_layer;
     rc = run_blocks(ctx, T, 0, l_end);
     if (!rc && l_end < c->n_layer) /* its resid_pre is visited at the start of block l_end */
-        rc = notify(ctx, l_end, STRATA_SITE_RESID_PRE, -1, 0, 0, T, D, D, ctx->x, ctx->x);
+        rc = notify_rows(ctx, l_end, STRATA_SITE_RESID_PRE, 0, T, ctx->x, true);
     if (rc) return rc;
-    if (mode != STRATA_LOGITS_NONE) {
-        const int64_t first = mode == STRATA_LOGITS_LAST ? T - 1 : 0;
-        rmsnorm(ctx->xb, ctx->x + first * D, ctx->rms_final, T - first, D, c->norm_eps);
-        classifier(ctx, logits, ctx->xb, T - first);
-        if (ctx->aborted) return interrupted();
+    if (mode == STRATA_LOGITS_ALL) {
+        rmsnorm(ctx->xb, ctx->x, ctx->rms_final, n_seq * T, D, c->norm_eps);
+        classifier(ctx, logits, ctx->xb, n_seq * T);
+    } else if (mode == STRATA_LOGITS_LAST) { /* the last row of each sequence */
+        for (int64_t sq = 0; sq < n_seq; sq++)
+            rmsnorm(ctx->xb + sq * D, ctx->x + (sq * T + T - 1) * D, ctx->rms_final, 1, D,
+                    c->norm_eps);
+        classifier(ctx, logits, ctx->xb, n_seq);
     }
+    if (ctx->aborted) return interrupted();
     if (ctx->p.kv_cache) ctx->n_past += T;
     return 0;
+}
+
+int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens, int64_t n_tok,
+                   enum strata_logits mode)
+{
+    return strata_forward_batch(ctx, logits, tokens, 1, n_tok, mode);
 }
 
 /* Pipeline parts: the same computation as strata_forward, cut at block
@@ -859,6 +909,8 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
 static int pipeline_check(struct strata_ctx *ctx, int64_t T)
 {
     ctx->aborted = 0;
+    ctx->n_seq = 1;
+    ctx->cur_seq = 0;
     if (ctx->p.kv_cache)
         return strata_fail(STRATA_E_ARG, "the pipeline calls take contexts without kv_cache");
     return check_span(ctx, T);
@@ -910,6 +962,8 @@ int strata_forward_nll(struct strata_ctx *ctx, double *nll, const int32_t *token
         return strata_fail(STRATA_E_ARG, "strata_forward_nll needs a context without kv_cache");
     if (T < 2) return strata_fail(STRATA_E_ARG, "next-token NLL needs at least two tokens");
     ctx->aborted = 0;
+    ctx->n_seq = 1;
+    ctx->cur_seq = 0;
     int rc = check_span(ctx, T);
     if (!rc) rc = embed(ctx, tokens, T);
     if (rc) return rc;

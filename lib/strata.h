@@ -248,6 +248,8 @@ struct strata_view {
     const float *data;      /* (n_rows, ld) */
     float *edit;            /* editors at residual sites: the same rows, writable;
                                NULL for observers and at attention sites */
+    int64_t seq;            /* which sequence of a strata_forward_batch call the
+                               rows belong to (0 for strata_forward) */
 };
 
 /* An observer says which sites it wants (asked once per forward call for
@@ -324,6 +326,9 @@ struct strata_ctx_params {
                              STRATA_E_INTERRUPTED within a fraction of a
                              second at any size. NULL (default): never. */
     void *abort_callback_data;
+    int64_t n_seq_max;   /* sequences one strata_forward_batch call may hold
+                            (default 1); scratch grows with n_seq_max * n_ctx.
+                            Not with kv_cache. */
 };
 struct strata_ctx_params strata_ctx_default_params(void);
 
@@ -372,6 +377,16 @@ enum strata_logits { STRATA_LOGITS_NONE, STRATA_LOGITS_LAST, STRATA_LOGITS_ALL }
  * be NULL) for STRATA_LOGITS_NONE. */
 int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
                    int64_t n_tok, enum strata_logits mode);
+
+/* n_seq sequences of n_tok tokens each, tokens (n_seq, n_tok), every one
+ * from position 0, in one pass whose GEMMs take all n_seq * n_tok rows at
+ * once (short windows fill the GEMMs better: docs/SCALING.md measures it).
+ * Equal to n_seq strata_forward calls: observers and editors get each
+ * sequence's views in turn (view.seq), logits are (n_seq * n_tok, V) for
+ * STRATA_LOGITS_ALL, (n_seq, V) for STRATA_LOGITS_LAST. n_seq <= the
+ * context's n_seq_max; not for kv_cache contexts. */
+int strata_forward_batch(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
+                         int64_t n_seq, int64_t n_tok, enum strata_logits mode);
 
 /* strata_forward runs only the work asked for: with STRATA_LOGITS_NONE (and
  * no kv_cache) it stops after the last block whose sites an observer wants,

@@ -155,30 +155,48 @@ static void h5_check(int rc, struct strata_h5 *f, const char *partial)
     cli_check(rc, "check free space and permissions of the output directory");
 }
 
-/* The means of the run's sums over the completed samples, in the file's
- * order; NaN where nothing was summed (a distance beyond a sliding window, a
- * skipped block). */
-static int write_reductions(struct strata_h5 *f, const struct attn_probe *a)
+/* The run's sums in one buffer, per selected (layer, head) pair lh: by
+ * distance prob, logit, count (T each), by query position entropy, rows
+ * (T each), sink mass (K, T): LH (5 + K) T doubles, so the ranks' sums
+ * add up with one reduction. Caller free()s. */
+static double *gather_sums(const struct attn_probe *a)
 {
-    const int64_t T = a->T, LH = a->Ls * a->Hs, K = a->K;
+    const int64_t T = a->T, LH = a->Ls * a->Hs, K = a->K, per = (5 + K) * T;
+    double *sums = cli_calloc((size_t)(LH * per), sizeof(double), "the reductions");
+    for (int64_t lh = 0; lh < LH; lh++) {
+        const int64_t li = lh / a->Hs, hi = lh % a->Hs;
+        double *u = sums + lh * per;
+        cli_check(strata_attnred_dist(a->red, li, hi, 0, u, u + T, u + 2 * T), NULL);
+        cli_check(strata_attnred_query(a->red, li, hi, u + 3 * T, u + 4 * T, u + 5 * T), NULL);
+    }
+    return sums;
+}
+
+/* The means of the sums (gather_sums, summed over the ranks) over the
+ * completed samples, in the file's order; NaN where nothing was summed (a
+ * distance beyond a sliding window, a skipped block). */
+static int write_reductions(struct strata_h5 *f, const struct attn_probe *a, const double *sums)
+{
+    const int64_t T = a->T, LH = a->Ls * a->Hs, K = a->K, per = (5 + K) * T;
     double *mp = cli_alloc((size_t)(LH * T) * sizeof(double), "the reductions");
     double *ms = cli_alloc((size_t)(LH * T) * sizeof(double), "the reductions");
     double *mn = cli_alloc((size_t)(LH * T) * sizeof(double), "the reductions");
     double *me = cli_alloc((size_t)(LH * T) * sizeof(double), "the reductions");
     double *mq = cli_alloc((size_t)(LH * T) * sizeof(double), "the reductions");
     double *mk = cli_alloc((size_t)(LH * K * T) * sizeof(double), "the reductions");
-    double *P = cli_alloc((size_t)T * sizeof(double), "a row"), *S = cli_alloc((size_t)T * sizeof(double), "a row");
-    double *E = cli_alloc((size_t)T * sizeof(double), "a row"), *SK = cli_alloc((size_t)(K * T) * sizeof(double), "a row");
     for (int64_t lh = 0; lh < LH; lh++) {
-        const int64_t li = lh / a->Hs, hi = lh % a->Hs;
-        double *n = mn + lh * T, *q = mq + lh * T;
-        cli_check(strata_attnred_dist(a->red, li, hi, 0, P, S, n), NULL);
-        cli_check(strata_attnred_query(a->red, li, hi, E, q, SK), NULL);
+        const double *u = sums + lh * per;
+        const double *P = u, *S = u + T, *n = u + 2 * T, *E = u + 3 * T, *q = u + 4 * T,
+                     *SK = u + 5 * T;
         for (int64_t m = 0; m < T; m++) {
             mp[lh * T + m] = n[m] > 0 ? P[m] / n[m] : (double)NAN;
             ms[lh * T + m] = n[m] > 0 ? S[m] / n[m] : (double)NAN;
+            mn[lh * T + m] = n[m];
         }
-        for (int64_t t = 0; t < T; t++) me[lh * T + t] = q[t] > 0 ? E[t] / q[t] : (double)NAN;
+        for (int64_t t = 0; t < T; t++) {
+            me[lh * T + t] = q[t] > 0 ? E[t] / q[t] : (double)NAN;
+            mq[lh * T + t] = q[t];
+        }
         for (int64_t k = 0; k < K; k++)
             for (int64_t t = 0; t < T; t++)
                 mk[(lh * K + k) * T + t] = q[t] > 0 ? SK[k * T + t] / q[t] : (double)NAN;
@@ -190,7 +208,7 @@ static int write_reductions(struct strata_h5 *f, const struct attn_probe *a)
     if (!rc) rc = strata_h5_write(f, "entropy", STRATA_DT_F64, 3, s3, me);
     if (!rc) rc = strata_h5_write(f, "sink/mass", STRATA_DT_F64, 4, s4, mk);
     if (!rc) rc = strata_h5_write(f, "query_count", STRATA_DT_F64, 3, s3, mq);
-    free(mp), free(ms), free(mn), free(me), free(mq), free(mk), free(P), free(S), free(E), free(SK);
+    free(mp), free(ms), free(mn), free(me), free(mq), free(mk);
     return rc;
 }
 
@@ -253,95 +271,141 @@ int main(int argc, char **argv)
     struct strata_observer obs = {.wants = attn_wants, .observe = attn_observe, .user = &ap};
     cli_check(strata_ctx_add_observer(ctx, &obs), NULL);
 
+    /* Under mpirun -n R the samples are dealt out in rounds (sample k R + r
+     * to rank r); a round counts only when every rank completed its sample;
+     * --maps rows are gathered to rank 0 each round, the sums once at the
+     * end; rank 0 alone writes. One rank: R = 1, the plain loop. */
+    const int R = cli_nranks();
+    const bool writer = cli_rank() == 0;
+    float *maps_all = NULL; /* rank 0: (R, 2, Ls, Hs, T, T) a round's maps */
+    float *map_both = NULL; /* (2, Ls, Hs, T, T) this rank's probs then logits */
+    if (maps && R > 1) {
+        map_both = cli_calloc((size_t)(2 * map_n), sizeof(float), "one sample's maps");
+        if (writer) maps_all = cli_calloc((size_t)R, (size_t)(2 * map_n) * sizeof(float), "a round's maps");
+    }
+
     /* From here on Ctrl-C leaves a .partial that says what it holds. */
     cli_catch_stop();
     struct strata_h5 *f = NULL;
     char *partial = cli_partial_path(out_path);
-    cli_check(strata_h5_create(&f, out_path), "check that the output directory exists and is writable");
-
-    struct cli_prov prov;
-    cli_prov_init(&prov, &a, &samples);
     int rc = 0;
-    for (int i = 0; i < prov.n && !rc; i++)
-        if (strcmp(prov.name[i], "interventions") != 0)
-            rc = strata_h5_set_attr_str(f, "/", prov.name[i], prov.value[i]);
-    if (!rc) rc = strata_h5_set_attr_str(f, "/", "program", "strata-probe-attn");
-    if (!rc) rc = strata_h5_set_attr_str(f, "/", "logits_masked", "-inf");
-    if (!rc) rc = strata_h5_set_attr_str(f, "/", "interventions", cli_prov_get(&prov, "interventions"));
-    cli_prov_free(&prov);
-    if (!rc) rc = strata_h5_set_attr_i64(f, "/", "n_samples", n_samples);
-    if (!rc) rc = strata_h5_set_attr_i64(f, "/", "seq_len", T);
-    if (!rc) rc = strata_h5_set_attr_i64(f, "/", "attn_block", ap.B);
-    if (!rc) rc = strata_h5_set_attr_i64(f, "/", "maps", maps);
-    const int64_t s_l[1] = {ap.Ls}, s_h[1] = {ap.Hs}, s_k[1] = {ap.K}, s_t[2] = {n_samples, T};
-    if (!rc) rc = strata_h5_write(f, "layers", STRATA_DT_I32, 1, s_l, layers);
-    if (!rc) rc = strata_h5_write(f, "heads", STRATA_DT_I32, 1, s_h, heads);
-    if (!rc) rc = strata_h5_write(f, "sink/k", STRATA_DT_I32, 1, s_k, sink_k);
-    if (!rc) rc = strata_h5_write(f, "tokens", STRATA_DT_I32, 2, s_t, samples.tokens);
-    if (maps) {
-        const int64_t s_m[5] = {n_samples, ap.Ls, ap.Hs, T, T};
-        if (!rc) rc = strata_h5_create_dataset(f, "maps/probs", STRATA_DT_F32, 5, s_m);
-        if (!rc) rc = strata_h5_create_dataset(f, "maps/logits", STRATA_DT_F32, 5, s_m);
+    if (writer) {
+        cli_check(strata_h5_create(&f, out_path), "check that the output directory exists and is writable");
+        struct cli_prov prov;
+        cli_prov_init(&prov, &a, &samples);
+        for (int i = 0; i < prov.n && !rc; i++)
+            if (strcmp(prov.name[i], "interventions") != 0)
+                rc = strata_h5_set_attr_str(f, "/", prov.name[i], prov.value[i]);
+        if (!rc) rc = strata_h5_set_attr_str(f, "/", "program", "strata-probe-attn");
+        if (!rc) rc = strata_h5_set_attr_str(f, "/", "logits_masked", "-inf");
+        if (!rc) rc = strata_h5_set_attr_str(f, "/", "interventions", cli_prov_get(&prov, "interventions"));
+        cli_prov_free(&prov);
+        if (!rc) rc = strata_h5_set_attr_i64(f, "/", "n_samples", n_samples);
+        if (!rc) rc = strata_h5_set_attr_i64(f, "/", "seq_len", T);
+        if (!rc) rc = strata_h5_set_attr_i64(f, "/", "attn_block", ap.B);
+        if (!rc) rc = strata_h5_set_attr_i64(f, "/", "maps", maps);
+        const int64_t s_l[1] = {ap.Ls}, s_h[1] = {ap.Hs}, s_k[1] = {ap.K}, s_t[2] = {n_samples, T};
+        if (!rc) rc = strata_h5_write(f, "layers", STRATA_DT_I32, 1, s_l, layers);
+        if (!rc) rc = strata_h5_write(f, "heads", STRATA_DT_I32, 1, s_h, heads);
+        if (!rc) rc = strata_h5_write(f, "sink/k", STRATA_DT_I32, 1, s_k, sink_k);
+        if (!rc) rc = strata_h5_write(f, "tokens", STRATA_DT_I32, 2, s_t, samples.tokens);
+        if (maps) {
+            const int64_t s_m[5] = {n_samples, ap.Ls, ap.Hs, T, T};
+            if (!rc) rc = strata_h5_create_dataset(f, "maps/probs", STRATA_DT_F32, 5, s_m);
+            if (!rc) rc = strata_h5_create_dataset(f, "maps/logits", STRATA_DT_F32, 5, s_m);
+        }
+        h5_check(rc, f, partial);
     }
-    h5_check(rc, f, partial);
 
     struct cli_loop loop;
-    cli_loop_begin(&loop, 0, n_samples, T);
-    int64_t s = 0;
-    for (; !rc && cli_loop_more(&loop, s); s++) {
-        const int32_t *toks = samples.tokens + s * T; /* (T) */
-        if (maps) { /* keys a tile does not reach are masked: p 0, logit -inf */
-            memset(ap.map_p, 0, (size_t)map_n * sizeof(float));
-            for (int64_t i = 0; i < map_n; i++) ap.map_s[i] = -INFINITY;
+    cli_rounds_begin(&loop, CLI_SPLIT_CYCLIC, n_samples, T, 0);
+    int64_t mine, s = 0; /* s: map rows 0 .. s-1 written (rank 0) */
+    while (cli_rounds_next(&loop, &mine)) {
+        bool done = true; /* a rank without a sample this round has nothing to drop */
+        if (mine >= 0) {
+            const int32_t *toks = samples.tokens + mine * T; /* (T) */
+            if (maps) { /* keys a tile does not reach are masked: p 0, logit -inf */
+                memset(ap.map_p, 0, (size_t)map_n * sizeof(float));
+                for (int64_t i = 0; i < map_n; i++) ap.map_s[i] = -INFINITY;
+            }
+            ap.err[0] = '\0';
+            rc = strata_forward(ctx, NULL, toks, T, STRATA_LOGITS_NONE);
+            if (rc && !cli_stop_requested) {
+                if (writer) {
+                    strata_h5_free(f);
+                    remove(partial);
+                }
+                if (rc == STRATA_E_OBSERVER && ap.err[0]) cli_die(NULL, "attention observer: %s", ap.err);
+                cli_check(rc, NULL);
+            }
+            done = rc == 0; /* else stopped by a signal: the sample is dropped */
+            rc = 0;
         }
-        ap.err[0] = '\0';
-        rc = strata_forward(ctx, NULL, toks, T, STRATA_LOGITS_NONE);
-        if (!rc && strata_attnred_commit(ap.red) != 0) {
-            snprintf(ap.err, sizeof ap.err, "%s", strata_attnred_error(ap.red));
-            rc = STRATA_E_OBSERVER;
-        }
-        if (rc) {
-            strata_attnred_discard(ap.red);
-            if (cli_stop_requested) rc = 0; /* the sample is dropped; its sums with it */
+        if (!cli_rounds_agree(&loop, done)) { /* some rank was stopped mid-sample */
+            if (mine >= 0) strata_attnred_discard(ap.red);
             break;
         }
+        if (mine >= 0 && strata_attnred_commit(ap.red) != 0) {
+            if (writer) {
+                strata_h5_free(f);
+                remove(partial);
+            }
+            cli_die(NULL, "attention observer: %s", strata_attnred_error(ap.red));
+        }
         if (maps) {
-            rc = strata_h5_write_rows(f, "maps/probs", s, 1, ap.map_p);
-            if (!rc) rc = strata_h5_write_rows(f, "maps/logits", s, 1, ap.map_s);
-            if (rc) break;
+            int64_t n_rows = n_samples - s < R ? n_samples - s : R; /* rows of this round */
+            const float *all = ap.map_p;
+            if (R > 1) {
+                memcpy(map_both, ap.map_p, (size_t)map_n * sizeof(float));
+                memcpy(map_both + map_n, ap.map_s, (size_t)map_n * sizeof(float));
+                cli_gather(maps_all, map_both, (size_t)(2 * map_n) * sizeof(float));
+                all = maps_all;
+            }
+            for (int64_t r = 0; writer && r < n_rows && !rc; r++, s++) {
+                const float *p = R > 1 ? all + r * 2 * map_n : ap.map_p;
+                const float *l = R > 1 ? p + map_n : ap.map_s;
+                rc = strata_h5_write_rows(f, "maps/probs", s, 1, p);
+                if (!rc) rc = strata_h5_write_rows(f, "maps/logits", s, 1, l);
+            }
+            h5_check(rc, writer ? f : NULL, partial);
         }
-        cli_loop_done(&loop, s);
     }
-    if (rc == STRATA_E_OBSERVER && ap.err[0]) {
-        strata_h5_free(f);
-        remove(partial);
-        cli_die(NULL, "attention observer: %s", ap.err);
-    }
-    if (!rc) rc = write_reductions(f, &ap);
-    if (!rc) rc = strata_h5_set_attr_i64(f, "/", "n_complete", s);
+    s = loop.done;
+    /* Every rank's sums to rank 0 (the samples of the agreed rounds). */
+    double *sums = gather_sums(&ap);
+    cli_reduce_sum_f64(sums, ap.Ls * ap.Hs * (5 + ap.K) * T);
     int status = 0;
-    if (!rc && s < n_samples) {
-        rc = strata_h5_set_attr_i64(f, "/", "complete", 0);
-        cli_loop_end(&loop, s);
-        fprintf(stderr,
-                "%s: interrupted after %lld of %lld samples; their reductions are in %s\n",
-                cli_prog, (long long)s, (long long)n_samples, partial);
-        strata_h5_free(f);
-        status = CLI_EXIT_INTERRUPTED;
+    if (!writer) {
+        status = s < n_samples ? CLI_EXIT_INTERRUPTED : 0;
     } else {
-        if (!rc) rc = strata_h5_set_attr_i64(f, "/", "complete", 1);
-        if (!rc) rc = strata_h5_finish(f);
-        strata_h5_free(f); /* finish closes and renames; the handle is still ours */
-        f = NULL;
-        if (rc) {
-            remove(partial);
-            cli_check(rc, "check free space and permissions of the output directory");
+        rc = write_reductions(f, &ap, sums);
+        if (!rc) rc = strata_h5_set_attr_i64(f, "/", "n_complete", s);
+        if (!rc && s < n_samples) {
+            rc = strata_h5_set_attr_i64(f, "/", "complete", 0);
+            cli_rounds_end(&loop);
+            fprintf(stderr,
+                    "%s: interrupted after %lld of %lld samples; their reductions are in %s\n",
+                    cli_prog, (long long)s, (long long)n_samples, partial);
+            strata_h5_free(f);
+            status = CLI_EXIT_INTERRUPTED;
+        } else {
+            if (!rc) rc = strata_h5_set_attr_i64(f, "/", "complete", 1);
+            if (!rc) rc = strata_h5_finish(f);
+            strata_h5_free(f); /* finish closes and renames; the handle is still ours */
+            f = NULL;
+            if (rc) {
+                remove(partial);
+                cli_check(rc, "check free space and permissions of the output directory");
+            }
+            cli_rounds_end(&loop);
+            cli_info("wrote %s (%lld samples x %lld layers x %lld heads x %lld tokens%s)", out_path,
+                     (long long)n_samples, (long long)ap.Ls, (long long)ap.Hs, (long long)T,
+                     maps ? ", with maps" : "");
         }
-        cli_loop_end(&loop, n_samples);
-        cli_info("wrote %s (%lld samples x %lld layers x %lld heads x %lld tokens%s)", out_path,
-                 (long long)n_samples, (long long)ap.Ls, (long long)ap.Hs, (long long)T,
-                 maps ? ", with maps" : "");
     }
+    free(sums);
+    free(maps_all);
+    free(map_both);
     free(partial);
     strata_attnred_free(ap.red);
     free(ap.map_p);

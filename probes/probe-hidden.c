@@ -213,10 +213,11 @@ static void selection_free(struct selection *k)
 static struct strata_dump *open_output(struct cli_args *a, const struct hidden_opts *o,
                                        const struct selection *k, const struct ident *id,
                                        int n_ident, struct strata_corpus *corpus,
-                                       struct strata_samples *samples, int64_t *base)
+                                       struct strata_samples *samples, int64_t *base,
+                                       int64_t lo, int64_t hi)
 {
     const char *out_path = a->out_path;
-    const int64_t T = a->sampling.seq_len, n_samples = a->sampling.n_samples;
+    const int64_t T = a->sampling.seq_len, n_samples = hi - lo;
     const struct strata_config *cfg = &a->model.cfg;
     struct strata_dump *dump = NULL;
     struct strata_dump_info info;
@@ -271,6 +272,13 @@ static struct strata_dump *open_output(struct cli_args *a, const struct hidden_o
                   NULL);
     } else {
         cli_sampling_build(a, corpus, samples);
+        if (cli_nranks() > 1) { /* this rank's shard: rows lo .. hi-1 of the run's samples */
+            struct strata_samples all = *samples;
+            cli_check(strata_samples_build_windows(samples, corpus, a->model.tok, all.window + lo,
+                                                   all.draw + lo, n_samples, T), NULL);
+            samples->n_windows = all.n_windows;
+            strata_samples_free(&all);
+        }
         struct strata_dump_params dp = {.n_samples = n_samples, .n_layers = k->n_layers,
                                         .seq_len = T, .dim = cfg->dim, .dtype = o->dtype,
                                         .gzip = (int)o->gzip, .layers = k->layers,
@@ -287,6 +295,11 @@ static struct strata_dump *open_output(struct cli_args *a, const struct hidden_o
         if (!rc) rc = strata_dump_set_attr_str(dump, "command_line", a->command_line);
         if (!rc) rc = strata_dump_set_attr_str(dump, "sampling", sampling);
         if (!rc) rc = strata_dump_set_attr_i64(dump, "n_windows", samples->n_windows);
+        if (!rc && cli_nranks() > 1) { /* which shard of an mpirun run this is */
+            rc = strata_dump_set_attr_i64(dump, "shard_rank", cli_rank());
+            if (!rc) rc = strata_dump_set_attr_i64(dump, "shard_ranks", cli_nranks());
+            if (!rc) rc = strata_dump_set_attr_i64(dump, "shard_first_sample", lo);
+        }
         free(sampling);
         if (rc) {
             strata_dump_free(dump);
@@ -306,6 +319,23 @@ int main(int argc, char **argv)
     cli_parse(&a, &spec, argc, argv, hidden_option, &o);
     cli_require(&a, CLI_REQ_MODEL | CLI_REQ_CORPUS | CLI_REQ_OUTPUT);
     if (a.resume && o.append) cli_usage_die(NULL, "--resume and --append exclude each other");
+    /* Under mpirun -n R: rank r writes rows lo .. hi-1 of the run (its
+     * contiguous share) to its own shard OUT-0000r-of-0000R.h5; the shards
+     * opened together (strata_dump_open_many, the analyzers) in rank order
+     * are the single-process dump row for row. Each shard resumes on its own. */
+    const int R = cli_nranks();
+    int64_t lo = 0, hi = a.sampling.n_samples;
+    char *shard_path = NULL;
+    if (R > 1) {
+        if (o.append)
+            cli_usage_die("append without mpirun, or run more shards with --sample-offset",
+                          "--append is not supported under mpirun (%d ranks)", R);
+        if (a.sampling.n_samples < R)
+            cli_usage_die("give --samples at least the number of ranks",
+                          "--samples %lld is fewer than the %d ranks", (long long)a.sampling.n_samples, R);
+        cli_share(a.sampling.n_samples, &lo, &hi);
+        a.out_path = shard_path = cli_shard_path(a.out_path, cli_rank(), R);
+    }
     const char *out_path = a.out_path;
 
     cli_model_load(&a, true);
@@ -345,10 +375,16 @@ int main(int argc, char **argv)
 
     struct strata_samples samples = {0};
     int64_t base = 0; /* dump row of samples.tokens row 0 */
-    struct strata_dump *dump = open_output(&a, &o, &k, &id, n_ident, corpus, &samples, &base);
+    struct strata_dump *dump = open_output(&a, &o, &k, &id, n_ident, corpus, &samples, &base,
+                                           lo, hi);
     struct strata_dump_info info;
     cli_check(strata_dump_info(dump, &info), NULL);
     const int64_t N = info.n_samples, s0 = info.n_complete;
+    if (R > 1 && N != hi - lo)
+        cli_die("resume with the --samples and the number of ranks the run started with",
+                "%s.partial has %lld samples, but this rank's share of --samples %lld over %d "
+                "ranks is %lld", out_path, (long long)N, (long long)a.sampling.n_samples, R,
+                (long long)(hi - lo));
     const int64_t n_layers = info.n_layers, n_blocks = k.n_blocks, n_pos = k.n_pos;
     const unsigned sites = k.sites;
 
@@ -374,38 +410,57 @@ int main(int argc, char **argv)
     cli_check(strata_ctx_add_observer(ctx, &obs), NULL);
 
     char *partial = cli_partial_path(out_path);
+    /* One round: every rank does its next row; they agree on stopping. */
     struct cli_loop loop;
-    cli_loop_begin(&loop, s0, N, T);
-    int rc = 0;
-    int64_t s = s0;
-    for (; !rc && cli_loop_more(&loop, s); s++) {
-        const int32_t *toks = samples.tokens + (s - base) * T; /* (T) */
-        if ((rc = strata_forward(ctx, NULL, toks, T, STRATA_LOGITS_NONE))) break;
-        for (int64_t i = 0; i < per; i++) {
-            if (!isfinite(cap.buf[i])) {
-                strata_dump_free(dump);
-                cli_die("the checkpoint's weights may be corrupt",
-                        "%s: non-finite hidden state at sample %lld (kept entry %lld, position "
-                        "%d); %s keeps the samples before it", a.model.model_path, (long long)s,
-                        (long long)(i / (n_pos * D)), (int)k.positions[i / D % n_pos], partial);
+    cli_rounds_begin(&loop, CLI_SPLIT_BLOCK, R > 1 ? a.sampling.n_samples : N, T, s0);
+    int64_t g, s = s0; /* g: the run's sample; s: this file's row */
+    while (cli_rounds_next(&loop, &g)) {
+        if (g >= 0) {
+            s = g - lo;
+            const int32_t *toks = samples.tokens + (s - base) * T; /* (T) */
+            int rc = strata_forward(ctx, NULL, toks, T, STRATA_LOGITS_NONE);
+            for (int64_t i = 0; i < per && !rc; i++) {
+                if (!isfinite(cap.buf[i])) {
+                    strata_dump_free(dump);
+                    cli_die("the checkpoint's weights may be corrupt",
+                            "%s: non-finite hidden state at sample %lld (kept entry %lld, position "
+                            "%d); %s keeps the samples before it", a.model.model_path, (long long)s,
+                            (long long)(i / (n_pos * D)), (int)k.positions[i / D % n_pos], partial);
+                }
             }
+            if (!rc) rc = strata_dump_write_sample(dump, s, cap.buf, toks);
+            if (rc) { /* A failed run keeps its .partial: the completed samples stay usable. */
+                strata_dump_free(dump);
+                cli_check(rc, "the completed samples stay in OUT.h5.partial");
+            }
+            s++;
         }
-        rc = strata_dump_write_sample(dump, s, cap.buf, toks);
-        if (!rc) cli_loop_done(&loop, s);
+        cli_rounds_agree(&loop, true);
     }
-    int status = 0;
-    if (!rc && cli_stop_requested && s < N) {
-        cli_loop_end(&loop, s);
-        fprintf(stderr, "%s: interrupted after %lld of %lld samples; the completed samples are in "
-                "%s (continue with --resume)\n", cli_prog, (long long)s, (long long)N, partial);
+    /* Across ranks a shard is finished only with the whole run, so an
+     * interrupted run is .partial shards that --resume continues. */
+    int status = 0, rc = 0;
+    if (loop.stopped && loop.done < loop.n) {
+        cli_rounds_end(&loop);
+        if (R > 1 && cli_rank() == 0)
+            fprintf(stderr, "%s: interrupted after %lld of %lld samples; the completed samples "
+                    "are in the %d shards like %s (continue with --resume)\n", cli_prog,
+                    (long long)loop.done, (long long)loop.n, R, partial);
+        else if (R == 1)
+            fprintf(stderr, "%s: interrupted after %lld of %lld samples; the completed samples are in "
+                    "%s (continue with --resume)\n", cli_prog, (long long)s, (long long)N, partial);
         status = CLI_EXIT_INTERRUPTED;
-    } else if (!rc && !(rc = strata_dump_finish(dump))) {
-        cli_loop_end(&loop, N);
-        cli_info("wrote %s (%lld samples x %lld layers x %lld positions x %lld dims)", out_path,
-                 (long long)N, (long long)n_layers, (long long)n_pos, (long long)D);
+    } else if (!(rc = strata_dump_finish(dump))) {
+        cli_rounds_end(&loop);
+        if (R > 1)
+            cli_info("wrote %d shards like %s (%lld samples x %lld layers x %lld positions x %lld "
+                     "dims)", R, out_path, (long long)loop.n, (long long)n_layers, (long long)n_pos,
+                     (long long)D);
+        else
+            cli_info("wrote %s (%lld samples x %lld layers x %lld positions x %lld dims)", out_path,
+                     (long long)N, (long long)n_layers, (long long)n_pos, (long long)D);
     }
     strata_dump_free(dump);
-    /* A failed run keeps its .partial: the completed samples stay usable. */
     if (rc) cli_check(rc, "the completed samples stay in OUT.h5.partial");
     free(partial);
     free(cap.buf);
@@ -418,5 +473,6 @@ int main(int argc, char **argv)
     selection_free(&k);
     strata_corpus_free(corpus);
     cli_args_free(&a);
+    free(shard_path);
     return status;
 }

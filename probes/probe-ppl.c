@@ -119,80 +119,120 @@ int main(int argc, char **argv)
 
     struct strata_ctx_params cp = cli_ctx_params(&a, T);
     struct strata_ctx *ctx = cli_ctx_create(&a, &cp);
-    double *nll = cli_calloc((size_t)(T - 1), sizeof *nll, "one sample's NLL"); /* (T-1) */
-    double *sum = cli_calloc((size_t)(T - 1), sizeof *sum, "the NLL sums");     /* (T-1) */
+    /* Under mpirun -n R the samples are dealt out in rounds (sample k R + r
+     * to rank r); each round's rows are gathered to rank 0, which alone
+     * writes, in sample order: the file and the sums are the single
+     * process'. One rank: R = 1, the plain loop. */
+    const int R = cli_nranks();
+    const bool writer = cli_rank() == 0;
+    /* one row: NLL (T-1) then tokens (T), as bytes */
+    const size_t row_bytes = (size_t)(T - 1) * sizeof(double) + (size_t)T * sizeof(int32_t);
+    char *row = cli_alloc(row_bytes, "one sample's NLL");
+    char *rows = writer ? cli_calloc((size_t)R, row_bytes, "a round's NLL rows") : NULL;
+    double *nll = (double *)(void *)row; /* (T-1) */
+    double *sum = cli_calloc((size_t)(T - 1), sizeof *sum, "the NLL sums"); /* (T-1) */
 
     /* From before the .partial exists: a signal during setup still leaves
      * a valid (empty) .partial rather than killing the writer. */
     cli_catch_stop();
     struct strata_h5 *h5 = NULL;
-    cli_check(strata_h5_create(&h5, out_path), "check that the directory exists and is writable");
     char *partial = cli_partial_path(out_path);
-    const int64_t shape_nll[2] = {N, T - 1}, shape_tok[2] = {N, T};
-    int rc = strata_h5_create_dataset(h5, "nll", STRATA_DT_F64, 2, shape_nll);
-    if (!rc) rc = strata_h5_create_dataset(h5, "tokens", STRATA_DT_I32, 2, shape_tok);
+    int rc = 0;
+    if (writer) {
+        cli_check(strata_h5_create(&h5, out_path), "check that the directory exists and is writable");
+        const int64_t shape_nll[2] = {N, T - 1}, shape_tok[2] = {N, T};
+        rc = strata_h5_create_dataset(h5, "nll", STRATA_DT_F64, 2, shape_nll);
+        if (!rc) rc = strata_h5_create_dataset(h5, "tokens", STRATA_DT_I32, 2, shape_tok);
 
-    struct cli_prov prov;
-    cli_prov_init(&prov, &a, &samples);
-    if (!rc) rc = strata_h5_set_attr_str(h5, "/", "format", "strata-ppl/1");
-    for (int i = 0; i < prov.n && !rc; i++)
-        rc = strata_h5_set_attr_str(h5, "/", prov.name[i], prov.value[i]);
-    if (!rc) rc = strata_h5_set_attr_i64(h5, "/", "trained_window", a.model.cfg.seq_len);
-    if (!rc) rc = strata_h5_set_attr_i64(h5, "/", "n_complete", 0);
-    if (!rc) rc = strata_h5_set_attr_i64(h5, "/", "complete", 0);
-    if (!rc)
-        rc = strata_h5_set_attr_str(h5, "nll", "description",
-                                    "nll[s,t] = -log p(tokens[s,t+1] | tokens[s,0..t]), natural "
-                                    "log, from float32 logits reduced in double");
-    cli_prov_free(&prov);
+        struct cli_prov prov;
+        cli_prov_init(&prov, &a, &samples);
+        if (!rc) rc = strata_h5_set_attr_str(h5, "/", "format", "strata-ppl/1");
+        for (int i = 0; i < prov.n && !rc; i++)
+            rc = strata_h5_set_attr_str(h5, "/", prov.name[i], prov.value[i]);
+        if (!rc) rc = strata_h5_set_attr_i64(h5, "/", "trained_window", a.model.cfg.seq_len);
+        if (!rc) rc = strata_h5_set_attr_i64(h5, "/", "n_complete", 0);
+        if (!rc) rc = strata_h5_set_attr_i64(h5, "/", "complete", 0);
+        if (!rc)
+            rc = strata_h5_set_attr_str(h5, "nll", "description",
+                                        "nll[s,t] = -log p(tokens[s,t+1] | tokens[s,0..t]), natural "
+                                        "log, from float32 logits reduced in double");
+        cli_prov_free(&prov);
+        if (rc) {
+            strata_h5_free(h5);
+            remove(partial);
+            cli_check(rc, NULL);
+        }
+    }
 
     struct cli_loop loop;
-    cli_loop_begin(&loop, 0, N, T);
-    int64_t s = 0;
-    for (; !rc && cli_loop_more(&loop, s); s++) {
-        const int32_t *toks = samples.tokens + s * T; /* (T) */
-        if ((rc = strata_forward_nll(ctx, nll, toks, T))) break;
-        for (int64_t t = 0; t < T - 1; t++) {
-            if (!isfinite(nll[t])) {
+    cli_rounds_begin(&loop, CLI_SPLIT_CYCLIC, N, T, 0);
+    int64_t mine, s = 0; /* s: samples 0 .. s-1 written */
+    while (!rc && cli_rounds_next(&loop, &mine)) {
+        if (mine >= 0) {
+            const int32_t *toks = samples.tokens + mine * T; /* (T) */
+            if ((rc = strata_forward_nll(ctx, nll, toks, T)) && writer) {
                 strata_h5_free(h5);
                 remove(partial);
-                cli_die("the checkpoint's weights (or an intervention) give non-finite logits",
-                        "%s: non-finite NLL at sample %lld, position %lld", a.model.model_path,
-                        (long long)s, (long long)t);
             }
-            sum[t] += nll[t];
+            cli_check(rc, NULL);
+            memcpy(row + (size_t)(T - 1) * sizeof(double), toks, (size_t)T * sizeof(int32_t));
         }
-        rc = strata_h5_write_rows(h5, "nll", s, 1, nll);
-        if (!rc) rc = strata_h5_write_rows(h5, "tokens", s, 1, toks);
-        if (!rc) rc = strata_h5_set_attr_i64(h5, "/", "n_complete", s + 1);
-        if (!rc) cli_loop_done(&loop, s);
+        cli_rounds_agree(&loop, true); /* a forward pass here is never cut short */
+        cli_gather(rows, row, row_bytes);
+        for (int r = 0; writer && r < R && !rc && s < N; r++, s++) {
+            const double *rn = (const double *)(void *)(rows + (size_t)r * row_bytes); /* (T-1) */
+            const int32_t *rt = (const int32_t *)(const void *)(rn + (T - 1));       /* (T) */
+            for (int64_t t = 0; t < T - 1; t++) {
+                if (!isfinite(rn[t])) {
+                    strata_h5_free(h5);
+                    remove(partial);
+                    cli_die("the checkpoint's weights (or an intervention) give non-finite logits",
+                            "%s: non-finite NLL at sample %lld, position %lld", a.model.model_path,
+                            (long long)s, (long long)t);
+                }
+                sum[t] += rn[t];
+            }
+            rc = strata_h5_write_rows(h5, "nll", s, 1, rn);
+            if (!rc) rc = strata_h5_write_rows(h5, "tokens", s, 1, rt);
+            if (!rc) rc = strata_h5_set_attr_i64(h5, "/", "n_complete", s + 1);
+        }
+        if (rc) { /* rank 0's write failed: stop every rank */
+            strata_h5_free(h5);
+            remove(partial);
+            cli_check(rc, NULL);
+        }
     }
+    s = loop.done;
     int status = 0;
-    if (!rc && s == N) rc = strata_h5_set_attr_i64(h5, "/", "complete", 1);
-    if (!rc && s < N) {
-        cli_loop_end(&loop, s);
+    if (!writer) { /* rank 0 wrote; the others only say how they ended */
+        status = s < N ? CLI_EXIT_INTERRUPTED : 0;
+    } else if (s < N) {
+        cli_rounds_end(&loop);
         fprintf(stderr, "%s: interrupted after %lld of %lld samples; the completed samples are in %s\n",
                 cli_prog, (long long)s, (long long)N, partial);
         strata_h5_free(h5);
         status = CLI_EXIT_INTERRUPTED;
-    } else if (!rc && !(rc = strata_h5_finish(h5))) {
+    } else {
+        rc = strata_h5_set_attr_i64(h5, "/", "complete", 1);
+        if (!rc) rc = strata_h5_finish(h5);
+        if (rc) {
+            strata_h5_free(h5);
+            remove(partial);
+            cli_check(rc, NULL);
+        }
         strata_h5_free(h5);
         h5 = NULL;
         write_csv(csv_path, sum, N, T, o.bucket);
-        cli_loop_end(&loop, N);
+        cli_rounds_end(&loop);
         double all = 0.0;
         for (int64_t t = 0; t < T - 1; t++) all += sum[t];
         all /= (double)(N * (T - 1));
         cli_info("wrote %s and %s (%lld samples x %lld tokens; mean NLL %.4f, ppl %.4f)", out_path,
                  csv_path, (long long)N, (long long)T, all, exp(all));
     }
-    if (rc) {
-        strata_h5_free(h5);
-        remove(partial);
-        cli_check(rc, NULL);
-    }
     free(partial);
-    free(nll);
+    free(row);
+    free(rows);
     free(sum);
     free(csv_owned);
     strata_ctx_free(ctx);

@@ -4,7 +4,8 @@
 # a fresh Debian 12 machine.
 set -euo pipefail
 pkgs=(build-essential libopenblas-dev liblapacke-dev libhdf5-dev libcjson-dev
-      pkg-config python3-matplotlib python3-numpy python3-h5py hdf5-tools curl)
+      pkg-config python3-matplotlib python3-numpy python3-h5py hdf5-tools curl
+      openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,7 +15,9 @@
  * - stop requests (the abort callback): a request raised by an observer of
  *   block 2 ends the pass with STRATA_E_INTERRUPTED before the last block,
  *   the callback is asked inside blocks (tiles, GEMM row chunks), and the
- *   next call runs whole with the same bits.
+ *   next call runs whole with the same bits;
+ * - batches: strata_forward_batch of 3 sequences equals 3 strata_forward
+ *   calls bit for bit (every boundary, all logits, last-row logits).
  */
 #include "check.h"
 #include "mkmodel.h"
@@ -113,6 +115,28 @@ static int raise_observe(void *user, const struct strata_view *v)
 {
     (void)v;
     ((struct stopper *)user)->flag = 1;
+    return 0;
+}
+
+/* Every boundary of every sequence of a batch call: hidden (S, L+1, T, D). */
+struct batch_cap {
+    float *hidden;
+    int64_t L, D;
+};
+
+static bool bcap_wants(void *user, int32_t layer, enum strata_site site)
+{
+    (void)user;
+    return (layer == 0 && site == STRATA_SITE_RESID_PRE) || site == STRATA_SITE_RESID_POST;
+}
+
+static int bcap_observe(void *user, const struct strata_view *v)
+{
+    struct batch_cap *bc = user;
+    const int64_t b = v->site == STRATA_SITE_RESID_PRE ? 0 : v->layer + 1;
+    for (int64_t t = 0; t < v->n_rows; t++)
+        memcpy(bc->hidden + ((v->seq * (bc->L + 1) + b) * T + v->row0 + t) * bc->D,
+               v->data + t * v->ld, (size_t)bc->D * sizeof(float));
     return 0;
 }
 
@@ -232,6 +256,49 @@ int main(void)
     CHECK(!memcmp(lg_part, lg_full, (size_t)(T * V) * sizeof(float)));
     CHECK(stp.calls > (int)L); /* asked inside blocks too */
     strata_ctx_free(ctx);
+
+    /* Batches: S sequences in one call equal S strata_forward calls, every
+     * boundary and all logits bit for bit (the GEMMs take more rows; an
+     * output's sum over K does not change), also with LOGITS_LAST and with
+     * workers splitting (sequence, head) pairs. */
+    {
+        enum { S = 3 };
+        int32_t btok[S * T];
+        for (int i = 0; i < S * T; i++) btok[i] = (int32_t)(strata_rng_next(&st) % (uint64_t)V);
+        const size_t per = (size_t)((L + 1) * T * D);
+        float *bh = calloc(S * per, sizeof(float)), *sh = calloc(per, sizeof(float));
+        float *blg = calloc((size_t)(S * T * V), sizeof(float)), *slg = calloc((size_t)(T * V), sizeof(float));
+        float *blast = calloc((size_t)(S * V), sizeof(float)), *slast = calloc((size_t)V, sizeof(float));
+        struct strata_ctx_params bp = strata_ctx_default_params();
+        bp.n_ctx = T;
+        bp.n_seq_max = S;
+        struct strata_ctx *bctx = NULL, *sctx = NULL;
+        CHECK_OK(strata_ctx_create(&bctx, m, &bp));
+        struct batch_cap bc = {bh, L, D};
+        struct strata_observer bo = {bcap_wants, bcap_observe, &bc};
+        CHECK_OK(strata_ctx_add_observer(bctx, &bo));
+        CHECK_OK(strata_forward_batch(bctx, blg, btok, S, T, STRATA_LOGITS_ALL));
+        CHECK_OK(strata_forward_batch(bctx, blast, btok, S, T, STRATA_LOGITS_LAST));
+        CHECK(strata_forward_batch(bctx, blg, btok, S + 1, T, STRATA_LOGITS_ALL) == STRATA_E_ARG);
+        p = strata_ctx_default_params();
+        p.n_ctx = T;
+        CHECK_OK(strata_ctx_create(&sctx, m, &p));
+        struct strata_hidden_capture sc = {sh, T, D};
+        struct strata_observer so = strata_observer_hidden(&sc);
+        CHECK_OK(strata_ctx_add_observer(sctx, &so));
+        for (int q = 0; q < S; q++) {
+            CHECK_OK(strata_forward(sctx, slg, btok + q * T, T, STRATA_LOGITS_ALL));
+            CHECK(!memcmp(bh + q * per, sh, per * sizeof(float)));
+            CHECK(!memcmp(blg + (size_t)q * T * V, slg, (size_t)(T * V) * sizeof(float)));
+            CHECK_OK(strata_forward(sctx, slast, btok + q * T, T, STRATA_LOGITS_LAST));
+            CHECK(!memcmp(blast + (size_t)q * V, slast, (size_t)V * sizeof(float)));
+        }
+        strata_ctx_free(bctx);
+        strata_ctx_free(sctx);
+        bp.kv_cache = true;
+        CHECK(strata_ctx_create(&bctx, m, &bp) == STRATA_E_ARG && !bctx);
+        free(bh), free(sh), free(blg), free(slg), free(blast), free(slast);
+    }
 
     free(x), free(full), free(part), free(lg_full), free(lg_part);
     strata_model_free(m);

@@ -10,7 +10,8 @@
  *        model.c (model + tokenizer, run-time settings, interventions),
  *        sampling.c (corpus and samples), output.c (.partial files,
  *        provenance, the sample loop), util.c (messages, die helpers,
- *        memory, progress, stop flag, test hooks).
+ *        memory, progress, stop flag, test hooks), mpi.c (ranks with MPI:
+ *        share of the samples, reductions, the sample loop over ranks).
  *
  * Errors: parsers (cli_parse_*) never print or exit: they return 0, or -1
  * with a message (and perhaps a hint) in struct cli_error, so they are
@@ -404,6 +405,13 @@ struct cli_loop {
     int64_t s0, n, T;
     int64_t stop_after; /* -1: none */
     struct cli_progress prog;
+    /* cli_rounds_* only (mpi.c, "ranks" below) */
+    int split;          /* CLI_SPLIT_BLOCK or CLI_SPLIT_CYCLIC */
+    int64_t N;          /* samples of the whole run */
+    int64_t next, hi;   /* this rank's next sample; its samples end before hi */
+    int64_t round, n_rounds;
+    int64_t done;       /* samples completed by all ranks in this run (agreed) */
+    bool stopped;       /* every rank agreed to stop (or this rank's pause ended) */
 };
 void cli_loop_begin(struct cli_loop *l, int64_t s0, int64_t n, int64_t T);
 bool cli_loop_more(const struct cli_loop *l, int64_t s);
@@ -411,5 +419,118 @@ bool cli_loop_more(const struct cli_loop *l, int64_t s);
 void cli_loop_done(struct cli_loop *l, int64_t s);
 /* After the loop: the final progress line over samples s0 .. s-1. */
 void cli_loop_end(struct cli_loop *l, int64_t s);
+
+/* ------------------------------------------------- ranks (mpi.c, MPI)
+ *
+ * Under `mpirun -n R` a program is rank 0..R-1 of R; run plainly it is rank
+ * 0 of 1 (an Open MPI singleton, started isolated: no daemon, ~20 ms).
+ * cli_parse calls cli_mpi_init and MPI_Finalize runs at exit, so a program
+ * that parses with cli_parse needs nothing more for the plain case. lib/
+ * never sees MPI; built without Open MPI (-DSTRATA_NO_MPI) every call below
+ * is the single-process one.
+ *
+ * With R > 1 the layer's output is one rank's: notes, summary lines, the
+ * progress line, --help and command-line errors (exit 2, identical on every
+ * rank) print on rank 0 only; run-time errors (cli_die, cli_check: exit 1)
+ * print "prog: rank r of R: message" on the rank that met them and abort the
+ * whole job (MPI_Abort), since a rank that merely exited would leave the
+ * others waiting in a collective. Warnings print on every rank.
+ *
+ * Every function here except cli_rank, cli_nranks, cli_share and
+ * cli_shard_path is collective: every rank calls it, in the same order.
+ * Reductions and gathers are no-ops (or a copy) with one rank.
+ *
+ * How the probes use it:
+ *   - strata-probe-hidden: contiguous shares (CLI_SPLIT_BLOCK), one shard a
+ *     rank (cli_shard_path), each shard resumable on its own; the shards
+ *     read back in rank order are the single-process dump row for row;
+ *   - strata-probe-ppl: cyclic rounds (CLI_SPLIT_CYCLIC): each round rank r
+ *     does sample k R + r, cli_gather brings the R rows to rank 0, which
+ *     writes them in sample order (so n_complete stays a prefix);
+ *   - strata-probe-attn: cyclic rounds; a round's samples are added to the
+ *     sums only if every rank completed its own (cli_rounds_agree); at the
+ *     end cli_reduce_sum_f64 sums each rank's sums on rank 0.
+ * A statistics probe does the same as probe-attn: accumulate its own
+ * samples' sums, reduce them to rank 0 at the end (or at a stop), write there.
+ */
+
+/* Initialise MPI once (idempotent; cli_parse calls it) and finalize at exit.
+ * STRATA_NO_MPI=1 in the environment skips MPI altogether (rank 0 of 1; an
+ * escape hatch where Open MPI's runtime cannot start). */
+void cli_mpi_init(void);
+/* This process' rank (0 .. R-1) and the number of ranks R (1 without mpirun). */
+int cli_rank(void);
+int cli_nranks(void);
+/* With R > 1, MPI_Abort(code) (flushes stdout and stderr first); else
+ * returns. cli_die calls it. */
+void cli_mpi_abort(int code);
+
+/* This rank's contiguous share [*lo, *hi) of [0, n): rank order, sizes
+ * differ by at most one (the first n % R ranks get one more). Not
+ * collective. */
+void cli_share(int64_t n, int64_t *lo, int64_t *hi);
+/* Rank r's output for path OUT.h5 when R > 1: OUT-0000r-of-0000R.h5 (the
+ * zero-padded numbers sort in rank order; a path without .h5 gets the
+ * suffix appended); path itself (a copy) when R is 1. Caller free()s. */
+char *cli_shard_path(const char *path, int rank, int nranks);
+
+/* Wait for every rank. */
+void cli_barrier(void);
+/* In place: on rank 0 buf (n) becomes the sum of every rank's buf; other
+ * ranks' buf is left as it was. Summation order is MPI's (deterministic for
+ * a given R, not the single-process order: results agree to rounding). */
+void cli_reduce_sum_f64(double *buf, int64_t n);
+void cli_reduce_sum_i64(int64_t *buf, int64_t n);
+/* In place on every rank: sum, or maximum, over ranks. */
+void cli_allreduce_sum_i64(int64_t *buf, int64_t n);
+void cli_allreduce_max_i64(int64_t *buf, int64_t n);
+/* Rank 0's bytes to every rank. */
+void cli_bcast(void *buf, size_t bytes);
+/* Every rank sends bytes from send; rank 0 receives R * bytes into recv, in
+ * rank order (recv is ignored, may be NULL, on other ranks). */
+void cli_gather(void *recv, const void *send, size_t bytes);
+/* Point to point (for pipeline mode: activations from the rank holding
+ * blocks l0..l1-1 to the next): blocking, any size, matched by tag. Not
+ * collective; dies when built without MPI. */
+void cli_send(int dest, int tag, const void *buf, size_t bytes);
+void cli_recv(int src, int tag, void *buf, size_t bytes);
+
+/* The sample loop over ranks, in rounds: in each round every rank does at
+ * most one sample, then cli_rounds_agree (one allreduce) settles whether
+ * every rank completed its sample, whether any rank was asked to stop
+ * (SIGINT/SIGTERM; mpirun forwards them to every rank), and how many
+ * samples are done; so every rank stops after the same round. One progress
+ * line (rank 0) counts the samples of all ranks; STRATA_STOP_AFTER=k and
+ * STRATA_TEST_PAUSE_AFTER=k count them too.
+ *     struct cli_loop l;
+ *     cli_rounds_begin(&l, CLI_SPLIT_CYCLIC, N, T, 0);
+ *     int64_t s;                               // -1: no sample this round
+ *     while (cli_rounds_next(&l, &s)) {
+ *         bool ok = s < 0 || run_sample(s);    // false: stopped mid-sample
+ *         if (cli_rounds_agree(&l, ok)) { ...keep the round's samples... }
+ *         else { ...drop them... }
+ *     }
+ *     cli_rounds_end(&l);                      // final progress line
+ *     // l.done samples were kept; l.stopped && l.done < N: interrupted
+ * Splits: CLI_SPLIT_BLOCK: this rank's samples are its cli_share of [0, N),
+ * starting `done` into it (its own shard's n_complete on resume);
+ * CLI_SPLIT_CYCLIC: samples done .. N-1 dealt in turn, round k giving rank r
+ * sample done + k R + r (so after each agreed round the samples completed
+ * are exactly done .. done + l.done - 1, a prefix). With R = 1 both are the
+ * plain loop. begin and agree are collective; next is not. */
+enum { CLI_SPLIT_BLOCK = 0, CLI_SPLIT_CYCLIC = 1 };
+void cli_rounds_begin(struct cli_loop *l, int split, int64_t n, int64_t T, int64_t done);
+bool cli_rounds_next(struct cli_loop *l, int64_t *s);
+/* completed: this rank's sample of the round finished (true for a rank that
+ * had none); returns true when every rank's did. */
+bool cli_rounds_agree(struct cli_loop *l, bool completed);
+void cli_rounds_end(struct cli_loop *l);
+
+/* Pipeline mode (not built yet) would use: cli_share over the blocks
+ * (rank r holds blocks lo..hi-1 and loads only their weights), cli_send /
+ * cli_recv of the (T, D) residual stream between consecutive ranks, and
+ * cli_bcast of the tokens; it needs from lib/ a call that runs blocks
+ * l0..l1-1 of a context on given activations (and the embedding / final
+ * norm + logits apart), plus loading a block range only. */
 
 #endif

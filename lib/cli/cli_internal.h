@@ -8,6 +8,10 @@
 /* cli_init unless a name was set before (util.c). */
 void cli_init_default_(const char *prog);
 
+/* cli_test_pause_point with the line printed only when say; true if it
+ * paused (then a stop signal came). */
+bool cli_test_pause_point_(int64_t done, bool say);
+
 /* Keys of the shared groups' options (below CLI_KEY_PROG). */
 enum {
     K_HELP = 'h', K_QUIET = 'q', K_OUTPUT = 'o',

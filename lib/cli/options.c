@@ -674,14 +674,15 @@ void cli_parse(struct cli_args *a, const struct cli_spec *spec, int argc, char *
                cli_handler handler, void *user)
 {
     cli_init_default_(spec->prog);
+    cli_mpi_init(); /* rank 0 of 1 without mpirun; finalized at exit */
     struct cli_error e;
     int rc = cli_parse_args(a, spec, argc, argv, handler, user, &e);
     if (rc == CLI_PARSE_HELP) {
-        cli_usage(spec, stdout);
+        if (cli_rank() == 0) cli_usage(spec, stdout);
         exit(CLI_EXIT_OK);
     }
     if (rc == CLI_PARSE_VERSION) {
-        printf("%s %s\n", cli_prog, STRATA_VERSION);
+        if (cli_rank() == 0) printf("%s %s\n", cli_prog, STRATA_VERSION);
         exit(CLI_EXIT_OK);
     }
     if (rc != CLI_PARSE_OK) {

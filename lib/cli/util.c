@@ -38,10 +38,19 @@ void cli_init_default_(const char *prog)
 static CLI_NORETURN void vdie(int code, const char *hint, const char *fmt, va_list ap)
 {
     fflush(stdout);
-    fprintf(stderr, "%s: ", cli_prog);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    if (hint) fprintf(stderr, "  hint: %s\n", hint);
+    /* Across ranks: a command-line error is the same on every rank (rank 0
+     * says it, all exit); a run-time one may be one rank's own, so it names
+     * the rank and stops the whole job (a rank that just exits would leave
+     * the others waiting in a collective). */
+    const int R = cli_nranks();
+    if (R < 2 || code != CLI_EXIT_USAGE || cli_rank() == 0) {
+        fprintf(stderr, "%s: ", cli_prog);
+        if (R > 1 && code != CLI_EXIT_USAGE) fprintf(stderr, "rank %d of %d: ", cli_rank(), R);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        if (hint) fprintf(stderr, "  hint: %s\n", hint);
+    }
+    if (code != CLI_EXIT_USAGE) cli_mpi_abort(code);
     exit(code);
 }
 
@@ -82,7 +91,7 @@ static void vsay(const char *kind, const char *fmt, va_list ap)
 
 void cli_note(const char *fmt, ...)
 {
-    if (cli_quiet) return;
+    if (cli_quiet || cli_rank() != 0) return;
     va_list ap;
     va_start(ap, fmt);
     vsay("note: ", fmt, ap);
@@ -91,7 +100,7 @@ void cli_note(const char *fmt, ...)
 
 void cli_info(const char *fmt, ...)
 {
-    if (cli_quiet) return;
+    if (cli_quiet || cli_rank() != 0) return;
     va_list ap;
     va_start(ap, fmt);
     vsay("", fmt, ap);
@@ -189,7 +198,7 @@ void cli_progress_start(struct cli_progress *p)
 
 void cli_progress(struct cli_progress *p, int64_t done, int64_t total, int64_t tokens, int final)
 {
-    if (cli_quiet) return;
+    if (cli_quiet || cli_rank() != 0) return; /* one progress line for all ranks */
     double now = cli_now();
     if (!final && now - p->last < (p->tty ? 0.2 : 5.0)) return;
     p->last = now;
@@ -221,15 +230,22 @@ void cli_catch_stop(void)
 /* Tests synchronise on an event instead of on timing (see cli.h). */
 void cli_test_pause_point(int64_t done)
 {
+    cli_test_pause_point_(done, true);
+}
+
+bool cli_test_pause_point_(int64_t done, bool say)
+{
     const char *e = getenv("STRATA_TEST_PAUSE_AFTER");
-    if (!e || strtoll(e, NULL, 10) != done) return;
+    if (!e || strtoll(e, NULL, 10) != done) return false;
     sigset_t stop, old;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
     sigprocmask(SIG_BLOCK, &stop, &old);
-    fprintf(stderr, "%s: paused after %lld samples\n", cli_prog, (long long)done);
-    fflush(stderr);
+    if (say) {
+        fprintf(stderr, "%s: paused after %lld samples\n", cli_prog, (long long)done);
+        fflush(stderr);
+    }
     /* The handler may run on any thread that does not block the signal (a
      * context's workers, OpenBLAS'), not on this one, so waking this thread
      * with sigsuspend is not enough: the flag is polled. A signal that came
@@ -239,4 +255,5 @@ void cli_test_pause_point(int64_t done)
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    return true;
 }
