@@ -224,7 +224,16 @@ static int64_t model_n_layer(const struct strata_dump *dump, const struct strata
     if (strata_dump_get_attr_str(dump, "model_config", &cfg) == 0) {
         cJSON *j = cJSON_Parse(cfg);
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "n_layers");
-        if (cJSON_IsNumber(v) && v->valuedouble >= 1) L = (int64_t)v->valuedouble;
+        if (cJSON_IsNumber(v) && !(v->valuedouble >= 1 && v->valuedouble <= (1 << 20) &&
+                                   v->valuedouble == floor(v->valuedouble))) {
+            const double bad = v->valuedouble;
+            cJSON_Delete(j);
+            free(cfg);
+            cli_die("give a dump written by strata-probe-hidden", "%s: root attribute "
+                    "model_config: n_layers %g is not a block count (1 .. 2^20)",
+                    strata_dump_path(dump), bad);
+        }
+        if (cJSON_IsNumber(v)) L = (int64_t)v->valuedouble;
         cJSON_Delete(j);
     }
     free(cfg);
@@ -297,13 +306,20 @@ static void accumulate(struct mstat *ms, const struct opts *o, struct strata_dum
     float *ring = xcalloc_((size_t)(R * P * D), sizeof(float)); /* (R, P, D) */
     float *attn = xcalloc_((size_t)(P * D), sizeof(float));     /* (P, D) */
     float *mlp = xcalloc_((size_t)(P * D), sizeof(float));      /* (P, D) */
+    /* A failure frees every buffer before the program exits with the message
+     * (msg, hint): nothing is left allocated only through a lost pointer. */
+    char msg[1024] = "";
+    const char *hint = NULL;
     struct cli_progress prog;
     cli_progress_start(&prog);
     for (int64_t s = 0; s < N; s++) {
         for (int64_t b = 0; b <= L; b++) {
             if (bidx[b] < 0) continue;
             float *cur = ring + (b % R) * P * D;
-            cli_check(strata_dump_read_layer(dump, s, bidx[b], cur), NULL);
+            if (strata_dump_read_layer(dump, s, bidx[b], cur)) {
+                snprintf(msg, sizeof msg, "%s", strata_last_error());
+                goto fail;
+            }
             /* (metric, block) pairs that boundary b completes */
             struct job jobs[NM];
             int nj = 0;
@@ -315,8 +331,12 @@ static void accumulate(struct mstat *ms, const struct opts *o, struct strata_dum
             for (int m = STRATA_BI_RELMAG; m < NM && b < L; m++)
                 if (want[m] && can[m * L + b]) {
                     if (!blk_read) {
-                        if (need_attn) cli_check(strata_dump_read_site(dump, STRATA_DUMP_ATTN_OUT, s, kidx[b], attn), NULL);
-                        if (need_mlp && has_mlp) cli_check(strata_dump_read_site(dump, STRATA_DUMP_MLP_OUT, s, kidx[b], mlp), NULL);
+                        if ((need_attn && strata_dump_read_site(dump, STRATA_DUMP_ATTN_OUT, s, kidx[b], attn)) ||
+                            (need_mlp && has_mlp &&
+                             strata_dump_read_site(dump, STRATA_DUMP_MLP_OUT, s, kidx[b], mlp))) {
+                            snprintf(msg, sizeof msg, "%s", strata_last_error());
+                            goto fail;
+                        }
                         blk_read = true;
                     }
                     jobs[nj++] = (struct job){m, b};
@@ -329,12 +349,14 @@ static void accumulate(struct mstat *ms, const struct opts *o, struct strata_dum
                 for (int64_t t = t0; t < P; t++) {
                     double v;
                     if (strata_bi_token(&v, (enum strata_bi_metric)m, x + t * D, y ? y + t * D : NULL,
-                                        attn + t * D, mlp + t * D, D) != 0)
-                        cli_die("the dump holds NaN, Inf or zero hidden states; rerun the probe",
-                                "%s: %s undefined at sample %lld, block %lld, position %lld (a zero "
-                                "or non-finite hidden state)", strata_dump_path(dump),
-                                strata_bi_metric_name((enum strata_bi_metric)m), (long long)s,
-                                (long long)l, (long long)strata_dump_positions(dump)[t]);
+                                        attn + t * D, mlp + t * D, D) != 0) {
+                        hint = "the dump holds NaN, Inf or zero hidden states; rerun the probe";
+                        snprintf(msg, sizeof msg, "%s: %s undefined at sample %lld, block %lld, "
+                                 "position %lld (a zero or non-finite hidden state)",
+                                 strata_dump_path(dump), strata_bi_metric_name((enum strata_bi_metric)m),
+                                 (long long)s, (long long)l, (long long)strata_dump_positions(dump)[t]);
+                        goto fail;
+                    }
                     sum += v;
                 }
                 ms[m].vals[s * L + l] = sum / (double)n_tok;
@@ -342,12 +364,14 @@ static void accumulate(struct mstat *ms, const struct opts *o, struct strata_dum
         }
         cli_progress(&prog, s + 1, N, (s + 1) * n_tok, 0);
     }
+fail:
     free(ring);
     free(attn);
     free(mlp);
     free(can);
     free(bidx);
     free(kidx);
+    if (msg[0]) cli_die(hint, "%s", msg);
 }
 
 /* From statistics files (strata-probe-stats): each sample's mean per block

@@ -43,12 +43,12 @@ static void usage(FILE *f)
 /* Options of every subcommand (each spec lists the ones it takes). */
 enum { OPT_BASE = CLI_KEY_PROG, OPT_DIM, OPT_MAX_DIST, OPT_EVERY, OPT_UPPER, OPT_SUMMARY,
        OPT_LENGTHS, OPT_FLOAT32, OPT_CONFIG, OPT_CONTEXT, OPT_SEQ_LEN, OPT_TRIALS, OPT_STRIDE,
-       OPT_SEED };
+       OPT_SEED, OPT_ALLOW_PARTIAL };
 
 struct decay_opts {
     const char *bases_s, *summary, *lengths_s, *cfg_path;
     int64_t d, M, every, context, T, trials, stride;
-    bool upper, f32;
+    bool upper, f32, allow_partial;
     uint64_t seed;
 };
 
@@ -74,6 +74,7 @@ static int decay_option(void *user, int key, const char *arg, struct cli_error *
         if (cli_parse_int(&v, "--seed", arg, 0, INT64_MAX, e)) return -1;
         o->seed = (uint64_t)v;
         return 0;
+    case OPT_ALLOW_PARTIAL: o->allow_partial = true; return 0;
     }
     return cli_fail(e, NULL, "option key %d has no handler", key);
 }
@@ -415,26 +416,39 @@ static int cmd_check(int argc, char **argv)
 
 /* ------------------------------------------------------------ empirical */
 
+static const struct cli_opt empirical_opts[] = {
+    {"allow-partial", CLI_NOARG, OPT_ALLOW_PARTIAL, NULL,
+     "use the completed samples of an interrupted run (complete = 0)"},
+    {0}};
+
 static const struct cli_spec empirical_spec = {
     .prog = "strata-decay empirical",
-    .synopsis = "ATTN.h5 [-o CSV]\n"
-                "       strata-decay empirical STATS.h5 [STATS2.h5 ...] [-o CSV]",
+    .synopsis = "ATTN.h5 [-o CSV] [--allow-partial]\n"
+                "       strata-decay empirical STATS.h5 [STATS2.h5 ...] [-o CSV] [--allow-partial]",
     .about = "Mean attention logit and probability against relative distance m from a\n"
              "strata-probe-attn file (/dist/*, docs/FORMAT.md), or from statistics files of\n"
              "strata-probe-stats (/attn/*; several of disjoint samples are read as one).\n"
              "Columns: layer, head (-1: mean over the file's heads), distance, logit_mean,\n"
-             "prob_mean, count. Distances with no visible pair (count 0) are left out.\n",
+             "prob_mean, count. Distances with no visible pair (count 0) are left out.\n"
+             "An interrupted run's file (.partial, complete = 0) is refused unless\n"
+             "--allow-partial.\n",
     .groups = CLI_G_OUTPUT,
+    .opts = empirical_opts,
     .output_help = OUTPUT_HELP,
     .min_args = 0,
     .max_args = -1,
 };
 
+/* The reductions empirical reports, whichever file they come from. */
+struct reductions {
+    int64_t Ls, Hs, T;      /* blocks, heads, distances */
+    double *lg, *pr, *ct;   /* (Ls, Hs, T) logit and probability means, pair counts */
+    int32_t *layers, *heads; /* (Ls), (Hs) */
+};
+
 /* The attention reductions of statistics files as strata-probe-attn's means:
  * the same sums divided the same way. */
-static void empirical_stats(const char **paths, int n, int64_t *Ls, int64_t *Hs, int64_t *T,
-                            double **lg, double **pr, double **ct, int32_t **layers,
-                            int32_t **heads)
+static void empirical_stats(const char **paths, int n, bool allow_partial, struct reductions *r)
 {
     struct strata_stats st;
     struct strata_h5 *first = NULL;
@@ -442,28 +456,138 @@ static void empirical_stats(const char **paths, int n, int64_t *Ls, int64_t *Hs,
     cli_check(strata_stats_read_many(&st, &first, paths, n, &complete),
               "give statistics files of disjoint samples of one strata-probe-stats setting");
     strata_h5_free(first);
-    if (!complete)
-        cli_die("finish it with strata-probe-stats --resume", "%s: the statistics file is "
-                "incomplete (%lld samples done)", paths[0], (long long)st.n_complete);
+    if (!complete && !allow_partial)
+        cli_die("finish it with strata-probe-stats --resume, or pass --allow-partial",
+                "%s: the statistics file is incomplete (%lld samples complete)", paths[0],
+                (long long)st.n_complete);
     if (st.n_attn_layers < 1)
         cli_die("run strata-probe-stats with --stats including attn",
                 "%s: the statistics file keeps no attention reductions (/attn)", paths[0]);
-    *Ls = st.n_attn_layers, *Hs = st.n_heads, *T = st.seq_len;
-    const size_t tot = (size_t)(*Ls * *Hs * *T);
-    *lg = cli_calloc(tot, sizeof **lg, "the reductions");
-    *pr = cli_calloc(tot, sizeof **pr, "the reductions");
-    *ct = cli_calloc(tot, sizeof **ct, "the reductions");
+    if (st.n_complete < 1)
+        cli_die("resume the run until at least one sample is complete",
+                "%s: no complete sample (n_complete 0)", paths[0]);
+    r->Ls = st.n_attn_layers, r->Hs = st.n_heads, r->T = st.seq_len;
+    const size_t tot = (size_t)(r->Ls * r->Hs * r->T);
+    r->lg = cli_calloc(tot, sizeof *r->lg, "the reductions");
+    r->pr = cli_calloc(tot, sizeof *r->pr, "the reductions");
+    r->ct = cli_calloc(tot, sizeof *r->ct, "the reductions");
     for (size_t k = 0; k < tot; k++) {
         const double c = st.count[k];
-        (*pr)[k] = c > 0 ? st.prob[k] / c : (double)NAN;
-        (*lg)[k] = c > 0 ? st.logit[k] / c : (double)NAN;
-        (*ct)[k] = c;
+        r->pr[k] = c > 0 ? st.prob[k] / c : (double)NAN;
+        r->lg[k] = c > 0 ? st.logit[k] / c : (double)NAN;
+        r->ct[k] = c;
     }
-    *layers = cli_calloc((size_t)*Ls, sizeof **layers, "the layer list");
-    *heads = cli_calloc((size_t)*Hs, sizeof **heads, "the head list");
-    memcpy(*layers, st.attn_layers, (size_t)*Ls * sizeof **layers);
-    memcpy(*heads, st.heads, (size_t)*Hs * sizeof **heads);
+    r->layers = cli_calloc((size_t)r->Ls, sizeof *r->layers, "the layer list");
+    r->heads = cli_calloc((size_t)r->Hs, sizeof *r->heads, "the head list");
+    memcpy(r->layers, st.attn_layers, (size_t)r->Ls * sizeof *r->layers);
+    memcpy(r->heads, st.heads, (size_t)r->Hs * sizeof *r->heads);
     strata_stats_free(&st);
+}
+
+/* "(a, b, c)" of shape (n_dim) into buf. */
+static const char *shape_text(char *buf, size_t n, int n_dim, const int64_t *shape)
+{
+    size_t k = (size_t)snprintf(buf, n, "(");
+    for (int i = 0; i < n_dim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "%s)", n_dim == 1 ? "," : "");
+    return buf;
+}
+
+/* Die unless dataset name has exactly the shape want (n_dim); dims names
+ * the axes ("(Ls, Hs, T) of /dist/logit_mean"). Nothing is read. */
+static void want_shape(const struct strata_h5 *h, const char *path, const char *name, int n_dim,
+                       const int64_t *want, const char *dims, const char *hint)
+{
+    int nd;
+    int64_t sh[STRATA_H5_MAX_DIMS];
+    cli_check(strata_h5_shape(h, name, &nd, sh), hint);
+    bool ok = nd == n_dim;
+    for (int i = 0; ok && i < n_dim; i++) ok = sh[i] == want[i];
+    if (!ok) {
+        char a[160], b[160];
+        cli_die(hint, "%s: dataset /%s has shape %s; expected %s = %s", path, name,
+                shape_text(a, sizeof a, nd, sh), shape_text(b, sizeof b, n_dim, want), dims);
+    }
+}
+
+/* An optional int64 root attribute: 1 and *v if present, 0 if absent; dies
+ * if present but not one integer. */
+static int attr_i64(const struct strata_h5 *h, const char *name, int64_t *v, const char *hint)
+{
+    if (strata_h5_get_attr_i64(h, "/", name, v) == 0) return 1;
+    const char *why = strata_last_error();
+    if (!strstr(why, "is missing")) cli_die(hint, "%s", why);
+    return 0;
+}
+
+/* A strata-probe-attn file: every dataset's rank and shape is checked
+ * against /dist/logit_mean (which fixes Ls, Hs and T), and the completion
+ * attributes, before anything is read into a buffer. */
+static void empirical_attn(const struct strata_h5 *h, const char *path, bool allow_partial,
+                           struct reductions *r)
+{
+    const char *hint = "strata-decay empirical reads strata-probe-attn output or "
+                       "strata-probe-stats statistics (docs/FORMAT.md)";
+    int64_t complete = 1, n_complete = -1, n_samples = -1, seq_len = -1;
+    const bool has_complete = attr_i64(h, "complete", &complete, hint);
+    const bool has_n = attr_i64(h, "n_complete", &n_complete, hint);
+    const bool has_ns = attr_i64(h, "n_samples", &n_samples, hint);
+    const bool has_T = attr_i64(h, "seq_len", &seq_len, hint);
+    if (complete != 0 && complete != 1)
+        cli_die(hint, "%s: attribute complete is %lld; expected 0 or 1", path, (long long)complete);
+    if (has_n && (n_complete < 0 || (has_ns && n_complete > n_samples)))
+        cli_die(hint, "%s: attribute n_complete %lld is outside 0 .. n_samples (%lld)", path,
+                (long long)n_complete, (long long)n_samples);
+    if (has_complete && complete == 1 && has_n && has_ns && n_complete != n_samples)
+        cli_die(hint, "%s: marked complete but n_complete %lld < n_samples %lld", path,
+                (long long)n_complete, (long long)n_samples);
+    if (!complete) {
+        char done[64] = "an unknown number of", of[48] = "";
+        if (has_n) snprintf(done, sizeof done, "%lld", (long long)n_complete);
+        if (has_ns) snprintf(of, sizeof of, " of %lld", (long long)n_samples);
+        if (!allow_partial)
+            cli_die("finish the probe run (strata-probe-attn), or pass --allow-partial to use "
+                    "the complete samples", "%s: the attention file is from an interrupted run "
+                    "(complete = 0): %s%s samples complete", path, done, of);
+        if (has_n && n_complete < 1)
+            cli_die("rerun strata-probe-attn", "%s: no complete sample (n_complete 0)", path);
+        cli_note("%s: interrupted run; using its %s complete samples", path, done);
+    }
+    int nd;
+    int64_t sh[STRATA_H5_MAX_DIMS];
+    cli_check(strata_h5_shape(h, "dist/logit_mean", &nd, sh), hint);
+    if (nd != 3 || sh[0] < 1 || sh[1] < 1 || sh[2] < 1) {
+        char a[160];
+        cli_die(hint, "%s: dataset /dist/logit_mean has shape %s; expected (Ls, Hs, T), none empty",
+                path, shape_text(a, sizeof a, nd, sh));
+    }
+    r->Ls = sh[0], r->Hs = sh[1], r->T = sh[2];
+    if (r->Ls > ((int64_t)1 << 34) / r->Hs / r->T)
+        cli_die(hint, "%s: dataset /dist/logit_mean (%lld, %lld, %lld) is too large", path,
+                (long long)r->Ls, (long long)r->Hs, (long long)r->T);
+    if (has_T && seq_len != r->T)
+        cli_die(hint, "%s: dataset /dist/logit_mean has %lld distances; expected seq_len = %lld",
+                path, (long long)r->T, (long long)seq_len);
+    want_shape(h, path, "dist/prob_mean", 3, sh, "(Ls, Hs, T) of /dist/logit_mean", hint);
+    want_shape(h, path, "dist/count", 3, sh, "(Ls, Hs, T) of /dist/logit_mean", hint);
+    want_shape(h, path, "layers", 1, &r->Ls, "(Ls) of /dist/logit_mean", hint);
+    want_shape(h, path, "heads", 1, &r->Hs, "(Hs) of /dist/logit_mean", hint);
+    const size_t tot = (size_t)(r->Ls * r->Hs * r->T);
+    r->lg = cli_calloc(tot, sizeof *r->lg, "the reductions");
+    r->pr = cli_calloc(tot, sizeof *r->pr, "the reductions");
+    r->ct = cli_calloc(tot, sizeof *r->ct, "the reductions");
+    r->layers = cli_calloc((size_t)r->Ls, sizeof *r->layers, "the layer list");
+    r->heads = cli_calloc((size_t)r->Hs, sizeof *r->heads, "the head list");
+    cli_check(strata_h5_read(h, "dist/logit_mean", STRATA_DT_F64, r->lg), hint);
+    cli_check(strata_h5_read(h, "dist/prob_mean", STRATA_DT_F64, r->pr), hint);
+    cli_check(strata_h5_read(h, "dist/count", STRATA_DT_F64, r->ct), hint);
+    cli_check(strata_h5_read(h, "layers", STRATA_DT_I32, r->layers), hint);
+    cli_check(strata_h5_read(h, "heads", STRATA_DT_I32, r->heads), hint);
+    for (size_t k = 0; k < tot; k++)
+        if (!(r->ct[k] >= 0) || isinf(r->ct[k]))
+            cli_die(hint, "%s: dataset /dist/count holds %g (element %zu); counts are finite and "
+                    ">= 0", path, r->ct[k], k);
 }
 
 static int cmd_empirical(int argc, char **argv)
@@ -477,39 +601,19 @@ static int cmd_empirical(int argc, char **argv)
                       "no input file given");
     struct strata_h5 *h = NULL;
     cli_check(strata_h5_open(&h, in_path), "give the HDF5 file strata-probe-attn wrote");
-    int64_t Ls, Hs, T;
-    double *lg, *pr, *ct;
-    int32_t *layers, *heads;
+    struct reductions r = {0};
     if (strata_stats_is(h)) {
         strata_h5_free(h);
-        empirical_stats(args.args, args.n_args, &Ls, &Hs, &T, &lg, &pr, &ct, &layers, &heads);
+        empirical_stats(args.args, args.n_args, o.allow_partial, &r);
     } else {
         if (args.n_args > 1)
             cli_usage_die("several inputs are statistics files of strata-probe-stats",
                           "%s is not a statistics file; give one strata-probe-attn file", in_path);
-        int nd;
-        int64_t sh[STRATA_H5_MAX_DIMS], shl[STRATA_H5_MAX_DIMS], shh[STRATA_H5_MAX_DIMS];
-        const char *hint = "strata-decay empirical reads strata-probe-attn output or "
-                           "strata-probe-stats statistics (docs/FORMAT.md)";
-        cli_check(strata_h5_shape(h, "dist/logit_mean", &nd, sh), hint);
-        if (nd != 3) cli_die(hint, "%s: /dist/logit_mean is not 3-D", in_path);
-        cli_check(strata_h5_shape(h, "layers", &nd, shl), hint);
-        cli_check(strata_h5_shape(h, "heads", &nd, shh), hint);
-        Ls = sh[0], Hs = sh[1], T = sh[2];
-        if (shl[0] != Ls || shh[0] != Hs) cli_die(hint, "%s: /layers, /heads disagree with /dist", in_path);
-        const size_t tot = (size_t)(Ls * Hs * T);
-        lg = cli_calloc(tot, sizeof *lg, "the reductions");
-        pr = cli_calloc(tot, sizeof *pr, "the reductions");
-        ct = cli_calloc(tot, sizeof *ct, "the reductions");
-        layers = cli_calloc((size_t)Ls, sizeof *layers, "the layer list");
-        heads = cli_calloc((size_t)Hs, sizeof *heads, "the head list");
-        cli_check(strata_h5_read(h, "dist/logit_mean", STRATA_DT_F64, lg), hint);
-        cli_check(strata_h5_read(h, "dist/prob_mean", STRATA_DT_F64, pr), hint);
-        cli_check(strata_h5_read(h, "dist/count", STRATA_DT_F64, ct), hint);
-        cli_check(strata_h5_read(h, "layers", STRATA_DT_I32, layers), hint);
-        cli_check(strata_h5_read(h, "heads", STRATA_DT_I32, heads), hint);
+        empirical_attn(h, in_path, o.allow_partial, &r);
         strata_h5_free(h);
     }
+    const int64_t Ls = r.Ls, Hs = r.Hs, T = r.T;
+    const double *lg = r.lg, *pr = r.pr, *ct = r.ct;
     struct cli_out out;
     FILE *f = cli_out_open(&out, out_path);
     fprintf(f, "layer,head,distance,logit_mean,prob_mean,count\n");
@@ -520,15 +624,16 @@ static int cmd_empirical(int argc, char **argv)
             for (int64_t b = 0; b < Hs; b++) {
                 size_t k = (size_t)((a * Hs + b) * T + m);
                 if (!(ct[k] > 0)) continue;
-                fprintf(f, "%d,%d,%lld,%.9g,%.9g,%.17g\n", layers[a], heads[b], (long long)m, lg[k],
-                        pr[k], ct[k]);
+                fprintf(f, "%d,%d,%lld,%.9g,%.9g,%.17g\n", r.layers[a], r.heads[b], (long long)m,
+                        lg[k], pr[k], ct[k]);
                 sl += lg[k], sp += pr[k], sc += ct[k], nh++;
             }
             if (nh)
-                fprintf(f, "%d,-1,%lld,%.9g,%.9g,%.17g\n", layers[a], (long long)m, sl / nh, sp / nh, sc);
+                fprintf(f, "%d,-1,%lld,%.9g,%.9g,%.17g\n", r.layers[a], (long long)m, sl / nh,
+                        sp / nh, sc);
         }
     cli_out_commit(&out);
-    free(lg), free(pr), free(ct), free(layers), free(heads);
+    free(r.lg), free(r.pr), free(r.ct), free(r.layers), free(r.heads);
     cli_args_free(&args);
     return 0;
 }

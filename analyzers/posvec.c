@@ -159,6 +159,18 @@ static void decompose_stats(const char **paths, int n_paths, const char *out, co
     if (!st.has_posvec || st.n_complete < 1)
         cli_die("run strata-probe-stats with --stats including posvec",
                 "%s: no positional-vector sums (/posvec) over at least one sample", paths[0]);
+    const int64_t P = st.n_pos, D = st.dim;
+    for (int64_t k = 0; k < st.n_layers * P * D; k++)
+        if (!isfinite(st.pv.sum[k]) || (k % D == 0 && !isfinite(st.pv.sumsq[k / D]))) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s: dataset /posvec/%s holds a non-finite value at "
+                     "boundary %d, position %d (a NaN/Inf hidden state)", paths[0],
+                     isfinite(st.pv.sum[k]) ? "sumsq" : "sum", (int)st.layers[k / (P * D)],
+                     (int)st.positions[(k / D) % P]);
+            strata_stats_free(&st);
+            strata_h5_free(first);
+            cli_die("rerun the probe; the model produced NaN/Inf", "%s", msg);
+        }
     struct pvfile f = {.Lk = st.n_layers, .T = st.n_pos, .D = st.dim};
     f.acc = st.pv;
     memset(&st.pv, 0, sizeof st.pv);
@@ -220,15 +232,29 @@ static int cmd_decompose(int argc, char **argv, const char *cmdline)
     float *h = xalloc((size_t)(T * D) * sizeof(float)); /* (T, D) one boundary of one sample */
     struct cli_progress prog;
     cli_progress_start(&prog);
-    for (int64_t s = 0; s < N; s++) { /* pass 1: the sums */
-        for (int64_t i = 0; i < Lk; i++) {
-            cli_check(strata_dump_read_layer(dump, s, i, h), NULL);
-            for (int64_t k = 0; k < T * D; k++)
-                if (!isfinite(h[k]))
-                    cli_die("rerun the probe; the model produced NaN/Inf",
-                            "%s: non-finite hidden state at sample %lld, boundary %d, position %d",
-                            paths[0], (long long)s, (int)f.layers[i], (int)f.positions[k / D]);
-            strata_pvsum_add_layer(&f.acc, i, h);
+    char msg[1024] = ""; /* a failure: every buffer is freed, then the message */
+    const char *hint = NULL;
+    for (int64_t s = 0; s < N && !msg[0]; s++) { /* pass 1: the sums */
+        for (int64_t i = 0; i < Lk && !msg[0]; i++) {
+            if (strata_dump_read_layer(dump, s, i, h)) {
+                snprintf(msg, sizeof msg, "%s", strata_last_error());
+                break;
+            }
+            for (int64_t k = 0; k < T * D && !msg[0]; k++)
+                if (!isfinite(h[k])) {
+                    hint = "rerun the probe; the model produced NaN/Inf";
+                    snprintf(msg, sizeof msg, "%s: non-finite hidden state at sample %lld, "
+                             "boundary %d, position %d", paths[0], (long long)s,
+                             (int)f.layers[i], (int)f.positions[k / D]);
+                }
+            if (!msg[0]) strata_pvsum_add_layer(&f.acc, i, h);
+        }
+        if (msg[0]) {
+            free(h);
+            pv_free(&f);
+            strata_dump_free(dump);
+            cli_args_free(&a);
+            cli_die(hint, "%s", msg);
         }
         strata_pvsum_count(&f.acc, 1);
         cli_progress(&prog, s + 1, 2 * N, (s + 1) * T, 0);

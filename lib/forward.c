@@ -31,8 +31,9 @@
 #include <signal.h>
 #include <string.h>
 
-#define MAX_OBSERVERS 16
-#define MAX_THREADS 64
+/* A sanity bound on workers (machines have far fewer cores), not a buffer
+ * size: the pool's arrays are allocated to the count asked for. */
+#define MAX_THREADS 1024
 
 /* A context's own workers. Why not OpenBLAS' threads: its thread count is
  * one process-wide setting, so contexts on several threads could not each
@@ -41,11 +42,11 @@
  * OpenBLAS on a share of the work, and the context decides the split. */
 struct pool {
     int n;                         /* threads, the caller's included */
-    pthread_t th[MAX_THREADS];     /* th[1..n-1] */
+    pthread_t *th;                 /* (n) th[1..n-1] */
     struct pool_worker {
         struct pool *pool;
         int i;
-    } worker[MAX_THREADS];
+    } *worker;                     /* (n) */
     pthread_mutex_t mu;
     pthread_cond_t go, done;
     uint64_t gen;                  /* bumped for every job */
@@ -62,11 +63,14 @@ struct strata_ctx {
     int64_t n_past; /* positions held in the K/V cache */
     struct pool pool;
 
-    struct strata_observer obs[MAX_OBSERVERS]; /* editors first, then observers */
-    int n_obs;                                 /* both */
-    int n_ed;                                  /* editors */
+    struct strata_observer *obs; /* (cap_obs) editors first, then observers */
+    int n_obs;                   /* both */
+    int n_ed;                    /* editors */
+    int cap_obs;
     bool *skip;                                /* (L) blocks to skip */
-    uint32_t *want; /* (L, SITE_COUNT) bit i: observer i wants the site */
+    uint8_t *want;  /* (L, SITE_COUNT, n_obs) observer i wants the site; sized at each call */
+    int64_t want_cap; /* entries allocated for want */
+    uint8_t *any;   /* (L, SITE_COUNT) 1: an editor or observer wants it; 2: an observer */
 
     float *x;     /* (n_ctx, D) residual stream */
     float *xb;    /* (n_ctx, D) normed input of a sub-block */
@@ -148,6 +152,8 @@ static void pool_start(struct pool *p, int n)
     pthread_cond_init(&p->go, NULL);
     pthread_cond_init(&p->done, NULL);
     p->n = 1;
+    p->th = xcalloc((size_t)n, sizeof *p->th);
+    p->worker = xcalloc((size_t)n, sizeof *p->worker);
     /* Workers block every signal, so a program's Ctrl-C handler runs on a
      * thread of its own, never inside a GEMM share. */
     sigset_t all, old;
@@ -171,6 +177,8 @@ static void pool_stop(struct pool *p)
     pthread_cond_destroy(&p->go);
     pthread_cond_destroy(&p->done);
     pthread_mutex_destroy(&p->mu);
+    free(p->th);
+    free(p->worker);
 }
 
 /* fn(arg, i, n) for i = 0 .. n-1, i = 0 on the calling thread; returns
@@ -284,7 +292,7 @@ int strata_ctx_create(struct strata_ctx **out, const struct strata_model *model,
     ctx->model = model;
     ctx->cfg = cfg;
     ctx->p = p;
-    ctx->want = xcalloc((size_t)c->n_layer * STRATA_SITE_COUNT, sizeof *ctx->want);
+    ctx->any = xcalloc((size_t)c->n_layer * STRATA_SITE_COUNT, sizeof *ctx->any);
     ctx->skip = xcalloc((size_t)c->n_layer, sizeof *ctx->skip);
     for (int32_t i = 0; i < p.n_skip; i++) ctx->skip[p.skip_layers[i]] = true;
     ctx->p.skip_layers = NULL; /* not kept: the caller's array may go away */
@@ -337,6 +345,8 @@ void strata_ctx_free(struct strata_ctx *ctx)
     if (!ctx) return;
     pool_stop(&ctx->pool);
     free(ctx->want);
+    free(ctx->any);
+    free(ctx->obs);
     free(ctx->skip);
     free(ctx->x);
     free(ctx->xb);
@@ -359,11 +369,12 @@ void strata_ctx_free(struct strata_ctx *ctx)
 
 int strata_ctx_add_observer(struct strata_ctx *ctx, const struct strata_observer *obs)
 {
-    if (ctx->n_obs >= MAX_OBSERVERS)
-        return strata_fail(STRATA_E_ARG, "at most %d observers and editors per context",
-                           MAX_OBSERVERS);
     if (!obs || !obs->wants || !obs->observe)
         return strata_fail(STRATA_E_ARG, "observer needs both wants() and observe()");
+    if (ctx->n_obs == ctx->cap_obs) {
+        ctx->cap_obs = ctx->cap_obs ? 2 * ctx->cap_obs : 8;
+        ctx->obs = xrealloc(ctx->obs, (size_t)ctx->cap_obs * sizeof *ctx->obs);
+    }
     ctx->obs[ctx->n_obs++] = *obs;
     return 0;
 }
@@ -527,13 +538,14 @@ static int notify(struct strata_ctx *ctx, int32_t layer, enum strata_site site, 
                   int64_t row0, int64_t col0, int64_t n_rows, int64_t n_cols, int64_t ld,
                   const float *data, float *mut)
 {
-    uint32_t mask = ctx->want[(int64_t)layer * STRATA_SITE_COUNT + site];
-    if (!mask) return 0;
+    const int64_t ls = (int64_t)layer * STRATA_SITE_COUNT + site;
+    if (!ctx->any[ls]) return 0;
+    const uint8_t *want = ctx->want + ls * ctx->n_obs; /* (n_obs) */
     struct strata_view v = {.layer = layer, .site = site, .head = head, .row0 = row0,
                             .col0 = col0, .n_rows = n_rows, .n_cols = n_cols, .ld = ld,
                             .data = data, .seq = ctx->cur_seq};
     for (int i = 0; i < ctx->n_obs; i++) {
-        if (!(mask & (1u << i))) continue;
+        if (!want[i]) continue;
         v.edit = i < ctx->n_ed ? mut : NULL;
         if (ctx->obs[i].observe(ctx->obs[i].user, &v) != 0)
             return strata_fail(STRATA_E_OBSERVER, "observer %d stopped the forward pass at blk.%d.%s",
@@ -555,8 +567,8 @@ static int attend_heads(struct strata_ctx *ctx, int32_t layer, const float *kb, 
     const int64_t kvd = (int64_t)c->n_kv_head * d, group = c->n_head / c->n_kv_head;
     const int64_t B = ctx->p.attn_block, W = c->sliding_window;
     const float scale = (float)(ctx->p.attn_scale / sqrt((double)d));
-    const bool want_probs = ctx->want[(int64_t)layer * STRATA_SITE_COUNT + STRATA_SITE_ATTN_PROBS];
-    const bool want_logits = ctx->want[(int64_t)layer * STRATA_SITE_COUNT + STRATA_SITE_ATTN_LOGITS];
+    const bool want_probs = ctx->any[(int64_t)layer * STRATA_SITE_COUNT + STRATA_SITE_ATTN_PROBS];
+    const bool want_logits = ctx->any[(int64_t)layer * STRATA_SITE_COUNT + STRATA_SITE_ATTN_LOGITS];
     /* S: (nq, nk) with ld nk */
 
     /* pairs (sequence, head), sequence-major: observers see each sequence's
@@ -641,8 +653,8 @@ static void head_share(void *arg, int i, int n)
 static int attention(struct strata_ctx *ctx, int32_t layer, const float *k, const float *v,
                      int64_t T, int64_t pos0)
 {
-    const uint32_t *want = ctx->want + (int64_t)layer * STRATA_SITE_COUNT;
-    const bool observed = want[STRATA_SITE_ATTN_PROBS] || want[STRATA_SITE_ATTN_LOGITS];
+    const uint8_t *any = ctx->any + (int64_t)layer * STRATA_SITE_COUNT;
+    const bool observed = any[STRATA_SITE_ATTN_PROBS] || any[STRATA_SITE_ATTN_LOGITS];
     if (observed || ctx->n_threads <= 1 || ctx->n_seq * ctx->cfg.n_head <= 1)
         return attend_heads(ctx, layer, k, v, T, pos0, 0, 1, ctx->tile);
     struct head_job job = {ctx, layer, k, v, T, pos0};
@@ -723,13 +735,20 @@ static void classifier(struct strata_ctx *ctx, float *logits, const float *xn, i
 
 static void ask_observers(struct strata_ctx *ctx)
 {
-    const int64_t L = ctx->cfg.n_layer;
-    memset(ctx->want, 0, (size_t)L * STRATA_SITE_COUNT * sizeof *ctx->want);
-    for (int i = 0; i < ctx->n_obs; i++)
-        for (int32_t l = 0; l < L; l++)
-            for (int s = 0; s < STRATA_SITE_COUNT; s++)
-                if (ctx->obs[i].wants(ctx->obs[i].user, l, (enum strata_site)s))
-                    ctx->want[(int64_t)l * STRATA_SITE_COUNT + s] |= 1u << i;
+    const int64_t L = ctx->cfg.n_layer, n = L * STRATA_SITE_COUNT * ctx->n_obs;
+    if (n > ctx->want_cap) {
+        ctx->want = xrealloc(ctx->want, (size_t)n);
+        ctx->want_cap = n;
+    }
+    memset(ctx->any, 0, (size_t)(L * STRATA_SITE_COUNT));
+    for (int64_t ls = 0; ls < L * STRATA_SITE_COUNT; ls++) {
+        uint8_t *want = ctx->want + ls * ctx->n_obs; /* (n_obs) */
+        for (int i = 0; i < ctx->n_obs; i++) {
+            want[i] = ctx->obs[i].wants(ctx->obs[i].user, (int32_t)(ls / STRATA_SITE_COUNT),
+                                        (enum strata_site)(ls % STRATA_SITE_COUNT));
+            if (want[i]) ctx->any[ls] |= i < ctx->n_ed ? 1 : 3;
+        }
+    }
 }
 
 /* Blocks 0 .. n-1 must run for the observers (not the editors: an edit no
@@ -737,11 +756,10 @@ static void ask_observers(struct strata_ctx *ctx)
  * l, any other site of block l needs block l too. */
 static int32_t blocks_wanted(const struct strata_ctx *ctx)
 {
-    const uint32_t observers = ~((1u << ctx->n_ed) - 1u);
     int32_t n = 0;
     for (int32_t l = 0; l < ctx->cfg.n_layer; l++)
         for (int s = 0; s < STRATA_SITE_COUNT; s++)
-            if (ctx->want[(int64_t)l * STRATA_SITE_COUNT + s] & observers)
+            if (ctx->any[(int64_t)l * STRATA_SITE_COUNT + s] & 2)
                 n = s == STRATA_SITE_RESID_PRE ? (l > n ? l : n) : l + 1;
     return n;
 }

@@ -161,23 +161,41 @@ int strata_stats_is(const struct strata_h5 *f)
     return is;
 }
 
-/* Read a 1-D int32 dataset of n entries (exactly) into *out (malloc'ed). */
+/* "(a, b, c)" of shape (n_dim) into buf. */
+static const char *shape_text(char *buf, size_t n, int n_dim, const int64_t *shape)
+{
+    size_t k = (size_t)snprintf(buf, n, "(");
+    for (int i = 0; i < n_dim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "%s)", n_dim == 1 ? "," : "");
+    return buf;
+}
+
+/* Elements of a dataset past which a file is refused before allocating
+ * (2^36: 512 GiB of doubles), so no size product overflows. */
+#define MAX_ELEMS ((int64_t)1 << 36)
+
+/* Read a 1-D int32 dataset of n >= 1 entries into *out (malloc'ed). */
 static int read_list(const struct strata_h5 *f, const char *name, int64_t *n, int32_t **out)
 {
     int nd;
     int64_t sh[STRATA_H5_MAX_DIMS];
     int rc = strata_h5_shape(f, name, &nd, sh);
     if (rc) return rc;
-    if (nd != 1 || sh[0] < 1)
-        return strata_fail(STRATA_E_FORMAT, "%s: /%s is not a non-empty list",
-                           strata_h5_file_path(f), name);
+    if (nd != 1 || sh[0] < 1 || sh[0] > MAX_ELEMS) {
+        char a[160];
+        return strata_fail(STRATA_E_FORMAT, "%s: dataset /%s has shape %s; expected a non-empty "
+                           "list (n,)", strata_h5_file_path(f), name, shape_text(a, sizeof a, nd, sh));
+    }
     *n = sh[0];
     *out = xcalloc((size_t)sh[0], sizeof(int32_t));
     return strata_h5_read(f, name, STRATA_DT_I32, *out);
 }
 
-/* Check that dataset name has shape (n_dim) == want. */
-static int want_shape(const struct strata_h5 *f, const char *name, int n_dim, const int64_t *want)
+/* Check that dataset name has shape (n_dim) == want; dims names the axes
+ * and where they come from. Nothing is read. */
+static int want_shape(const struct strata_h5 *f, const char *name, int n_dim, const int64_t *want,
+                      const char *dims)
 {
     int nd;
     int64_t sh[STRATA_H5_MAX_DIMS];
@@ -185,12 +203,34 @@ static int want_shape(const struct strata_h5 *f, const char *name, int n_dim, co
     if (rc) return rc;
     bool ok = nd == n_dim;
     for (int i = 0; ok && i < n_dim; i++) ok = sh[i] == want[i];
-    if (!ok)
-        return strata_fail(STRATA_E_FORMAT, "%s: /%s has not the shape the file's other datasets "
-                           "imply", strata_h5_file_path(f), name);
+    if (!ok) {
+        char a[160], b[160];
+        return strata_fail(STRATA_E_FORMAT, "%s: dataset /%s has shape %s; expected %s = %s",
+                           strata_h5_file_path(f), name, shape_text(a, sizeof a, nd, sh),
+                           shape_text(b, sizeof b, n_dim, want), dims);
+    }
     return 0;
 }
 
+/* STRATA_E_NOMEM naming the dataset unless the product of dims (n) is at
+ * most MAX_ELEMS (every factor >= 1). */
+static int size_ok(const struct strata_h5 *f, const char *name, int n, const int64_t *dims)
+{
+    int64_t p = 1;
+    for (int i = 0; i < n; i++) {
+        if (dims[i] > MAX_ELEMS / p)
+            return strata_fail(STRATA_E_NOMEM, "%s: dataset /%s would hold more than 2^36 "
+                               "elements: not a statistics file this machine can read",
+                               strata_h5_file_path(f), name);
+        p *= dims[i] > 0 ? dims[i] : 1;
+    }
+    return 0;
+}
+
+/* Every dataset's rank and shape is checked against the ones that fix its
+ * axes (/tokens: N, T; /layers: Lk; /positions: P; /blockinf/metric: K;
+ * the /attn lists: Ls, Hs, Ks; attributes n_block: L, dim: D) before
+ * anything is read into a buffer sized from them. */
 int strata_stats_load(struct strata_stats *st, const struct strata_h5 *f)
 {
     memset(st, 0, sizeof *st);
@@ -201,7 +241,12 @@ int strata_stats_load(struct strata_stats *st, const struct strata_h5 *f)
     int nd, rc;
     int64_t sh[STRATA_H5_MAX_DIMS], complete = 0;
     if ((rc = strata_h5_shape(f, "tokens", &nd, sh))) return rc;
-    if (nd != 2) return strata_fail(STRATA_E_FORMAT, "%s: /tokens is not 2-D", path);
+    if (nd != 2 || sh[0] < 0 || sh[1] < 1) {
+        char a[160];
+        return strata_fail(STRATA_E_FORMAT, "%s: dataset /tokens has shape %s; expected (N, T)",
+                           path, shape_text(a, sizeof a, nd, sh));
+    }
+    if ((rc = size_ok(f, "tokens", 2, sh))) return rc;
     st->n_samples = sh[0];
     st->seq_len = sh[1];
     if ((rc = strata_h5_get_attr_i64(f, "/", "n_block", &st->n_layer)) ||
@@ -209,10 +254,16 @@ int strata_stats_load(struct strata_stats *st, const struct strata_h5 *f)
         (rc = strata_h5_get_attr_i64(f, "/", "n_complete", &st->n_complete)) ||
         (rc = strata_h5_get_attr_i64(f, "/", "complete", &complete)))
         return rc;
-    if (st->n_complete < 0 || st->n_complete > st->n_samples || st->n_layer < 1 || st->dim < 1)
+    if (st->n_complete < 0 || st->n_complete > st->n_samples || st->n_layer < 1 ||
+        st->n_layer > MAX_ELEMS || st->dim < 1 || st->dim > MAX_ELEMS)
         return strata_fail(STRATA_E_FORMAT, "%s: n_complete %lld, n_block %lld or dim %lld out of "
                            "range", path, (long long)st->n_complete, (long long)st->n_layer,
                            (long long)st->dim);
+    if ((complete != 0 && complete != 1) || (complete == 1 && st->n_complete != st->n_samples))
+        return strata_fail(STRATA_E_FORMAT, "%s: attribute complete is %lld with n_complete %lld "
+                           "of %lld samples; expected 0, or 1 with every sample", path,
+                           (long long)complete, (long long)st->n_complete,
+                           (long long)st->n_samples);
     if ((rc = read_list(f, "layers", &st->n_layers, &st->layers)) ||
         (rc = read_list(f, "positions", &st->n_pos, &st->positions)))
         goto fail;
@@ -223,9 +274,19 @@ int strata_stats_load(struct strata_stats *st, const struct strata_h5 *f)
             (rc = read_list(f, "blockinf/span", &k2, &st->bi_span)))
             goto fail;
         if (k2 != st->n_bi) {
-            rc = strata_fail(STRATA_E_FORMAT, "%s: /blockinf/span and /blockinf/metric differ in length", path);
+            rc = strata_fail(STRATA_E_FORMAT, "%s: dataset /blockinf/span has shape (%lld,); "
+                             "expected (%lld,) = (K) of /blockinf/metric", path, (long long)k2,
+                             (long long)st->n_bi);
             goto fail;
         }
+        for (int64_t k = 0; k < st->n_bi; k++)
+            if (st->bi_metric[k] < 0 || st->bi_metric[k] >= STRATA_BI_COUNT || st->bi_span[k] < 1) {
+                rc = strata_fail(STRATA_E_FORMAT, "%s: /blockinf/metric or /blockinf/span entry "
+                                 "%lld is (%d, %d); expected a metric 0..%d and a span >= 1", path,
+                                 (long long)k, (int)st->bi_metric[k], (int)st->bi_span[k],
+                                 STRATA_BI_COUNT - 1);
+                goto fail;
+            }
     }
     if (strata_h5_has(f, "attn/layers") == 1) {
         if ((rc = read_list(f, "attn/layers", &st->n_attn_layers, &st->attn_layers)) ||
@@ -233,48 +294,60 @@ int strata_stats_load(struct strata_stats *st, const struct strata_h5 *f)
             (rc = read_list(f, "attn/sink_k", &st->n_sink, &st->sink_k)))
             goto fail;
     }
-    /* the selections are st's now; allocate the data and read it */
-    if ((rc = strata_stats_alloc(st))) goto fail;
     const int64_t N = st->n_samples, T = st->seq_len, K = st->n_bi, L = st->n_layer;
     const int64_t s_n[1] = {N};
-    if ((rc = strata_h5_read(f, "tokens", STRATA_DT_I32, st->tokens))) goto fail;
-    if ((rc = want_shape(f, "sample_window", 1, s_n)) || (rc = want_shape(f, "sample_draw", 1, s_n)) ||
-        (rc = want_shape(f, "sample_doc", 1, s_n)))
+    const int64_t pv3[3] = {st->n_layers, st->n_pos, st->dim}, pv2[2] = {st->n_layers, st->n_pos};
+    const int64_t bi3[3] = {N, K, L};
+    const int64_t at3[3] = {st->n_attn_layers, st->n_heads, T};
+    const int64_t at4[4] = {st->n_attn_layers, st->n_heads, st->n_sink, T};
+    static const char *const at_names[] = {"attn/prob_sum", "attn/logit_sum", "attn/count",
+                                           "attn/entropy_sum", "attn/query_count"};
+    /* every shape before any allocation sized from the others */
+    if ((rc = want_shape(f, "sample_window", 1, s_n, "(N) of /tokens")) ||
+        (rc = want_shape(f, "sample_draw", 1, s_n, "(N) of /tokens")) ||
+        (rc = want_shape(f, "sample_doc", 1, s_n, "(N) of /tokens")))
         goto fail;
+    if (st->has_posvec &&
+        ((rc = size_ok(f, "posvec/sum", 3, pv3)) ||
+         (rc = want_shape(f, "posvec/sum", 3, pv3, "(Lk, P, D) of /layers, /positions, dim")) ||
+         (rc = want_shape(f, "posvec/sumsq", 2, pv2, "(Lk, P) of /layers, /positions"))))
+        goto fail;
+    if (K > 0 &&
+        ((rc = size_ok(f, "blockinf/mean", 3, bi3)) ||
+         (rc = want_shape(f, "blockinf/mean", 3, bi3, "(N, K, L) of /tokens, /blockinf/metric, n_block")) ||
+         (rc = want_shape(f, "blockinf/last", 3, bi3, "(N, K, L) of /tokens, /blockinf/metric, n_block"))))
+        goto fail;
+    if (st->n_attn_layers > 0) {
+        if ((rc = size_ok(f, "attn/sink_sum", 4, at4))) goto fail;
+        for (int i = 0; i < 5; i++)
+            if ((rc = want_shape(f, at_names[i], 3, at3, "(Ls, Hs, T) of /attn/layers, /attn/heads, /tokens")))
+                goto fail;
+        if ((rc = want_shape(f, "attn/sink_sum", 4, at4,
+                             "(Ls, Hs, Ks, T) of /attn/layers, /attn/heads, /attn/sink_k, /tokens")))
+            goto fail;
+    }
+    /* the selections are st's now; allocate the data and read it */
+    if ((rc = strata_stats_alloc(st))) goto fail;
+    if ((rc = strata_h5_read(f, "tokens", STRATA_DT_I32, st->tokens))) goto fail;
     if ((rc = strata_h5_read(f, "sample_doc", STRATA_DT_I64, st->doc)) ||
         (rc = strata_h5_read(f, "sample_window", STRATA_DT_I64, st->window)) ||
         (rc = strata_h5_read(f, "sample_draw", STRATA_DT_I64, st->draw)))
         goto fail;
     if (st->has_posvec) {
-        const int64_t s3[3] = {st->n_layers, st->n_pos, st->dim}, s2[2] = {st->n_layers, st->n_pos};
-        if ((rc = want_shape(f, "posvec/sum", 3, s3)) || (rc = want_shape(f, "posvec/sumsq", 2, s2)) ||
-            (rc = strata_h5_read(f, "posvec/sum", STRATA_DT_F64, st->pv.sum)) ||
+        if ((rc = strata_h5_read(f, "posvec/sum", STRATA_DT_F64, st->pv.sum)) ||
             (rc = strata_h5_read(f, "posvec/sumsq", STRATA_DT_F64, st->pv.sumsq)))
             goto fail;
         st->pv.n = st->n_complete;
     }
-    if (K > 0) {
-        const int64_t s3[3] = {N, K, L};
-        if ((rc = want_shape(f, "blockinf/mean", 3, s3)) || (rc = want_shape(f, "blockinf/last", 3, s3)))
-            goto fail;
-        if (st->n_complete > 0 &&
-            ((rc = strata_h5_read_rows(f, "blockinf/mean", STRATA_DT_F64, 0, st->n_complete, st->bi_mean)) ||
-             (rc = strata_h5_read_rows(f, "blockinf/last", STRATA_DT_F64, 0, st->n_complete, st->bi_last))))
-            goto fail;
-    }
+    if (K > 0 && st->n_complete > 0 &&
+        ((rc = strata_h5_read_rows(f, "blockinf/mean", STRATA_DT_F64, 0, st->n_complete, st->bi_mean)) ||
+         (rc = strata_h5_read_rows(f, "blockinf/last", STRATA_DT_F64, 0, st->n_complete, st->bi_last))))
+        goto fail;
     if (st->n_attn_layers > 0) {
-        const int64_t s3[3] = {st->n_attn_layers, st->n_heads, T};
-        const int64_t s4[4] = {st->n_attn_layers, st->n_heads, st->n_sink, T};
-        static const char *const names[] = {"attn/prob_sum", "attn/logit_sum", "attn/count",
-                                            "attn/entropy_sum", "attn/query_count"};
         double *dst[5] = {st->prob, st->logit, st->count, st->entropy, st->rows};
         for (int i = 0; i < 5; i++)
-            if ((rc = want_shape(f, names[i], 3, s3)) ||
-                (rc = strata_h5_read(f, names[i], STRATA_DT_F64, dst[i])))
-                goto fail;
-        if ((rc = want_shape(f, "attn/sink_sum", 4, s4)) ||
-            (rc = strata_h5_read(f, "attn/sink_sum", STRATA_DT_F64, st->sink)))
-            goto fail;
+            if ((rc = strata_h5_read(f, at_names[i], STRATA_DT_F64, dst[i]))) goto fail;
+        if ((rc = strata_h5_read(f, "attn/sink_sum", STRATA_DT_F64, st->sink))) goto fail;
     }
     return 0;
 fail:

@@ -312,7 +312,7 @@ struct strata_ctx_params {
     int64_t sliding_window; /* -1 (default): the checkpoint's; 0: full
                                attention; W > 0: query i sees keys i-W < j <= i */
     int n_threads;       /* workers; 0 (default): OpenBLAS' count before strata
-                            set it to one (see above), at most 64 */
+                            set it to one (see above), at most 1024 */
     bool release_weights; /* after widening a bf16/f16 block, drop its pages from
                              this process (they stay in the page cache): the
                              resident set stays near one block (2.1 GiB for a
@@ -345,7 +345,7 @@ struct strata_ctx;
 int strata_ctx_create(struct strata_ctx **out, const struct strata_model *model,
                       const struct strata_ctx_params *params);
 void strata_ctx_free(struct strata_ctx *ctx);
-/* Copies *obs; at most 16 observers and editors together. */
+/* Copies *obs; any number of observers and editors. */
 int strata_ctx_add_observer(struct strata_ctx *ctx, const struct strata_observer *obs);
 /* An editor is an observer that may change the residual stream: at
  * resid_pre and resid_post its view has `edit` set (the rows, writable), and

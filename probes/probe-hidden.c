@@ -415,10 +415,16 @@ int main(int argc, char **argv)
     cli_rounds_begin(&loop, CLI_SPLIT_BLOCK, R > 1 ? a.sampling.n_samples : N, T, s0);
     int64_t g, s = s0; /* g: the run's sample; s: this file's row */
     while (cli_rounds_next(&loop, &g)) {
+        bool completed = true;
         if (g >= 0) {
             s = g - lo;
             const int32_t *toks = samples.tokens + (s - base) * T; /* (T) */
             int rc = strata_forward(ctx, NULL, toks, T, STRATA_LOGITS_NONE);
+            if (rc == STRATA_E_INTERRUPTED) { /* stopped mid-sample: the sample is not kept */
+                completed = false;
+                cli_rounds_agree(&loop, false);
+                continue;
+            }
             for (int64_t i = 0; i < per && !rc; i++) {
                 if (!isfinite(cap.buf[i])) {
                     strata_dump_free(dump);
@@ -435,7 +441,7 @@ int main(int argc, char **argv)
             }
             s++;
         }
-        cli_rounds_agree(&loop, true);
+        cli_rounds_agree(&loop, completed);
     }
     /* Across ranks a shard is finished only with the whole run, so an
      * interrupted run is .partial shards that --resume continues. */

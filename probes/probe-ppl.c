@@ -168,18 +168,23 @@ int main(int argc, char **argv)
     cli_rounds_begin(&loop, CLI_SPLIT_CYCLIC, N, T, 0);
     int64_t mine, s = 0; /* s: samples 0 .. s-1 written */
     while (!rc && cli_rounds_next(&loop, &mine)) {
+        bool completed = true;
         if (mine >= 0) {
             const int32_t *toks = samples.tokens + mine * T; /* (T) */
-            if ((rc = strata_forward_nll(ctx, nll, toks, T)) && writer) {
+            rc = strata_forward_nll(ctx, nll, toks, T);
+            if (rc == STRATA_E_INTERRUPTED) { /* stopped mid-sample: the round is dropped */
+                completed = false;
+                rc = 0;
+            } else if (rc && writer) {
                 strata_h5_free(h5);
                 remove(partial);
             }
             cli_check(rc, NULL);
             memcpy(row + (size_t)(T - 1) * sizeof(double), toks, (size_t)T * sizeof(int32_t));
         }
-        cli_rounds_agree(&loop, true); /* a forward pass here is never cut short */
+        const bool keep = cli_rounds_agree(&loop, completed);
         cli_gather(rows, row, row_bytes);
-        for (int r = 0; writer && r < R && !rc && s < N; r++, s++) {
+        for (int r = 0; keep && writer && r < R && !rc && s < N; r++, s++) {
             const double *rn = (const double *)(void *)(rows + (size_t)r * row_bytes); /* (T-1) */
             const int32_t *rt = (const int32_t *)(const void *)(rn + (T - 1));       /* (T) */
             for (int64_t t = 0; t < T - 1; t++) {

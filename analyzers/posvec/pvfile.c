@@ -24,6 +24,57 @@ void *xalloc(size_t n)
     return cli_alloc(n, "positional-vector data");
 }
 
+/* "(a, b, c)" of shape (n_dim) into buf. */
+static const char *shape_text(char *buf, size_t n, int n_dim, const int64_t *shape)
+{
+    size_t k = (size_t)snprintf(buf, n, "(");
+    for (int i = 0; i < n_dim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "%s)", n_dim == 1 ? "," : "");
+    return buf;
+}
+
+/* Die unless dataset name of path has exactly the shape want (n_dim); dims
+ * names the axes, e.g. "(Lk, T, D) of /sum". Nothing is read. */
+static void pv_want(const struct strata_h5 *h, const char *path, const char *name, int n_dim,
+                    const int64_t *want, const char *dims, const char *hint)
+{
+    int nd;
+    int64_t sh[STRATA_H5_MAX_DIMS];
+    cli_check(strata_h5_shape(h, name, &nd, sh), hint);
+    bool ok = nd == n_dim;
+    for (int i = 0; ok && i < n_dim; i++) ok = sh[i] == want[i];
+    if (!ok) {
+        char a[160], b[160];
+        cli_die(hint, "%s: dataset /%s has shape %s; expected %s = %s", path, name,
+                shape_text(a, sizeof a, nd, sh), shape_text(b, sizeof b, n_dim, want), dims);
+    }
+}
+
+/* Die unless x (n) is finite, naming the dataset and the element. */
+static void pv_finite_f64(const double *x, int64_t n, const char *path, const char *name,
+                          const char *hint)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            cli_die(hint, "%s: dataset /%s holds a non-finite value (element %lld)", path, name,
+                    (long long)i);
+}
+
+/* Die unless list (n) is strictly increasing from 0 or more. */
+static void pv_increasing(const int32_t *list, int64_t n, const char *path, const char *name,
+                          const char *hint)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (list[i] < 0 || (i > 0 && list[i] <= list[i - 1]))
+            cli_die(hint, "%s: dataset /%s must hold increasing values >= 0; entry %lld is %d",
+                    path, name, (long long)i, (int)list[i]);
+}
+
+/* Every dataset's rank and shape is checked against /sum (which fixes Lk, T
+ * and D), and every attribute's type, before anything is read into a
+ * buffer: a file that disagrees with itself is an error naming the file,
+ * the dataset and the shape expected, never a read past a buffer. */
 void pv_read(struct pvfile *f, const char *path)
 {
     struct strata_h5 *h = NULL;
@@ -37,24 +88,55 @@ void pv_read(struct pvfile *f, const char *path)
     int nd;
     int64_t sh[STRATA_H5_MAX_DIMS], n;
     cli_check(strata_h5_shape(h, "sum", &nd, sh), hint);
-    if (nd != 3) cli_die(hint, "%s: /sum is not 3-D", path);
+    if (nd != 3 || sh[0] < 1 || sh[1] < 1 || sh[2] < 1) {
+        char a[160];
+        cli_die(hint, "%s: dataset /sum has shape %s; expected (Lk, T, D), none empty", path,
+                shape_text(a, sizeof a, nd, sh));
+    }
+    const int64_t Lk = sh[0], T = sh[1], D = sh[2];
+    if (Lk > ((int64_t)1 << 36) / T / D)
+        cli_die(hint, "%s: dataset /sum (%lld, %lld, %lld) is too large", path, (long long)Lk,
+                (long long)T, (long long)D);
+    const int64_t s3[3] = {Lk, T, D}, s2[2] = {Lk, T};
+    pv_want(h, path, "sumsq", 2, s2, "(Lk, T) of /sum", hint);
+    pv_want(h, path, "layers", 1, &Lk, "(Lk) of /sum", hint);
+    pv_want(h, path, "positions", 1, &T, "(T) of /sum", hint);
+    pv_want(h, path, "positional", 3, s3, "(Lk, T, D) of /sum", hint);
+    const bool has_cnorm = strata_h5_shape(h, "semantic_norm", &nd, sh) == 0;
+    if (has_cnorm) pv_want(h, path, "semantic_norm", 2, s2, "(Lk, T) of /sum", hint);
     cli_check(strata_h5_get_attr_i64(h, "/", "n_samples", &n), hint);
-    cli_check(strata_pvsum_init(&f->acc, sh[0], sh[1], sh[2]), hint);
-    f->Lk = sh[0], f->T = sh[1], f->D = sh[2];
+    if (n < 1)
+        cli_die(hint, "%s: attribute n_samples is %lld; expected 1 or more", path, (long long)n);
+    if (strata_h5_get_attr_str(h, "/", "model_config", &f->model_config)) {
+        /* absent is allowed; present, it must be one string */
+        const char *why = strata_last_error();
+        if (!strstr(why, "is missing")) cli_die(hint, "%s", why);
+        f->model_config = NULL;
+    }
+    cli_check(strata_pvsum_init(&f->acc, Lk, T, D), hint);
+    f->Lk = Lk, f->T = T, f->D = D;
     f->acc.n = n;
-    f->layers = xalloc((size_t)f->Lk * sizeof(int32_t));
-    f->positions = xalloc((size_t)f->T * sizeof(int32_t));
-    f->p = xalloc((size_t)(f->Lk * f->T * f->D) * sizeof(float));
+    f->layers = xalloc((size_t)Lk * sizeof(int32_t));
+    f->positions = xalloc((size_t)T * sizeof(int32_t));
+    f->p = xalloc((size_t)(Lk * T * D) * sizeof(float));
     cli_check(strata_h5_read(h, "sum", STRATA_DT_F64, f->acc.sum), hint);
     cli_check(strata_h5_read(h, "sumsq", STRATA_DT_F64, f->acc.sumsq), hint);
     cli_check(strata_h5_read(h, "layers", STRATA_DT_I32, f->layers), hint);
     cli_check(strata_h5_read(h, "positions", STRATA_DT_I32, f->positions), hint);
     cli_check(strata_h5_read(h, "positional", STRATA_DT_F32, f->p), hint);
-    if (strata_h5_shape(h, "semantic_norm", &nd, sh) == 0) {
-        f->cnorm = xalloc((size_t)(f->Lk * f->T) * sizeof(double));
+    pv_increasing(f->layers, Lk, path, "layers", hint);
+    pv_increasing(f->positions, T, path, "positions", hint);
+    pv_finite_f64(f->acc.sum, Lk * T * D, path, "sum", hint);
+    pv_finite_f64(f->acc.sumsq, Lk * T, path, "sumsq", hint);
+    for (int64_t i = 0; i < Lk * T * D; i++)
+        if (!isfinite(f->p[i]))
+            cli_die(hint, "%s: dataset /positional holds a non-finite value at boundary %d, "
+                    "position %d", path, (int)f->layers[i / (T * D)],
+                    (int)f->positions[(i / D) % T]);
+    if (has_cnorm) {
+        f->cnorm = xalloc((size_t)(Lk * T) * sizeof(double));
         cli_check(strata_h5_read(h, "semantic_norm", STRATA_DT_F64, f->cnorm), hint);
     }
-    if (strata_h5_get_attr_str(h, "/", "model_config", &f->model_config)) f->model_config = NULL;
     strata_h5_free(h);
 }
 

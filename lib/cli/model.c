@@ -86,9 +86,20 @@ int cli_interv_option_(struct cli_args *a, int key, const char *arg, struct cli_
 }
 
 /* The run-time settings of the options (n_ctx left to the caller). */
+/* A context's abort callback: Ctrl-C or SIGTERM (the program's one stop
+ * flag) ends a forward pass between blocks, tiles or GEMM row chunks, so a
+ * run stops within a fraction of a second whatever the sequence length. */
+static bool stop_requested(void *data)
+{
+    (void)data;
+    return cli_stop_requested != 0;
+}
+
 static struct strata_ctx_params settings(const struct cli_args *a)
 {
     struct strata_ctx_params cp = a->model.cp;
+    cp.abort_callback = stop_requested;
+    cp.abort_callback_data = NULL;
     const struct cli_interv *ci = &a->interv;
     cp.skip_layers = ci->skip;
     cp.n_skip = ci->n_skip;

@@ -536,7 +536,7 @@ static int common_option(struct cli_args *a, int key, const char *arg, struct cl
         return 0;
     case K_THREADS: {
         int64_t v;
-        if (cli_parse_int(&v, "--threads", arg, 0, 64, e)) return -1;
+        if (cli_parse_int(&v, "--threads", arg, 0, 1024, e)) return -1;
         a->n_threads = (int)v;
         a->model.cp.n_threads = (int)v;
         return 0;
