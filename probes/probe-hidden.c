@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_LAYERS = CLI_KEY_PROG, OPT_POSITIONS, OPT_SITES, OPT_DTYPE, OPT_GZIP, OPT_APPEND };
+enum { OPT_LAYERS = CLI_KEY_PROG, OPT_POSITIONS, OPT_SITES, OPT_DTYPE, OPT_GZIP, OPT_APPEND,
+       OPT_PIPELINE };
 
 static const struct cli_opt opts[] = {
     {"layers", CLI_ARG, OPT_LAYERS, "LIST",
@@ -33,6 +34,10 @@ static const struct cli_opt opts[] = {
     {"append", CLI_NOARG, OPT_APPEND, NULL,
      "add --samples new samples to the finished OUT.h5 (--samples is then the\n"
      "number to add)"},
+    {"pipeline", CLI_NOARG, OPT_PIPELINE, NULL,
+     "under mpirun -n R: split the blocks (not the samples) over the ranks,\n"
+     "for a model that does not fit one machine; rank r runs its share of the\n"
+     "blocks and passes the residual stream on; rank 0 writes one dump"},
     {0}};
 
 static const struct cli_spec spec = {
@@ -54,7 +59,7 @@ struct hidden_opts {
     const char *layers_s, *positions_s, *sites_s;
     enum strata_dtype dtype;
     int64_t gzip;
-    bool append;
+    bool append, pipeline;
 };
 
 static int hidden_option(void *user, int key, const char *arg, struct cli_error *e)
@@ -79,6 +84,9 @@ static int hidden_option(void *user, int key, const char *arg, struct cli_error 
         return cli_parse_int(&o->gzip, "--gzip", arg, 0, 9, e);
     case OPT_APPEND:
         o->append = true;
+        return 0;
+    case OPT_PIPELINE:
+        o->pipeline = true;
         return 0;
     }
     return cli_fail(e, NULL, "option key %d has no handler", key);
@@ -311,6 +319,103 @@ static struct strata_dump *open_output(struct cli_args *a, const struct hidden_o
     return dump;
 }
 
+/* Row s of the dump from one sample's capture (per floats), refusing
+ * non-finite states; a failed run keeps its .partial (the completed samples
+ * stay usable). rc: the forward pass's status. */
+static void write_checked(struct strata_dump *dump, const struct capture *cap, int64_t per,
+                          const struct selection *k, int64_t s, const int32_t *toks, int rc,
+                          const char *model_path, const char *partial)
+{
+    for (int64_t i = 0; i < per && !rc; i++) {
+        if (!isfinite(cap->buf[i])) {
+            strata_dump_free(dump);
+            cli_die("the checkpoint's weights may be corrupt",
+                    "%s: non-finite hidden state at sample %lld (kept entry %lld, position %d); %s "
+                    "keeps the samples before it", model_path, (long long)s,
+                    (long long)(i / (k->n_pos * cap->D)), (int)k->positions[i / cap->D % k->n_pos],
+                    partial);
+        }
+    }
+    if (!rc) rc = strata_dump_write_sample(dump, s, cap->buf, toks);
+    if (rc) {
+        strata_dump_free(dump);
+        cli_check(rc, "the completed samples stay in OUT.h5.partial");
+    }
+}
+
+/* --pipeline: every rank takes every sample; rank r runs blocks
+ * [b0, b1) (its cli_share of the L blocks) on the residual stream it
+ * receives from rank r-1 (rank 0 embeds the tokens) and sends it to rank
+ * r+1. Each rank's capture holds the boundaries and blocks it ran; rank 0
+ * gathers the captures, takes each slot from the rank that ran it, and
+ * writes one dump equal to a single process's bit for bit. Ranks agree
+ * between samples whether to stop (a pass is never cut short here: every
+ * rank must finish its part of the exchange). Returns samples written. */
+static int64_t run_pipeline(struct strata_ctx *ctx, struct capture *cap, int64_t per,
+                            const struct selection *k, struct strata_dump *dump,
+                            const struct strata_samples *samples, int64_t base, int64_t s0,
+                            int64_t N, int64_t T, const char *model_path, const char *partial,
+                            bool *stopped)
+{
+    const int R = cli_nranks(), r = cli_rank();
+    const int32_t L = (int32_t)cap->n_layer;
+    int64_t lo, hi;
+    cli_share(L, &lo, &hi);
+    int64_t *first = cli_calloc((size_t)R + 1, sizeof *first, "the block shares"); /* (R+1) */
+    cli_gather(first, &lo, sizeof lo);
+    cli_bcast(first, (size_t)R * sizeof *first);
+    first[R] = L;
+    float *x = cli_calloc((size_t)(T * cap->D), sizeof *x, "the residual stream"); /* (T, D) */
+    float *all = r == 0 ? cli_calloc((size_t)(R * per), sizeof *all, "the gathered captures") : NULL;
+    float *mine = cli_calloc((size_t)per, sizeof *mine, "one sample's hidden states");
+    struct cli_progress prog;
+    if (r == 0) cli_progress_start(&prog);
+    int64_t s = s0;
+    for (; s < N; s++) {
+        int64_t stop = cli_stop_requested ? 1 : 0;
+        cli_allreduce_max_i64(&stop, 1);
+        if (stop) break;
+        const int32_t *toks = r == 0 ? samples->tokens + (s - base) * T : NULL; /* (T) */
+        memset(cap->buf, 0, (size_t)per * sizeof(float));
+        if (r == 0) cli_check(strata_forward_embed(ctx, x, toks, T), NULL);
+        else cli_recv(r - 1, 1, x, (size_t)(T * cap->D) * sizeof *x);
+        /* boundary 0 is resid_pre of block 0: rank 0's first block */
+        cli_check(strata_forward_blocks(ctx, x, T, (int32_t)lo, (int32_t)hi), NULL);
+        if (r < R - 1) cli_send(r + 1, 1, x, (size_t)(T * cap->D) * sizeof *x);
+        memcpy(mine, cap->buf, (size_t)per * sizeof(float));
+        cli_gather(all, mine, (size_t)per * sizeof(float));
+        if (r != 0) continue;
+        /* each slot from the rank that ran it: boundary b > 0 from the rank
+         * holding block b-1, a block's outputs from the rank holding it */
+        for (int64_t b = 0; b <= L; b++) {
+            const int32_t slot = cap->slot_resid[b];
+            if (slot < 0) continue;
+            int owner = 0;
+            while (b > 0 && !(first[owner] <= b - 1 && b - 1 < first[owner + 1])) owner++;
+            const int64_t off = (int64_t)slot * cap->P * cap->D;
+            memcpy(cap->buf + off, all + owner * per + off, (size_t)(cap->P * cap->D) * sizeof(float));
+        }
+        for (int64_t l = 0; l < L; l++) {
+            if (cap->slot_blk[l] < 0) continue;
+            int owner = 0;
+            while (!(first[owner] <= l && l < first[owner + 1])) owner++;
+            float *bases[2] = {cap->attn, cap->mlp};
+            for (int w = 0; w < 2; w++) {
+                if (!bases[w]) continue;
+                const int64_t off = (bases[w] - cap->buf) + (int64_t)cap->slot_blk[l] * cap->P * cap->D;
+                memcpy(cap->buf + off, all + owner * per + off, (size_t)(cap->P * cap->D) * sizeof(float));
+            }
+        }
+        write_checked(dump, cap, per, k, s, toks, 0, model_path, partial);
+        cli_progress(&prog, s + 1 - s0, N - s0, (s + 1 - s0) * T, 0);
+        cli_test_pause_point(s + 1 - s0);
+    }
+    *stopped = s < N;
+    if (r == 0) cli_progress(&prog, s - s0, N - s0, (s - s0) * T, 1);
+    free(x), free(all), free(mine), free(first);
+    return s;
+}
+
 int main(int argc, char **argv)
 {
     struct cli_args a;
@@ -326,7 +431,10 @@ int main(int argc, char **argv)
     const int R = cli_nranks();
     int64_t lo = 0, hi = a.sampling.n_samples;
     char *shard_path = NULL;
-    if (R > 1) {
+    const bool pipeline = o.pipeline && R > 1;
+    if (pipeline && o.append)
+        cli_usage_die(NULL, "--append is not supported with --pipeline");
+    if (R > 1 && !pipeline) {
         if (o.append)
             cli_usage_die("append without mpirun, or run more shards with --sample-offset",
                           "--append is not supported under mpirun (%d ranks)", R);
@@ -375,12 +483,20 @@ int main(int argc, char **argv)
 
     struct strata_samples samples = {0};
     int64_t base = 0; /* dump row of samples.tokens row 0 */
-    struct strata_dump *dump = open_output(&a, &o, &k, &id, n_ident, corpus, &samples, &base,
-                                           lo, hi);
-    struct strata_dump_info info;
-    cli_check(strata_dump_info(dump, &info), NULL);
+    /* With --pipeline only rank 0 holds the tokens and the output. */
+    const bool writes = !pipeline || cli_rank() == 0;
+    struct strata_dump *dump = writes ? open_output(&a, &o, &k, &id, n_ident, corpus, &samples,
+                                                    &base, lo, hi)
+                                      : NULL;
+    struct strata_dump_info info = {0};
+    if (writes) cli_check(strata_dump_info(dump, &info), NULL);
+    if (pipeline) { /* every rank walks rank 0's rows */
+        int64_t nv[3] = {info.n_samples, info.n_complete, info.n_layers};
+        cli_bcast(nv, sizeof nv);
+        info.n_samples = nv[0], info.n_complete = nv[1], info.n_layers = nv[2];
+    }
     const int64_t N = info.n_samples, s0 = info.n_complete;
-    if (R > 1 && N != hi - lo)
+    if (R > 1 && !pipeline && N != hi - lo)
         cli_die("resume with the --samples and the number of ranks the run started with",
                 "%s.partial has %lld samples, but this rank's share of --samples %lld over %d "
                 "ranks is %lld", out_path, (long long)N, (long long)a.sampling.n_samples, R,
@@ -389,6 +505,7 @@ int main(int argc, char **argv)
     const unsigned sites = k.sites;
 
     struct strata_ctx_params cp = cli_ctx_params(&a, T);
+    if (pipeline) cp.abort_callback = NULL; /* a rank may not leave the exchange mid-sample */
     struct strata_ctx *ctx = cli_ctx_create(&a, &cp);
     const int64_t per = (n_layers + ((sites & STRATA_DUMP_ATTN_OUT) ? n_blocks : 0) +
                          ((sites & STRATA_DUMP_MLP_OUT) ? n_blocks : 0)) * n_pos * D;
@@ -410,6 +527,34 @@ int main(int argc, char **argv)
     cli_check(strata_ctx_add_observer(ctx, &obs), NULL);
 
     char *partial = cli_partial_path(out_path);
+    if (pipeline) {
+        bool stopped = false;
+        const int64_t done = run_pipeline(ctx, &cap, per, &k, dump, &samples, base, s0, N, T,
+                                          a.model.model_path, partial, &stopped);
+        int status = 0, rc = 0;
+        if (stopped) {
+            if (writes)
+                fprintf(stderr, "%s: interrupted after %lld of %lld samples; the completed samples "
+                        "are in %s (continue with --resume)\n", cli_prog, (long long)done,
+                        (long long)N, partial);
+            status = CLI_EXIT_INTERRUPTED;
+        } else if (writes && !(rc = strata_dump_finish(dump))) {
+            cli_info("wrote %s (%lld samples x %lld layers x %lld positions x %lld dims; blocks "
+                     "over %d ranks)", out_path, (long long)N, (long long)n_layers,
+                     (long long)n_pos, (long long)D, R);
+        }
+        strata_dump_free(dump);
+        if (rc) cli_check(rc, "the completed samples stay in OUT.h5.partial");
+        free(partial), free(cap.buf), free(cap.slot_resid), free(cap.slot_blk);
+        strata_ctx_free(ctx);
+        free(iv_json), free(cfg_json);
+        strata_samples_free(&samples);
+        selection_free(&k);
+        strata_corpus_free(corpus);
+        cli_args_free(&a);
+        free(shard_path);
+        return status;
+    }
     /* One round: every rank does its next row; they agree on stopping. */
     struct cli_loop loop;
     cli_rounds_begin(&loop, CLI_SPLIT_BLOCK, R > 1 ? a.sampling.n_samples : N, T, s0);
@@ -422,24 +567,10 @@ int main(int argc, char **argv)
             int rc = strata_forward(ctx, NULL, toks, T, STRATA_LOGITS_NONE);
             if (rc == STRATA_E_INTERRUPTED) { /* stopped mid-sample: the sample is not kept */
                 completed = false;
-                cli_rounds_agree(&loop, false);
-                continue;
+            } else {
+                write_checked(dump, &cap, per, &k, s, toks, rc, a.model.model_path, partial);
+                s++;
             }
-            for (int64_t i = 0; i < per && !rc; i++) {
-                if (!isfinite(cap.buf[i])) {
-                    strata_dump_free(dump);
-                    cli_die("the checkpoint's weights may be corrupt",
-                            "%s: non-finite hidden state at sample %lld (kept entry %lld, position "
-                            "%d); %s keeps the samples before it", a.model.model_path, (long long)s,
-                            (long long)(i / (n_pos * D)), (int)k.positions[i / D % n_pos], partial);
-                }
-            }
-            if (!rc) rc = strata_dump_write_sample(dump, s, cap.buf, toks);
-            if (rc) { /* A failed run keeps its .partial: the completed samples stay usable. */
-                strata_dump_free(dump);
-                cli_check(rc, "the completed samples stay in OUT.h5.partial");
-            }
-            s++;
         }
         cli_rounds_agree(&loop, completed);
     }
