@@ -527,11 +527,11 @@ int main(int argc, char **argv)
     cli_check(strata_ctx_add_observer(ctx, &obs), NULL);
 
     char *partial = cli_partial_path(out_path);
+    int status = 0, rc = 0;
     if (pipeline) {
         bool stopped = false;
         const int64_t done = run_pipeline(ctx, &cap, per, &k, dump, &samples, base, s0, N, T,
                                           a.model.model_path, partial, &stopped);
-        int status = 0, rc = 0;
         if (stopped) {
             if (writes)
                 fprintf(stderr, "%s: interrupted after %lld of %lld samples; the completed samples "
@@ -543,17 +543,7 @@ int main(int argc, char **argv)
                      "over %d ranks)", out_path, (long long)N, (long long)n_layers,
                      (long long)n_pos, (long long)D, R);
         }
-        strata_dump_free(dump);
-        if (rc) cli_check(rc, "the completed samples stay in OUT.h5.partial");
-        free(partial), free(cap.buf), free(cap.slot_resid), free(cap.slot_blk);
-        strata_ctx_free(ctx);
-        free(iv_json), free(cfg_json);
-        strata_samples_free(&samples);
-        selection_free(&k);
-        strata_corpus_free(corpus);
-        cli_args_free(&a);
-        free(shard_path);
-        return status;
+        goto finish;
     }
     /* One round: every rank does its next row; they agree on stopping. */
     struct cli_loop loop;
@@ -564,11 +554,11 @@ int main(int argc, char **argv)
         if (g >= 0) {
             s = g - lo;
             const int32_t *toks = samples.tokens + (s - base) * T; /* (T) */
-            int rc = strata_forward(ctx, NULL, toks, T, STRATA_LOGITS_NONE);
-            if (rc == STRATA_E_INTERRUPTED) { /* stopped mid-sample: the sample is not kept */
+            const int frc = strata_forward(ctx, NULL, toks, T, STRATA_LOGITS_NONE);
+            if (frc == STRATA_E_INTERRUPTED) { /* stopped mid-sample: the sample is not kept */
                 completed = false;
             } else {
-                write_checked(dump, &cap, per, &k, s, toks, rc, a.model.model_path, partial);
+                write_checked(dump, &cap, per, &k, s, toks, frc, a.model.model_path, partial);
                 s++;
             }
         }
@@ -576,7 +566,6 @@ int main(int argc, char **argv)
     }
     /* Across ranks a shard is finished only with the whole run, so an
      * interrupted run is .partial shards that --resume continues. */
-    int status = 0, rc = 0;
     if (loop.stopped && loop.done < loop.n) {
         cli_rounds_end(&loop);
         if (R > 1 && cli_rank() == 0)
@@ -597,6 +586,7 @@ int main(int argc, char **argv)
             cli_info("wrote %s (%lld samples x %lld layers x %lld positions x %lld dims)", out_path,
                      (long long)N, (long long)n_layers, (long long)n_pos, (long long)D);
     }
+finish:
     strata_dump_free(dump);
     if (rc) cli_check(rc, "the completed samples stay in OUT.h5.partial");
     free(partial);
