@@ -526,6 +526,11 @@ int strata_hf_load(struct strata_model *m, const char *path)
     }
     if ((rc = parse_config(m, root, cfg_path, &arch))) goto done;
     if ((rc = load_files(m, path, path_is_dir))) goto done;
+    if (strata_tensors_count(m->ts) == 0) { /* an empty file, state dict or weight_map */
+        rc = strata_fail(STRATA_E_FORMAT, "%s: the checkpoint holds no tensors (an empty "
+                         "safetensors header, state dict or weight_map)", path);
+        goto done;
+    }
     const struct strata_tensor *t0 = strata_tensors_at(m->ts, 0);
     m->format = t0 && strata_has_suffix(t0->file, ".safetensors") ? "hf-safetensors" : "hf-pytorch";
     if ((rc = load_weights(m, arch))) goto done;

@@ -564,6 +564,24 @@ def check_failures(tmp):
     edit_config(d, lambda c: c.update(rms_norm_eps=-1))
     expect_fail("rms_norm_eps -1", d, ["rms_norm_eps"])
 
+    # a checkpoint with no tensors at all is an error, not an assertion
+    for fmt, shards in (("safetensors", 1), ("bin", 1), ("safetensors", 3)):
+        d = os.path.join(tmp, f"bad_empty_{fmt}_{shards}")
+        shutil.rmtree(d, ignore_errors=True)
+        mkhf.write(d, cfg, mkhf.encode(good, "f32"), fmt, shards)
+        if shards == 1 and fmt == "safetensors":
+            st_rewrite(os.path.join(d, "model.safetensors"), {}, b"")
+        elif shards == 1:  # a torch.save of {}
+            hfio.write_torch_bin(os.path.join(d, "pytorch_model.bin"), {})
+        else:
+            ip = os.path.join(d, "model.safetensors.index.json")
+            with open(ip) as f:
+                index = json.load(f)
+            index["weight_map"] = {}
+            with open(ip, "w") as f:
+                json.dump(index, f)
+        expect_fail(f"no tensors ({fmt}, {shards} file(s))", d, ["holds no tensors"])
+
 
 # ----------------------------------------------------------------- main
 
