@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -267,6 +268,17 @@ int strata_h5_create(struct strata_h5 **out, const char *path)
         strata_h5_free(f);
         return rc;
     }
+    /* A run owns its .partial: another writer holds HDF5's lock on it, and
+     * H5Fcreate would truncate it to nothing before failing on that lock
+     * (the first run would then "finish" a file that no longer opens). */
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int rc = strata_fail(STRATA_E_IO, "%s: another run is writing it (%s); wait for it, or "
+                             "give another -o", f->file_path, strerror(errno));
+        close(fd);
+        strata_h5_free(f);
+        return rc;
+    }
+    flock(fd, LOCK_UN);
     close(fd);
     /* Earliest file format (the default): no superblock "open for writing"
      * flag, so a .partial left by a killed run opens without h5clear. */
@@ -352,6 +364,14 @@ int strata_h5_finish(struct strata_h5 *f)
     char why[200];
     int rc = h5_check(f, "strata_h5_finish", true);
     if (rc) return rc;
+    /* A directory in the way would make the rename fail after the file says
+     * complete: unsay it first, so no .partial ever looks finished. */
+    struct stat dst;
+    if (stat(f->path, &dst) == 0 && S_ISDIR(dst.st_mode)) {
+        strata_h5_set_attr_i64(f, "/", "complete", 0);
+        return strata_fail(STRATA_E_IO, "%s is a directory: cannot finish %s there; give -o a "
+                           "file name", f->path, f->file_path);
+    }
     h5_close_all(f);
     herr_t st = H5Fclose(f->file);
     f->file = H5I_INVALID_HID;

@@ -119,5 +119,31 @@ rc=$?
 [ $rc -eq 1 ] && [ ! -s "$T/nan.out" ] && grep -q "block 0 wq element 5 is not finite" "$T/nan.err"
 ok "NaN weight refused at load, naming block, tensor and element (exit $rc)" $?
 
+# Two runs, one -o: the second is refused while the first (paused after its
+# first sample: an event, not a time) holds OUT.h5.partial, which stays
+# intact; and -o naming a directory is refused before any work.
+mkfifo "$T/two.fifo"
+TWO="--model $M --tokenizer $K --corpus $C --samples 20 --seq-len 64 -o $T/two.h5"
+STRATA_TEST_PAUSE_AFTER=1 "$BINDIR/strata-probe-hidden" $TWO 2>"$T/two.fifo" &
+pid=$!
+second=-1
+while IFS= read -r line; do
+    case $line in *"paused after 1 samples"*)
+        "$BINDIR/strata-probe-hidden" $TWO >/dev/null 2>"$T/two.err"; second=$?
+        kill -INT $pid ;;
+    esac
+done <"$T/two.fifo"
+wait $pid; first=$?
+[ $second -eq 1 ] && grep -q "another run is writing it" "$T/two.err"
+ok "a second run on the same -o is refused, naming the file (exit $second)" $?
+[ $first -eq 130 ] && "$BINDIR/strata-blockinf" "$T/two.h5.partial" --allow-partial -o "$T/two.csv" >/dev/null 2>&1
+ok "the first run's .partial survives the second and reads back (exit $first)" $?
+mkdir -p "$T/adir.h5"
+"$BINDIR/strata-probe-hidden" --model "$M" --tokenizer "$K" --corpus "$C" --samples 2 --seq-len 32 \
+    -o "$T/adir.h5" >/dev/null 2>"$T/adir.err"
+rc=$?
+[ $rc -eq 2 ] && [ ! -e "$T/adir.h5.partial" ] && grep -q "is a directory" "$T/adir.err"
+ok "-o naming a directory is refused before the run (exit $rc)" $?
+
 echo "test_cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

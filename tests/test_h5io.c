@@ -432,6 +432,30 @@ static void test_partial(void)
     strata_dump_free(d);
     d = NULL;
 
+    /* a directory where the result should go: finish fails, and the
+     * .partial it leaves does not say complete */
+    const char *dpath = tmp_path("isdir.h5");
+    char dpartial[4300];
+    snprintf(dpartial, sizeof dpartial, "%s.partial", dpath);
+    CHECK_OK(strata_dump_create(&d, dpath, &p));
+    for (int64_t s = 0; s < p.n_samples && d; s++) {
+        fill_sample(&p, s, buf, tok);
+        CHECK_OK(strata_dump_write_sample(d, s, buf, tok));
+    }
+    CHECK(mkdir(dpath, 0777) == 0);
+    CHECK_FAILS(strata_dump_finish(d), STRATA_E_IO, dpath);
+    strata_dump_free(d);
+    d = NULL;
+    CHECK_OK(strata_dump_open(&d, dpartial));
+    if (d) {
+        CHECK_OK(strata_dump_info(d, &in));
+        CHECK(!in.complete && in.n_complete == p.n_samples);
+    }
+    strata_dump_free(d);
+    d = NULL;
+    rmdir(dpath);
+    remove(dpartial);
+
     /* a second writer to the same path fails and leaves the first intact */
     const char *twice = tmp_path("twice.h5");
     struct strata_dump *w1 = NULL, *w2 = NULL;
@@ -440,7 +464,7 @@ static void test_partial(void)
         fill_sample(&p, s, buf, tok);
         CHECK_OK(strata_dump_write_sample(w1, s, buf, tok));
     }
-    CHECK_FAILS(strata_dump_create(&w2, twice, &p), STRATA_E_HDF5, twice);
+    CHECK_FAILS(strata_dump_create(&w2, twice, &p), STRATA_E_IO, twice); /* its lock, before truncating */
     CHECK(w2 == NULL);
     for (int64_t s = 2; s < p.n_samples && w1; s++) {
         fill_sample(&p, s, buf, tok);
