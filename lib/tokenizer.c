@@ -439,8 +439,10 @@ int strata_tokenizer_load(struct strata_tokenizer **out, const char *path,
         ps[i] = (const char *)data + pos + 8;
         pos += 8 + (size_t)pn[i];
     }
+    /* set_pieces keeps the longest piece as max_token_length, not the
+     * header's claim: a header may say 2^31-1 and every encode would then
+     * size its buffers from it; no merge can be longer than a piece. */
     strata_tok_set_pieces(tok, ps, pn);
-    tok->max_token_length = max_len; /* as the file declares it (>= the longest) */
     if ((rc = strata_tok_finish(tok)) != 0) goto fail;
     free(ps);
     free(pn);

@@ -36,6 +36,8 @@
  * run $PYTHON (default /usr/bin/python3) from the repository root.
  */
 #include "check.h"
+#include <sys/wait.h>
+#include <sys/resource.h>
 #include "internal.h"
 #include "tok_impl.h" /* strata_tok_pretok_next, for the split-pattern check */
 
@@ -1307,6 +1309,53 @@ static void test_checkpoint_failures(const char *model)
     CHECK(strata_tokenizer_bos(NULL) == -1 && strata_tokenizer_eos(NULL) == -1);
 }
 
+/* A header may claim any max_token_length (issue 13: 2^31-1 made every
+ * encode allocate ~4 GB): the tokenizer sizes its buffers from its longest
+ * piece. Checked in a child whose address space is capped at 1 GiB, so the
+ * old behaviour fails there (not under ASan, which reserves far more). */
+static void test_huge_max_len(bool san)
+{
+    struct bytes b = {0};
+    int32_t max_len = INT32_MAX;
+    put(&b, &max_len, 4);
+    put_entry(&b, 0, "<unk>");
+    put_entry(&b, 0, "<s>");
+    put_entry(&b, 0, "</s>");
+    for (int i = 0; i < 256; i++) {
+        char hx[8];
+        snprintf(hx, sizeof hx, "<0x%02X>", i);
+        put_entry(&b, 0, hx);
+    }
+    put_entry(&b, -1, "he");
+    put_entry(&b, -1, "llo");
+    char *path = path_of(tmp_dir, "huge_max_len.bin");
+    spit(path, b.p, b.n);
+    free(b.p);
+    if (san) {
+        free(path);
+        return;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit lim = {(rlim_t)1 << 30, (rlim_t)1 << 30};
+        setrlimit(RLIMIT_AS, &lim);
+        struct strata_tokenizer *tok = NULL;
+        int32_t *ids = NULL;
+        int64_t n = 0;
+        int ok = strata_tokenizer_load(&tok, path, 0) == 0 &&
+                 strata_tokenizer_encode(tok, &ids, &n, "hello hello", 11, true, false) == 0 && n > 1;
+        free(ids);
+        strata_tokenizer_free(tok);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    remove(path);
+    free(path);
+}
+
 int main(void)
 {
     shared_dir = getenv("SHARED") ? getenv("SHARED") : "../shared";
@@ -1321,6 +1370,7 @@ int main(void)
 
     test_known_tok512(tok512);
     test_crafted_vocab();
+    test_huge_max_len(san);
     test_failures(tok512);
     test_round_trip(tok512, &d);
     test_sentencepiece_vectors(llama);
