@@ -157,6 +157,14 @@ int strata_read_file(char **data, size_t *size, const char *path)
     *size = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return strata_fail(STRATA_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    /* Only regular files: /dev/zero, a FIFO or a directory would be read
+     * until memory runs out (or never end). */
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return strata_fail(STRATA_E_IO, "%s: not a regular file (a device, FIFO or directory); "
+                           "give a file", path);
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = xmalloc(cap);
     for (;;) {

@@ -145,5 +145,13 @@ rc=$?
 [ $rc -eq 2 ] && [ ! -e "$T/adir.h5.partial" ] && grep -q "is a directory" "$T/adir.err"
 ok "-o naming a directory is refused before the run (exit $rc)" $?
 
+# A corpus that never ends is refused, not read until memory runs out (the
+# timeout only keeps a regression from hanging the suite).
+timeout 120 "$BINDIR/strata-probe-ppl" --model "$M" --tokenizer "$K" --corpus /dev/zero --samples 2 \
+    --seq-len 32 -o "$T/zero.h5" >/dev/null 2>"$T/zero.err"
+rc=$?
+[ $rc -eq 1 ] && grep -q "/dev/zero: not a regular file" "$T/zero.err"
+ok "--corpus /dev/zero is refused as not a regular file (exit $rc)" $?
+
 echo "test_cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]
