@@ -531,6 +531,23 @@ int strata_tok_hf_load(struct strata_tokenizer **out, const char *path)
         if ((int64_t)id->valuedouble + 1 > n) n = (int64_t)id->valuedouble + 1;
     }
     if (n == 0) FAIL("%s: field model.vocab is empty", path);
+    /* The ids are dense, so they cannot reach past the number of entries
+     * given: refuse before anything is sized by a stray large id. */
+    const int64_t n_entries = (int64_t)cJSON_GetArraySize(vocab) + (added ? cJSON_GetArraySize(added) : 0);
+    if (n > n_entries) { /* name the first id missing, from a map the entries can fill */
+        bool *seen = xcalloc((size_t)n_entries + 1, 1);
+        cJSON_ArrayForEach(x, vocab) if (x->valuedouble <= (double)n_entries) seen[(int64_t)x->valuedouble] = true;
+        cJSON_ArrayForEach(x, added) {
+            const double v = cJSON_GetObjectItemCaseSensitive(x, "id")->valuedouble;
+            if (v <= (double)n_entries) seen[(int64_t)v] = true;
+        }
+        int64_t hole = 0;
+        while (seen[hole]) hole++;
+        free(seen);
+        FAIL("%s: id %lld is neither in model.vocab nor in added_tokens (ids reach %lld with %lld "
+             "entries; they must cover 0..V-1)", path, (long long)hole, (long long)(n - 1),
+             (long long)n_entries);
+    }
     ps = xcalloc((size_t)n, sizeof *ps);
     pn = xcalloc((size_t)n, sizeof *pn);
     want = xcalloc((size_t)n, 1);

@@ -1354,6 +1354,26 @@ static void test_huge_max_len(bool san)
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     remove(path);
     free(path);
+
+    /* A tokenizer.json of a few bytes with one id near 10^9 is refused,
+     * naming the first missing id, before anything is sized by that id. */
+    static const char big[] = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": "
+                              "999999999}, \"merges\": []}, \"added_tokens\": []}";
+    char *jpath = path_of(tmp_dir, "bigid.json");
+    spit(jpath, big, sizeof big - 1);
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        struct rlimit lim = {(rlim_t)1 << 30, (rlim_t)1 << 30};
+        setrlimit(RLIMIT_AS, &lim);
+        struct strata_tokenizer *tok = NULL;
+        int rc = strata_tokenizer_open(&tok, jpath);
+        _exit(rc == STRATA_E_FORMAT && strstr(strata_last_error(), "id 1 is neither") ? 0 : 1);
+    }
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    remove(jpath);
+    free(jpath);
 }
 
 int main(void)
