@@ -310,9 +310,12 @@ int strata_dump_write_sample(struct strata_dump *dump, int64_t s, const float *h
         src += n * P * D;
     }
     if ((rc = strata_h5_write_rows(f, "tokens", s, 1, tokens))) return rc;
-    /* Count the sample only once its data is in, then flush, so a killed
-     * run leaves a file whose n_complete samples are all there. */
-    if ((rc = strata_h5_set_attr_i64(f, "/", "n_complete", s + 1)) || (rc = strata_h5_flush(f)))
+    /* Count the sample only once its data is written out (a full disk fails
+     * this first flush), then flush the count: a killed or starved run leaves
+     * a file whose n_complete samples are all there, never zeros counted as
+     * data. */
+    if ((rc = strata_h5_flush(f)) || (rc = strata_h5_set_attr_i64(f, "/", "n_complete", s + 1)) ||
+        (rc = strata_h5_flush(f)))
         return rc;
     d->info.n_complete = s + 1;
     return 0;
