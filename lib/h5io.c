@@ -1060,6 +1060,12 @@ int strata_h5_get_attr_str(const struct strata_h5 *f, const char *obj, const cha
         H5free_memory(s);
     } else { /* fixed-length strings, as other writers may make them */
         size_t n = H5Tget_size(ftype);
+        if (n == 0 || n > ((size_t)1 << 26)) { /* a corrupt header must not size the buffer */
+            rc = strata_fail(STRATA_E_FORMAT, "%s: attribute `%s` of /%s claims a %zu-byte "
+                             "string (at most 64 MiB): the file is corrupt", f->file_path, name,
+                             bare(obj), n);
+            goto fail;
+        }
         char *s = xmalloc(n + 1);
         if (H5Tset_size(mtype, n) < 0 || H5Tset_cset(mtype, H5Tget_cset(ftype)) < 0 ||
             H5Tset_strpad(mtype, H5Tget_strpad(ftype)) < 0 || H5Aread(attr, mtype, s) < 0) {
