@@ -63,7 +63,7 @@ BENCH    := $(BUILD)/bench/bench_forward $(BUILD)/bench/bench_batch $(BUILD)/ben
 
 PREFIX  ?= /usr/local
 
-.PHONY: all deps test test-run check clang bench demo install clean
+.PHONY: all deps test test-run check clang fuzz bench demo install clean
 all: $(LIBA) $(CLIA) $(PROGS) $(TESTS) $(TOOLS)
 
 deps:
@@ -119,6 +119,14 @@ check: deps
 # The same build with clang, into build/clang so the gcc objects stay: both
 # compilers must build warning-free (-Werror), and clang warns where gcc does
 # not (float to double in initialisers, concatenated string literals).
+# libFuzzer harnesses for every file reader (tests/fuzz/run.sh says how):
+# make fuzz FUZZ_SECONDS=N runs each for N seconds; FUZZ_RUNS=N runs N
+# inputs from a fixed seed; FUZZ_TARGETS="a b" picks targets.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@$(MAKE) --no-print-directory all
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_TARGETS="$(FUZZ_TARGETS)" tests/fuzz/run.sh
+
 clang:
 	@$(MAKE) --no-print-directory CC=clang BUILD=build/clang BINDIR=build/clang/bin all
 
