@@ -19,6 +19,9 @@
  * boundaries, whatever N. The file is written as OUT.h5.partial; the sums
  * are saved every --checkpoint seconds, on Ctrl-C and at the end; --resume
  * continues a .partial and gives the file an uninterrupted run gives.
+ * Under mpirun -n R: cyclic rounds (cli_rounds_*, lib/cli/cli.h), each rank
+ * sums its own samples, the P3 rows are gathered and the sums reduced to rank
+ * 0, which alone writes the single-process file (docs/FORMAT.md).
  * `strata-probe-stats merge A.h5 B.h5 ... -o OUT.h5` merges files of
  * disjoint sample ranges into the file of one pass over all of them.
  *
@@ -65,9 +68,12 @@ static const struct cli_spec spec = {
     .opts = opts,
     .output_help = "output; written as OUT.h5.partial and renamed when complete",
     .epilog = "Samples are drawn as by strata-probe-hidden (the same options give the same\n"
-              "samples). Ctrl-C or SIGTERM stops after the current sample and leaves\n"
-              "OUT.h5.partial with the statistics of the completed samples; --resume\n"
-              "continues it.\n",
+              "samples). Ctrl-C or SIGTERM stops the current sample and leaves\n"
+              "OUT.h5.partial with the statistics of complete samples (all completed ones,\n"
+              "or with posvec kept and a pass stopped half-way, those of the last\n"
+              "checkpoint); --resume continues it. Under mpirun -n R the samples are dealt\n"
+              "out to the ranks in turn and rank 0 writes the one file a plain run writes\n"
+              "(sums to float64 rounding).\n",
 };
 
 struct stats_opts {
@@ -417,6 +423,31 @@ static int cmd_merge(int argc, char **argv)
     return 0;
 }
 
+/* ------------------------------------------------------------ ranks */
+
+/* Every rank's sums (P1 pvsum, P2 attention) added into rank 0's; the other
+ * ranks' then restart from zero, so the next reduction adds only what they
+ * summed since. Nothing with one rank. */
+static void reduce_sums(struct strata_stats *st, bool writer)
+{
+    if (cli_nranks() < 2) return;
+    const int64_t npv = st->pv.n_layers * st->pv.seq_len * st->pv.dim, nsq = st->pv.n_layers * st->pv.seq_len;
+    const int64_t na = st->n_attn_layers * st->n_heads * st->seq_len;
+    double *bufs[8];
+    int64_t lens[8];
+    int nb = 0;
+    if (st->has_posvec) bufs[nb] = st->pv.sum, lens[nb++] = npv, bufs[nb] = st->pv.sumsq, lens[nb++] = nsq;
+    if (st->n_attn_layers > 0) {
+        double *at[5] = {st->prob, st->logit, st->count, st->entropy, st->rows};
+        for (int i = 0; i < 5; i++) bufs[nb] = at[i], lens[nb++] = na;
+        bufs[nb] = st->sink, lens[nb++] = na * st->n_sink;
+    }
+    for (int i = 0; i < nb; i++) {
+        cli_reduce_sum_f64(bufs[i], lens[i]);
+        if (!writer) memset(bufs[i], 0, (size_t)lens[i] * sizeof(double));
+    }
+}
+
 /* ------------------------------------------------------------ main */
 
 /* --stats LIST into the three flags. */
@@ -522,28 +553,53 @@ int main(int argc, char **argv)
     id_add(&id, "sink_k_spec", want_attn ? o.sink_s : "");
     id_add(&id, "interventions", iv_json);
 
+    /* Under mpirun -n R every rank builds the same samples and its own
+     * (zeroed) sums; rank 0 alone opens and writes the file. */
+    const int R = cli_nranks();
+    const bool writer = cli_rank() == 0;
     struct strata_samples samples = {0};
     struct strata_h5 *f = NULL;
     char *partial = cli_partial_path(out_path);
     const char *hint_w = "check free space and permissions of the output directory";
     if (a.resume) {
-        struct strata_stats old;
-        cli_check(strata_stats_resume(&f, out_path), "--resume continues OUT.h5.partial");
-        if (!strata_stats_is(f))
-            cli_die("--resume continues a strata-probe-stats OUT.h5.partial", "%s: not a "
-                    "statistics file", partial);
-        id_check(f, &id, partial, "give the same options as the run that wrote it", "this run");
-        cli_check(strata_stats_load(&old, f), NULL);
-        /* the rows' windows were recorded at creation: rebuild exactly those */
-        cli_check(strata_samples_build_windows(&samples, corpus, a.model.tok, old.window, old.draw,
-                                               old.n_samples, T),
-                  "resume with the corpus the run started with");
-        if (memcmp(samples.tokens, old.tokens, (size_t)(old.n_samples * T) * sizeof(int32_t)))
-            cli_die("resume with the corpus and tokenizer the run started with",
-                    "%s: the samples' tokens differ from the corpus' windows: the corpus changed "
-                    "since the run started", partial);
-        strata_stats_free(&st);
-        st = old;
+        if (writer) {
+            struct strata_stats old;
+            cli_check(strata_stats_resume(&f, out_path), "--resume continues OUT.h5.partial");
+            if (!strata_stats_is(f))
+                cli_die("--resume continues a strata-probe-stats OUT.h5.partial", "%s: not a "
+                        "statistics file", partial);
+            id_check(f, &id, partial, "give the same options as the run that wrote it", "this run");
+            cli_check(strata_stats_load(&old, f), NULL);
+            /* the rows' windows were recorded at creation: rebuild exactly those */
+            cli_check(strata_samples_build_windows(&samples, corpus, a.model.tok, old.window,
+                                                   old.draw, old.n_samples, T),
+                      "resume with the corpus the run started with");
+            if (memcmp(samples.tokens, old.tokens, (size_t)(old.n_samples * T) * sizeof(int32_t)))
+                cli_die("resume with the corpus and tokenizer the run started with",
+                        "%s: the samples' tokens differ from the corpus' windows: the corpus "
+                        "changed since the run started", partial);
+            strata_stats_free(&st);
+            st = old;
+        }
+        /* the other ranks: the same windows (rank 0's), zero sums */
+        int64_t hdr[2] = {st.n_samples, st.n_complete};
+        cli_bcast(hdr, sizeof hdr);
+        int64_t *win = writer ? st.window : cli_calloc((size_t)hdr[0] + 1, sizeof(int64_t), "the windows");
+        int64_t *draw = writer ? st.draw : cli_calloc((size_t)hdr[0] + 1, sizeof(int64_t), "the windows");
+        cli_bcast(win, (size_t)hdr[0] * sizeof(int64_t));
+        cli_bcast(draw, (size_t)hdr[0] * sizeof(int64_t));
+        if (!writer) {
+            cli_check(strata_samples_build_windows(&samples, corpus, a.model.tok, win, draw, hdr[0], T),
+                      "resume with the corpus the run started with");
+            st.n_samples = hdr[0];
+            cli_check(strata_stats_alloc(&st), NULL);
+            memcpy(st.tokens, samples.tokens, (size_t)(samples.n * T) * sizeof(int32_t));
+            memcpy(st.doc, samples.doc, (size_t)samples.n * sizeof(int64_t));
+            memcpy(st.window, samples.window, (size_t)samples.n * sizeof(int64_t));
+            memcpy(st.draw, samples.draw, (size_t)samples.n * sizeof(int64_t));
+            st.n_complete = hdr[1];
+            free(win), free(draw);
+        }
     } else {
         cli_sampling_build(&a, corpus, &samples);
         st.n_samples = samples.n;
@@ -552,22 +608,24 @@ int main(int argc, char **argv)
         memcpy(st.doc, samples.doc, (size_t)samples.n * sizeof(int64_t));
         memcpy(st.window, samples.window, (size_t)samples.n * sizeof(int64_t));
         memcpy(st.draw, samples.draw, (size_t)samples.n * sizeof(int64_t));
-        cli_check(strata_stats_create(&f, out_path, &st), hint_w);
-        char *sampling = cli_sampling_describe(&a, &samples);
-        int rc = 0;
-        for (int i = 0; i < id.n && !rc; i++) rc = strata_h5_set_attr_str(f, "/", id.name[i], id.value[i]);
-        if (!rc) rc = strata_h5_set_attr_str(f, "/", "sample_offset", off_s);
-        if (!rc) rc = strata_h5_set_attr_str(f, "/", "strata_version", STRATA_VERSION);
-        if (!rc) rc = strata_h5_set_attr_str(f, "/", "program", "strata-probe-stats");
-        if (!rc) rc = strata_h5_set_attr_str(f, "/", "command_line", a.command_line);
-        if (!rc) rc = strata_h5_set_attr_str(f, "/", "sampling", sampling);
-        if (!rc) rc = strata_h5_set_attr_i64(f, "/", "n_windows", samples.n_windows);
-        if (!rc) rc = strata_stats_save(f, &st, 0);
-        free(sampling);
-        if (rc) {
-            strata_h5_free(f);
-            remove(partial);
-            cli_check(rc, hint_w);
+        if (writer) {
+            cli_check(strata_stats_create(&f, out_path, &st), hint_w);
+            char *sampling = cli_sampling_describe(&a, &samples);
+            int rc = 0;
+            for (int i = 0; i < id.n && !rc; i++) rc = strata_h5_set_attr_str(f, "/", id.name[i], id.value[i]);
+            if (!rc) rc = strata_h5_set_attr_str(f, "/", "sample_offset", off_s);
+            if (!rc) rc = strata_h5_set_attr_str(f, "/", "strata_version", STRATA_VERSION);
+            if (!rc) rc = strata_h5_set_attr_str(f, "/", "program", "strata-probe-stats");
+            if (!rc) rc = strata_h5_set_attr_str(f, "/", "command_line", a.command_line);
+            if (!rc) rc = strata_h5_set_attr_str(f, "/", "sampling", sampling);
+            if (!rc) rc = strata_h5_set_attr_i64(f, "/", "n_windows", samples.n_windows);
+            if (!rc) rc = strata_stats_save(f, &st, 0);
+            free(sampling);
+            if (rc) {
+                strata_h5_free(f);
+                remove(partial);
+                cli_check(rc, hint_w);
+            }
         }
     }
     const int64_t N = st.n_samples, s0 = st.n_complete, P = st.n_pos;
@@ -601,63 +659,117 @@ int main(int argc, char **argv)
         abuf = cli_calloc((size_t)((5 + st.n_sink) * T), sizeof(double), "one pair's reductions");
     }
 
+    /* Cyclic rounds (docs/FORMAT.md): round k gives rank r sample s0 + k R + r.
+     * A round counts only when every rank completed its sample
+     * (cli_rounds_agree); its P3 rows are gathered to rank 0, in sample order;
+     * each rank sums its own samples (P1, P2), reduced to rank 0 at
+     * checkpoints, on a stop and at the end (the other ranks then restart
+     * from zero). One rank: the plain loop, the single-process additions. */
+    const int64_t KL = st.n_bi * L;
+    double *brow = NULL, *ball = NULL; /* (2, K, L) this rank's rows; (R, 2, K, L) rank 0 */
+    if (KL > 0 && R > 1) {
+        brow = cli_calloc((size_t)(2 * KL), sizeof(double), "a Block Influence row");
+        if (writer) ball = cli_calloc((size_t)R, (size_t)(2 * KL) * sizeof(double), "a round's rows");
+    }
     struct cli_loop loop;
-    cli_loop_begin(&loop, s0, N, T);
-    int rc = 0;
-    int64_t s = s0, saved = s0;
+    cli_rounds_begin(&loop, CLI_SPLIT_CYCLIC, N, T, s0);
+    int64_t mine = -1, saved = s0;
+    bool tainted = false; /* the P1 sums in memory hold part of a dropped round */
     double last = cli_now();
-    for (; cli_loop_more(&loop, s); s++) {
-        so.row = s;
-        so.err[0] = '\0';
-        if ((rc = strata_forward(ctx, NULL, st.tokens + s * T, T, STRATA_LOGITS_NONE))) break;
-        if (st.n_attn_layers > 0) aobs_add(&ao, &st, abuf);
-        if (st.has_posvec) strata_pvsum_count(&st.pv, 1);
-        st.n_complete = s + 1;
-        if (cli_now() - last >= o.checkpoint && s + 1 < N) {
-            if ((rc = strata_stats_save(f, &st, saved))) break;
+    while (cli_rounds_next(&loop, &mine)) {
+        bool ok = true;
+        if (mine >= 0) {
+            so.row = mine;
+            so.err[0] = '\0';
+            const int rc = strata_forward(ctx, NULL, st.tokens + mine * T, T, STRATA_LOGITS_NONE);
+            if (rc == STRATA_E_INTERRUPTED || (rc && cli_stop_requested && !so.err[0])) {
+                ok = false; /* stopped inside the pass: this rank's sample is not complete */
+            } else if (rc) { /* the file keeps the last checkpoint: complete samples only */
+                if (writer) strata_h5_free(f);
+                if (so.err[0])
+                    cli_die("the checkpoint's weights may be corrupt", "%s: %s; %s keeps the "
+                            "samples of the last checkpoint", a.model.model_path, so.err, partial);
+                cli_check(rc, "OUT.h5.partial keeps the samples of the last checkpoint");
+            }
+        }
+        const int64_t before = loop.done;
+        if (!cli_rounds_agree(&loop, ok)) { /* some rank did not complete: drop the round */
+            if (mine >= 0 && st.n_attn_layers > 0) aobs_fresh(&ao);
+            if (st.has_posvec) tainted = true;
+            break;
+        }
+        if (mine >= 0) {
+            if (st.n_attn_layers > 0) aobs_add(&ao, &st, abuf);
+            if (st.has_posvec) strata_pvsum_count(&st.pv, 1);
+        }
+        if (brow) { /* the round's P3 rows to rank 0 */
+            for (int64_t i = 0; i < KL; i++) {
+                brow[i] = mine >= 0 ? st.bi_mean[mine * KL + i] : (double)NAN;
+                brow[KL + i] = mine >= 0 ? st.bi_last[mine * KL + i] : (double)NAN;
+            }
+            cli_gather(ball, brow, (size_t)(2 * KL) * sizeof(double));
+            for (int64_t r = 0; writer && r < loop.done - before; r++) {
+                const int64_t row = s0 + before + r;
+                memcpy(st.bi_mean + row * KL, ball + r * 2 * KL, (size_t)KL * sizeof(double));
+                memcpy(st.bi_last + row * KL, ball + (r * 2 + 1) * KL, (size_t)KL * sizeof(double));
+            }
+        }
+        st.n_complete = s0 + loop.done;
+        int64_t ckpt = writer && cli_now() - last >= o.checkpoint && st.n_complete < N;
+        cli_bcast(&ckpt, sizeof ckpt);
+        if (ckpt) {
+            reduce_sums(&st, writer);
+            if (writer) {
+                const int rc = strata_stats_save(f, &st, saved);
+                if (rc) {
+                    strata_h5_free(f);
+                    cli_check(rc, "OUT.h5.partial keeps the samples of the last checkpoint");
+                }
+            }
             saved = st.n_complete;
             last = cli_now();
         }
-        cli_loop_done(&loop, s);
     }
+    const int64_t done = s0 + loop.done;
     int status = 0;
-    if (rc == STRATA_E_INTERRUPTED || (rc && cli_stop_requested && !so.err[0])) {
-        /* stopped inside a pass (a context abort callback): the sums in memory
-         * hold part of sample s, so they are not saved; the file keeps the
-         * last checkpoint, complete samples only */
-        cli_loop_end(&loop, s);
-        strata_h5_free(f);
-        f = NULL;
-        fprintf(stderr, "%s: interrupted during sample %lld; %s holds the statistics of the %lld "
-                "samples of the last checkpoint (continue with --resume)\n", cli_prog,
-                (long long)s, partial, (long long)saved);
+    if (tainted) {
+        /* stopped inside a pass: the P1 sums in memory hold part of the dropped
+         * round, so they are not saved; the file keeps the last checkpoint,
+         * complete samples only */
         status = CLI_EXIT_INTERRUPTED;
-        rc = 0;
-    } else if (rc) { /* the file keeps the last checkpoint: complete samples only */
-        strata_h5_free(f);
-        if (so.err[0])
-            cli_die("the checkpoint's weights may be corrupt", "%s: %s; %s keeps the samples of "
-                    "the last checkpoint", a.model.model_path, so.err, partial);
-        cli_check(rc, "OUT.h5.partial keeps the samples of the last checkpoint");
-    }
-    if (!f) {
-        /* interrupted inside a pass: nothing more to write */
-    } else if ((rc = strata_stats_save(f, &st, saved)) == 0 && s < N) {
-        cli_loop_end(&loop, s);
-        strata_h5_free(f);
-        fprintf(stderr, "%s: interrupted after %lld of %lld samples; their statistics are in %s "
-                "(continue with --resume)\n", cli_prog, (long long)s, (long long)N, partial);
-        status = CLI_EXIT_INTERRUPTED;
+        if (writer) {
+            cli_rounds_end(&loop);
+            strata_h5_free(f);
+            fprintf(stderr, "%s: interrupted during sample %lld; %s holds the statistics of the "
+                    "%lld samples of the last checkpoint (continue with --resume)\n", cli_prog,
+                    (long long)done, partial, (long long)saved);
+        }
     } else {
-        if (!rc) rc = strata_h5_set_attr_i64(f, "/", "complete", 1);
-        if (!rc) rc = strata_h5_finish(f);
-        strata_h5_free(f);
-        cli_check(rc, hint_w);
-        cli_loop_end(&loop, N);
-        cli_info("wrote %s (%lld samples; %lld boundaries x %lld positions x %lld dims%s%s)",
-                 out_path, (long long)N, (long long)st.n_layers, (long long)P, (long long)D,
-                 st.n_bi ? ", Block Influence" : "", st.n_attn_layers ? ", attention" : "");
+        reduce_sums(&st, writer);
+        if (!writer) {
+            status = done < N ? CLI_EXIT_INTERRUPTED : 0;
+        } else {
+            int rc = strata_stats_save(f, &st, saved);
+            if (!rc && done < N) {
+                cli_rounds_end(&loop);
+                strata_h5_free(f);
+                fprintf(stderr, "%s: interrupted after %lld of %lld samples; their statistics are "
+                        "in %s (continue with --resume)\n", cli_prog, (long long)done, (long long)N,
+                        partial);
+                status = CLI_EXIT_INTERRUPTED;
+            } else {
+                if (!rc) rc = strata_h5_set_attr_i64(f, "/", "complete", 1);
+                if (!rc) rc = strata_h5_finish(f);
+                strata_h5_free(f);
+                cli_check(rc, hint_w);
+                cli_rounds_end(&loop);
+                cli_info("wrote %s (%lld samples; %lld boundaries x %lld positions x %lld dims%s%s)",
+                         out_path, (long long)N, (long long)st.n_layers, (long long)P, (long long)D,
+                         st.n_bi ? ", Block Influence" : "", st.n_attn_layers ? ", attention" : "");
+            }
+        }
     }
+    free(brow), free(ball);
     free(partial);
     free(so.slot), free(so.ring), free(so.attn), free(so.mlp), free(abuf);
     strata_attnred_free(ao.red);

@@ -19,7 +19,7 @@ decompose makes of the dump; each corrupted copy is made with h5py:
   /blockinf/mean larger than implied, /attn/layers 2-D, complete = 0
   (refused without --allow-partial), a NaN in /posvec/sum;
 - dumps (strata-blockinf, strata-posvec decompose): a NaN and a zero hidden
-  state.
+  state, a NaN block output (/attn_out, --metric all).
 Each bad case checks: exit status 1 (a signal or an abort is not 1), no
 output written (neither OUT nor OUT.partial, no output directory), the
 message names the file and the dataset or attribute, and no sanitizer
@@ -50,6 +50,7 @@ DECAY = os.path.join(BINDIR, "strata-decay")
 BLOCKINF = os.path.join(BINDIR, "strata-blockinf")
 MODEL = ["--model", STORIES, "--tokenizer", TOK, "--corpus", CORPUS]
 SAMPLING = ["--samples", "3", "--seq-len", "16", "--seed", "0", "-q"]
+TIMEOUT = 120  # seconds a refusal may take (under ASan too); before the fixes some cases hung
 SAN_MARKS = ("Sanitizer", "runtime error:", "LeakSanitizer")
 
 
@@ -90,7 +91,7 @@ def refused(what, cmd, bad, outputs, names):
                 shutil.rmtree(p)
             elif os.path.exists(p):
                 os.remove(p)
-    rc, out, err = run(cmd)
+    rc, out, err = run(cmd, timeout=TIMEOUT)
     check(rc == 1, f"{what}: exit status {rc}, expected 1 (a signal or abort is not 1): {err[-1500:]}")
     left = [p for o in outputs for p in (o, o + ".partial") if os.path.exists(p)]
     check(not left, f"{what}: output written: {left}")
@@ -230,6 +231,17 @@ def body(tmp):
                 ["sample 1", "position 3"])
         refused(f"blockinf plan, a {label} hidden state",
                 [BLOCKINF, "plan", bad, "--remove", "1", "-o", out_h5], bad, [out_h5], ["sample 1"])
+    sites = os.path.join(tmp, "dump_sites.h5")
+    if ok(run([os.path.join(BINDIR, "strata-probe-hidden")] + MODEL + SAMPLING +
+              ["--sites", "resid,attn_out,mlp_out", "-o", sites]), "probe-hidden --sites"):
+        def attn_nan(f):
+            h = f["attn_out"]
+            x = h[1]
+            x[2, 3, :] = np.nan
+            h[1] = x
+        bad = variant(tmp, sites, "dump_attn_nan.h5", attn_nan)
+        refused("blockinf --metric all, a NaN attn_out", [BLOCKINF, bad, "--metric", "all", "-o", out_csv],
+                bad, [out_csv], ["sample 1", "position 3"])
     bad = os.path.join(tmp, "dump_NaN.h5")
     refused("posvec decompose, a NaN hidden state", [POSVEC, "decompose", bad, "-o", out_h5], bad,
             [out_h5], ["non-finite", "sample 1"])
