@@ -200,6 +200,31 @@ static int cfg_window(const struct cfg_reader *r, bool required, int64_t *C)
     return cfg_int(r, cmax, -1, 1, (int64_t)1 << 40, C);
 }
 
+/* qsort: strings. */
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A key given twice in obj or in an object inside it: which value would be
+ * meant? (cJSON keeps both and answers with the first.) NULL if none. */
+static const char *dup_key(const cJSON *obj)
+{
+    int n = cJSON_GetArraySize(obj);
+    if (n < 2) return NULL;
+    const char **keys = xmalloc((size_t)n * sizeof *keys);
+    int k = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, obj) keys[k++] = x->string ? x->string : "";
+    qsort(keys, (size_t)k, sizeof *keys, cmp_str);
+    const char *dup = NULL;
+    for (int i = 1; i < k && !dup; i++)
+        if (!strcmp(keys[i - 1], keys[i])) dup = keys[i];
+    free(keys);
+    cJSON_ArrayForEach(x, obj) if (!dup && cJSON_IsObject(x)) dup = dup_key(x);
+    return dup;
+}
+
 static int parse_config(struct strata_model *m, const cJSON *root, const char *path,
                         enum arch *arch)
 {
@@ -207,6 +232,9 @@ static int parse_config(struct strata_model *m, const cJSON *root, const char *p
     struct strata_config *c = &m->cfg;
     if (!cJSON_IsObject(root))
         return strata_fail(STRATA_E_FORMAT, "%s: not a JSON object", path);
+    const char *dup = dup_key(root);
+    if (dup)
+        return strata_fail(STRATA_E_FORMAT, "%s: field \"%s\" is given twice; keep one", path, dup);
     const cJSON *archs = cJSON_GetObjectItemCaseSensitive(root, "architectures");
     const cJSON *a0 = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
     if (!cJSON_IsString(a0))

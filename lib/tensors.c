@@ -194,6 +194,14 @@ static bool json_uint(const cJSON *j, uint64_t *v)
     return true;
 }
 
+/* qsort: tensors by where their data starts. */
+static int cmp_data(const void *a, const void *b)
+{
+    const char *x = (const char *)(*(const struct strata_tensor *const *)a)->data;
+    const char *y = (const char *)(*(const struct strata_tensor *const *)b)->data;
+    return x < y ? -1 : x > y;
+}
+
 static int parse_safetensors(const char *path, const uint8_t *data, size_t size,
                              struct strata_tensor **out, int64_t *n_out)
 {
@@ -316,6 +324,23 @@ static int parse_safetensors(const char *path, const uint8_t *data, size_t size,
         t->data = data + 8 + hlen + b;
         t->name = strata_xstrdup(name);
         n++;
+    }
+    /* Tensors may not share bytes: overlapping data_offsets would make two
+     * weights one (a lenient file is refused, not guessed at). */
+    if (n > 1) {
+        const struct strata_tensor **by = xmalloc((size_t)n * sizeof *by);
+        for (int64_t i = 0; i < n; i++) by[i] = &ts[i];
+        qsort(by, (size_t)n, sizeof *by, cmp_data);
+        for (int64_t i = 1; i < n && !rc; i++) {
+            const char *prev_end = (const char *)by[i - 1]->data +
+                                   (size_t)by[i - 1]->n_elem * strata_dtype_size(by[i - 1]->dtype);
+            if ((const char *)by[i]->data < prev_end)
+                rc = strata_fail(STRATA_E_FORMAT, "%s: tensors '%s' and '%s' overlap in the file "
+                                 "(their data_offsets share bytes)", path, by[i - 1]->name,
+                                 by[i]->name);
+        }
+        free(by);
+        if (rc) goto fail;
     }
     cJSON_Delete(root);
     *out = ts;

@@ -73,6 +73,12 @@ static int zip_truncated(const struct zip *z, const char *what)
                        z->path, what, z->size);
 }
 
+/* qsort: members by name. */
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp((*(const struct zentry *const *)a)->name, (*(const struct zentry *const *)b)->name);
+}
+
 /* Central directory -> z->e. The end-of-central-directory record is the
  * last 22 bytes unless the archive has a comment, so scan back over at
  * most a maximal comment. */
@@ -166,7 +172,17 @@ static int zip_open(struct zip *z)
                                csize, usize);
         p += 46u + nlen + xlen + clen;
     }
-    return 0;
+    /* Two members of one name: which one is the tensor? Refused. */
+    const struct zentry **by = xmalloc((size_t)(z->n ? z->n : 1) * sizeof *by);
+    for (int64_t i = 0; i < z->n; i++) by[i] = &z->e[i];
+    qsort(by, (size_t)z->n, sizeof *by, cmp_name);
+    int rc = 0;
+    for (int64_t i = 1; i < z->n && !rc; i++)
+        if (strcmp(by[i - 1]->name, by[i]->name) == 0)
+            rc = strata_fail(STRATA_E_FORMAT, "%s: zip member '%s' appears twice", z->path,
+                             by[i]->name);
+    free(by);
+    return rc;
 }
 
 static const struct zentry *zip_find(const struct zip *z, const char *name)

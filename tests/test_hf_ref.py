@@ -59,6 +59,7 @@ import os
 import shutil
 import struct
 import sys
+import zipfile
 
 import numpy as np
 
@@ -563,6 +564,30 @@ def check_failures(tmp):
     d = fresh("eps")
     edit_config(d, lambda c: c.update(rms_norm_eps=-1))
     expect_fail("rms_norm_eps -1", d, ["rms_norm_eps"])
+
+    # lenient files are refused, not guessed at (issue 13): two tensors
+    # sharing bytes, a zip member given twice, a config key given twice
+    d = fresh("overlap")
+    p = os.path.join(d, "model.safetensors")
+    header, data = st_header(p)
+    O0 = "model.layers.0.self_attn.o_proj.weight"
+    header[O0]["data_offsets"] = list(header[Q0]["data_offsets"])
+    st_rewrite(p, header, data)
+    expect_fail("two tensors share bytes", d, ["overlap"])
+    d = fresh("dupzip", "bin", 1)
+    p = os.path.join(d, "pytorch_model.bin")
+    with zipfile.ZipFile(p) as z:
+        entries = [(i.filename, z.read(i.filename)) for i in z.infolist()]
+    last = [e for e in entries if "/data/" in e[0]][-1]
+    hfio._zip_write(p, entries + [last])
+    expect_fail("a zip member given twice", d, ["appears twice"])
+    d = fresh("dupkey")
+    cp = os.path.join(d, "config.json")
+    with open(cp) as f:
+        text = f.read()
+    with open(cp, "w") as f:
+        f.write(text.replace("{", '{"num_hidden_layers": 2, ', 1))
+    expect_fail("a config key given twice", d, ["num_hidden_layers\" is given twice"])
 
     # a checkpoint with no tensors at all is an error, not an assertion
     for fmt, shards in (("safetensors", 1), ("bin", 1), ("safetensors", 3)):
