@@ -235,6 +235,11 @@ static struct strata_dump *open_output(struct cli_args *a, const struct hidden_o
         cli_check(strata_dump_resume(&dump, out_path), "--resume continues OUT.h5.partial");
         id_check(dump, id, partial, n_ident + 1);
         cli_check(strata_dump_info(dump, &info), NULL);
+        if (a->sampling.samples_given && cli_nranks() == 1 && a->sampling.n_samples != info.n_samples)
+            cli_usage_die("leave out --samples to finish the run as it started, or start a new "
+                          "run (--append adds samples to a finished dump)",
+                          "--samples %lld, but %s was started with %lld samples",
+                          (long long)a->sampling.n_samples, partial, (long long)info.n_samples);
         /* The rows' windows were recorded at creation: rebuild exactly those. */
         const int64_t N = info.n_samples;
         int64_t *win = cli_calloc((size_t)N, sizeof *win, "the sample origins");

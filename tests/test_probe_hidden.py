@@ -69,6 +69,9 @@ def body(tmp):
               "the .partial says 2 samples are complete")
     rc, _, err = probe(out_c, *sel, "--seed", "8", "--resume")
     check(rc != 0 and "`seed`" in err, f"resume with another seed is refused naming it: {err}")
+    rc, _, err = probe(out_c, *sel, "--resume", samples=9)
+    check(rc == 2 and "--samples 9" in err and "5 samples" in err,
+          f"resume with another --samples is refused, not silently run to the old count: {err}")
     rc, _, err = probe(out_c, *sel, "--resume")
     check(rc == 0, f"resume: {err}")
     check(same_bytes(os.path.join(d["a"], "out.h5"), out_c), "resumed run is byte-identical")

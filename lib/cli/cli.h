@@ -268,6 +268,7 @@ struct cli_sampling {
     const char *corpus_path;
     struct strata_corpus_params cpar;
     int64_t n_samples;         /* default 64 */
+    bool samples_given;        /* --samples was on the command line (--resume checks it) */
     int64_t seq_len;           /* 0: the model's seq_len */
     uint64_t seed;
     int64_t offset;            /* first draw of the seeded order taken */

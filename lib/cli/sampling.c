@@ -29,6 +29,7 @@ int cli_sampling_option_(struct cli_args *a, int key, const char *arg, struct cl
         if (cs->cpar.kind == STRATA_CORPUS_AUTO) cs->cpar.kind = STRATA_CORPUS_JSONL;
         return 0;
     case K_SAMPLES:
+        cs->samples_given = true;
         return cli_parse_int(&cs->n_samples, "--samples", arg, 1, INT32_MAX, e);
     case K_SEQ_LEN:
         return cli_parse_int(&cs->seq_len, "--seq-len", arg, 1, 1 << 24, e);
