@@ -312,7 +312,12 @@ static void accumulate(struct mstat *ms, const struct opts *o, struct strata_dum
     const char *hint = NULL;
     struct cli_progress prog;
     cli_progress_start(&prog);
-    for (int64_t s = 0; s < N; s++) {
+    /* Under mpirun each rank scores its contiguous share of the samples;
+     * rank 0 gathers the rows (a sample's row is the same whoever computes
+     * it, so the scores equal a single process's bit for bit). */
+    int64_t s_lo = 0, s_hi = N;
+    cli_share(N, &s_lo, &s_hi);
+    for (int64_t s = s_lo; s < s_hi; s++) {
         for (int64_t b = 0; b <= L; b++) {
             if (bidx[b] < 0) continue;
             float *cur = ring + (b % R) * P * D;
@@ -362,7 +367,22 @@ static void accumulate(struct mstat *ms, const struct opts *o, struct strata_dum
                 ms[m].vals[s * L + l] = sum / (double)n_tok;
             }
         }
-        cli_progress(&prog, s + 1, N, (s + 1) * n_tok, 0);
+        cli_progress(&prog, s + 1 - s_lo, s_hi - s_lo, (s + 1 - s_lo) * n_tok, 0);
+    }
+    if (!msg[0] && cli_nranks() > 1) {
+        const int nr = cli_nranks();
+        double *all = cli_rank() == 0 ? xcalloc_((size_t)(nr * N * L), sizeof(double)) : NULL;
+        for (int m = 0; m < NM; m++) {
+            if (!want[m]) continue;
+            cli_gather(all, ms[m].vals, (size_t)(N * L) * sizeof(double));
+            for (int r = 1; all && r < nr; r++) { /* rank r's rows into rank 0's table */
+                int64_t lo, hi;
+                cli_share_of(N, r, &lo, &hi);
+                memcpy(ms[m].vals + lo * L, all + ((int64_t)r * N + lo) * L,
+                       (size_t)((hi - lo) * L) * sizeof(double));
+            }
+        }
+        free(all);
     }
 fail:
     free(ring);
@@ -780,6 +800,14 @@ int main(int argc, char **argv)
     memset(ms, 0, sizeof ms);
     if (stats) accumulate_stats(ms, &o, &in.st, o.paths[0], want);
     else accumulate(ms, &o, in.dump, &info, L, want);
+    if (cli_rank() != 0) { /* rank 0 has every sample's rows and writes */
+        for (int m = 0; m < NM; m++) free(ms[m].vals);
+        strata_dump_free(in.dump);
+        strata_stats_free(&in.st);
+        strata_h5_free(in.h5);
+        cli_args_free(&args);
+        return 0;
+    }
     const bool angular = o.metrics[0] == STRATA_BI_ANGULAR;
     double set_stab = (double)NAN;
     for (int i = 0; i < o.n_metrics; i++)

@@ -234,7 +234,12 @@ static int cmd_decompose(int argc, char **argv, const char *cmdline)
     cli_progress_start(&prog);
     char msg[1024] = ""; /* a failure: every buffer is freed, then the message */
     const char *hint = NULL;
-    for (int64_t s = 0; s < N && !msg[0]; s++) { /* pass 1: the sums */
+    /* Under mpirun each rank sums its contiguous share of the samples; the
+     * sums are reduced (and the mean shared) between the passes, so the
+     * result equals a single process's up to float64 summation order. */
+    int64_t s_lo = 0, s_hi = N;
+    cli_share(N, &s_lo, &s_hi);
+    for (int64_t s = s_lo; s < s_hi && !msg[0]; s++) { /* pass 1: the sums */
         for (int64_t i = 0; i < Lk && !msg[0]; i++) {
             if (strata_dump_read_layer(dump, s, i, h)) {
                 snprintf(msg, sizeof msg, "%s", strata_last_error());
@@ -257,12 +262,20 @@ static int cmd_decompose(int argc, char **argv, const char *cmdline)
             cli_die(hint, "%s", msg);
         }
         strata_pvsum_count(&f.acc, 1);
-        cli_progress(&prog, s + 1, 2 * N, (s + 1) * T, 0);
+        cli_progress(&prog, s + 1 - s_lo, 2 * (s_hi - s_lo), (s + 1 - s_lo) * T, 0);
+    }
+    if (cli_nranks() > 1) {
+        cli_reduce_sum_f64(f.acc.sum, Lk * T * D);
+        cli_reduce_sum_f64(f.acc.sumsq, Lk * T);
+        cli_reduce_sum_i64(&f.acc.n, 1);
+        cli_bcast(f.acc.sum, (size_t)(Lk * T * D) * sizeof(double));
+        cli_bcast(f.acc.sumsq, (size_t)(Lk * T) * sizeof(double));
+        cli_bcast(&f.acc.n, sizeof f.acc.n);
     }
     f.p = xalloc((size_t)(Lk * T * D) * sizeof(float));
     cli_check(strata_pvsum_mean(&f.acc, f.p), NULL);
-    f.cnorm = xalloc((size_t)(Lk * T) * sizeof(double));
-    for (int64_t s = 0; s < N; s++) { /* pass 2: mean |c| needs p */
+    f.cnorm = cli_calloc((size_t)(Lk * T), sizeof(double), "the mean |c| per position");
+    for (int64_t s = s_lo; s < s_hi; s++) { /* pass 2: mean |c| needs p */
         for (int64_t i = 0; i < Lk; i++) {
             cli_check(strata_dump_read_layer(dump, s, i, h), NULL);
             for (int64_t t = 0; t < T; t++) {
@@ -272,7 +285,16 @@ static int cmd_decompose(int argc, char **argv, const char *cmdline)
                 f.cnorm[i * T + t] += sqrt(cc) / (double)N;
             }
         }
-        cli_progress(&prog, N + s + 1, 2 * N, (N + s + 1) * T, s + 1 == N);
+        const int64_t n_mine = s_hi - s_lo, k = s + 1 - s_lo;
+        cli_progress(&prog, n_mine + k, 2 * n_mine, (n_mine + k) * T, s + 1 == s_hi);
+    }
+    cli_reduce_sum_f64(f.cnorm, Lk * T);
+    if (cli_rank() != 0) { /* rank 0 writes */
+        free(h);
+        pv_free(&f);
+        strata_dump_free(dump);
+        cli_args_free(&a);
+        return 0;
     }
     char *src = cli_command_line(n_paths, (char **)paths);
     pv_write(&f, out, cmdline, src);

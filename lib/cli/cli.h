@@ -470,6 +470,8 @@ void cli_mpi_abort(int code);
  * differ by at most one (the first n % R ranks get one more). Not
  * collective. */
 void cli_share(int64_t n, int64_t *lo, int64_t *hi);
+/* The share of rank `rank` (for gathering what each rank computed). */
+void cli_share_of(int64_t n, int rank, int64_t *lo, int64_t *hi);
 /* Rank r's output for path OUT.h5 when R > 1: OUT-0000r-of-0000R.h5 (the
  * zero-padded numbers sort in rank order; a path without .h5 gets the
  * suffix appended); path itself (a copy) when R is 1. Caller free()s. */

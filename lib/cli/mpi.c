@@ -143,12 +143,14 @@ void cli_mpi_abort(int code)
     (void)code;
 }
 
-void cli_share(int64_t n, int64_t *lo, int64_t *hi)
+void cli_share_of(int64_t n, int rank, int64_t *lo, int64_t *hi)
 {
-    const int64_t R = g_nranks, r = g_rank, q = n / R, m = n % R;
+    const int64_t R = g_nranks, r = rank, q = n / R, m = n % R;
     *lo = r * q + (r < m ? r : m);
     *hi = *lo + q + (r < m ? 1 : 0);
 }
+
+void cli_share(int64_t n, int64_t *lo, int64_t *hi) { cli_share_of(n, g_rank, lo, hi); }
 
 void cli_barrier(void)
 {
