@@ -59,6 +59,19 @@ def body(tmp):
     check(same_bytes(os.path.join(d["a"], "out.h5"), os.path.join(d["b"], "out.h5")),
           "two identical runs give identical files")
 
+    # batching (the default for these 96-token windows: 21 a pass) against
+    # one window a pass and an odd batch: the same data bit for bit
+    one = os.path.join(tmp, "batch1.h5")
+    three = os.path.join(tmp, "batch3.h5")
+    for path, b in ((one, "1"), (three, "3")):
+        rc, _, err = probe(path, *sel, "--batch", b)
+        check(rc == 0, f"--batch {b}: {err}")
+    with h5py.File(os.path.join(d["a"], "out.h5"), "r") as A, h5py.File(one, "r") as B, \
+            h5py.File(three, "r") as C:
+        for name in ("hidden", "attn_out", "mlp_out", "tokens"):
+            check(A[name][:].tobytes() == B[name][:].tobytes() == C[name][:].tobytes(),
+                  f"/{name}: batched, --batch 1 and --batch 3 equal bit for bit")
+
     # stopped after 2 samples, resumed: the same bytes
     out_c = os.path.join(d["c"], "out.h5")
     rc, _, err = probe(out_c, *sel, env={"STRATA_STOP_AFTER": "2"})
