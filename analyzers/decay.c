@@ -484,33 +484,6 @@ static void empirical_stats(const char **paths, int n, bool allow_partial, struc
     strata_stats_free(&st);
 }
 
-/* "(a, b, c)" of shape (n_dim) into buf. */
-static const char *shape_text(char *buf, size_t n, int n_dim, const int64_t *shape)
-{
-    size_t k = (size_t)snprintf(buf, n, "(");
-    for (int i = 0; i < n_dim && k < n; i++)
-        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (k < n) snprintf(buf + k, n - k, "%s)", n_dim == 1 ? "," : "");
-    return buf;
-}
-
-/* Die unless dataset name has exactly the shape want (n_dim); dims names
- * the axes ("(Ls, Hs, T) of /dist/logit_mean"). Nothing is read. */
-static void want_shape(const struct strata_h5 *h, const char *path, const char *name, int n_dim,
-                       const int64_t *want, const char *dims, const char *hint)
-{
-    int nd;
-    int64_t sh[STRATA_H5_MAX_DIMS];
-    cli_check(strata_h5_shape(h, name, &nd, sh), hint);
-    bool ok = nd == n_dim;
-    for (int i = 0; ok && i < n_dim; i++) ok = sh[i] == want[i];
-    if (!ok) {
-        char a[160], b[160];
-        cli_die(hint, "%s: dataset /%s has shape %s; expected %s = %s", path, name,
-                shape_text(a, sizeof a, nd, sh), shape_text(b, sizeof b, n_dim, want), dims);
-    }
-}
-
 /* An optional int64 root attribute: 1 and *v if present, 0 if absent; dies
  * if present but not one integer. */
 static int attr_i64(const struct strata_h5 *h, const char *name, int64_t *v, const char *hint)
@@ -560,7 +533,7 @@ static void empirical_attn(const struct strata_h5 *h, const char *path, bool all
     if (nd != 3 || sh[0] < 1 || sh[1] < 1 || sh[2] < 1) {
         char a[160];
         cli_die(hint, "%s: dataset /dist/logit_mean has shape %s; expected (Ls, Hs, T), none empty",
-                path, shape_text(a, sizeof a, nd, sh));
+                path, strata_shape_text(a, sizeof a, nd, sh));
     }
     r->Ls = sh[0], r->Hs = sh[1], r->T = sh[2];
     if (r->Ls > ((int64_t)1 << 34) / r->Hs / r->T)
@@ -569,10 +542,10 @@ static void empirical_attn(const struct strata_h5 *h, const char *path, bool all
     if (has_T && seq_len != r->T)
         cli_die(hint, "%s: dataset /dist/logit_mean has %lld distances; expected seq_len = %lld",
                 path, (long long)r->T, (long long)seq_len);
-    want_shape(h, path, "dist/prob_mean", 3, sh, "(Ls, Hs, T) of /dist/logit_mean", hint);
-    want_shape(h, path, "dist/count", 3, sh, "(Ls, Hs, T) of /dist/logit_mean", hint);
-    want_shape(h, path, "layers", 1, &r->Ls, "(Ls) of /dist/logit_mean", hint);
-    want_shape(h, path, "heads", 1, &r->Hs, "(Hs) of /dist/logit_mean", hint);
+    cli_want_shape(h, path, "dist/prob_mean", 3, sh, "(Ls, Hs, T) of /dist/logit_mean", hint);
+    cli_want_shape(h, path, "dist/count", 3, sh, "(Ls, Hs, T) of /dist/logit_mean", hint);
+    cli_want_shape(h, path, "layers", 1, &r->Ls, "(Ls) of /dist/logit_mean", hint);
+    cli_want_shape(h, path, "heads", 1, &r->Hs, "(Hs) of /dist/logit_mean", hint);
     const size_t tot = (size_t)(r->Ls * r->Hs * r->T);
     r->lg = cli_calloc(tot, sizeof *r->lg, "the reductions");
     r->pr = cli_calloc(tot, sizeof *r->pr, "the reductions");

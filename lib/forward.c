@@ -473,8 +473,9 @@ struct gemm_job {
 };
 
 /* Share i of n: a range of output columns, in whole multiples of 16 so every
- * share runs the same kernel tiles as one call would (and gives the same
- * bits: an output's sum over K does not depend on the split). */
+ * share runs the kernel tiles one call would (test_ctx.c finds 1-3 workers
+ * bit-identical; OpenBLAS may still pick another kernel for another column
+ * count, which would change only the last float32 bit). */
 static void gemm_share(void *arg, int i, int n)
 {
     const struct gemm_job *j = arg;

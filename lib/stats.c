@@ -161,16 +161,6 @@ int strata_stats_is(const struct strata_h5 *f)
     return is;
 }
 
-/* "(a, b, c)" of shape (n_dim) into buf. */
-static const char *shape_text(char *buf, size_t n, int n_dim, const int64_t *shape)
-{
-    size_t k = (size_t)snprintf(buf, n, "(");
-    for (int i = 0; i < n_dim && k < n; i++)
-        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (k < n) snprintf(buf + k, n - k, "%s)", n_dim == 1 ? "," : "");
-    return buf;
-}
-
 /* Elements of a dataset past which a file is refused before allocating
  * (2^36: 512 GiB of doubles), so no size product overflows. */
 #define MAX_ELEMS ((int64_t)1 << 36)
@@ -185,7 +175,7 @@ static int read_list(const struct strata_h5 *f, const char *name, int64_t *n, in
     if (nd != 1 || sh[0] < 1 || sh[0] > MAX_ELEMS) {
         char a[160];
         return strata_fail(STRATA_E_FORMAT, "%s: dataset /%s has shape %s; expected a non-empty "
-                           "list (n,)", strata_h5_file_path(f), name, shape_text(a, sizeof a, nd, sh));
+                           "list (n,)", strata_h5_file_path(f), name, strata_shape_text(a, sizeof a, nd, sh));
     }
     *n = sh[0];
     *out = xcalloc((size_t)sh[0], sizeof(int32_t));
@@ -206,8 +196,8 @@ static int want_shape(const struct strata_h5 *f, const char *name, int n_dim, co
     if (!ok) {
         char a[160], b[160];
         return strata_fail(STRATA_E_FORMAT, "%s: dataset /%s has shape %s; expected %s = %s",
-                           strata_h5_file_path(f), name, shape_text(a, sizeof a, nd, sh),
-                           shape_text(b, sizeof b, n_dim, want), dims);
+                           strata_h5_file_path(f), name, strata_shape_text(a, sizeof a, nd, sh),
+                           strata_shape_text(b, sizeof b, n_dim, want), dims);
     }
     return 0;
 }
@@ -244,7 +234,7 @@ int strata_stats_load(struct strata_stats *st, const struct strata_h5 *f)
     if (nd != 2 || sh[0] < 0 || sh[1] < 1) {
         char a[160];
         return strata_fail(STRATA_E_FORMAT, "%s: dataset /tokens has shape %s; expected (N, T)",
-                           path, shape_text(a, sizeof a, nd, sh));
+                           path, strata_shape_text(a, sizeof a, nd, sh));
     }
     if ((rc = size_ok(f, "tokens", 2, sh))) return rc;
     st->n_samples = sh[0];

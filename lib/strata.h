@@ -381,7 +381,9 @@ int strata_forward(struct strata_ctx *ctx, float *logits, const int32_t *tokens,
 /* n_seq sequences of n_tok tokens each, tokens (n_seq, n_tok), every one
  * from position 0, in one pass whose GEMMs take all n_seq * n_tok rows at
  * once (short windows fill the GEMMs better: docs/SCALING.md measures it).
- * Equal to n_seq strata_forward calls: observers and editors get each
+ * The same computation as n_seq strata_forward calls (bit for bit in the
+ * tests; OpenBLAS may choose other kernels for other row counts, so the
+ * last float32 bit can differ): observers and editors get each
  * sequence's views in turn (view.seq), logits are (n_seq * n_tok, V) for
  * STRATA_LOGITS_ALL, (n_seq, V) for STRATA_LOGITS_LAST. n_seq <= the
  * context's n_seq_max; not for kv_cache contexts. */
@@ -1076,6 +1078,10 @@ int strata_decay_bound(struct strata_decay_bound *out, int32_t d, const int64_t 
 /* IEEE half <-> single, round to nearest even; exact on the way up. */
 uint16_t strata_f32_to_f16(float x);
 float strata_f16_to_f32(uint16_t h);
+
+/* "(a, b, c)" (a 1-D shape as "(a,)") of shape (n_dim) into buf (n bytes),
+ * for messages that name a dataset's shape; returns buf. */
+const char *strata_shape_text(char *buf, size_t n, int n_dim, const int64_t *shape);
 
 /* splitmix64: the one PRNG of strata, so seeds mean the same everywhere. */
 uint64_t strata_rng_next(uint64_t *state);

@@ -274,3 +274,12 @@ uint64_t strata_rng_next(uint64_t *state)
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
+
+const char *strata_shape_text(char *buf, size_t n, int n_dim, const int64_t *shape)
+{
+    size_t k = (size_t)snprintf(buf, n, "(");
+    for (int i = 0; i < n_dim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "%s)", n_dim == 1 ? "," : "");
+    return buf;
+}

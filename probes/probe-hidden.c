@@ -35,9 +35,10 @@ static const struct cli_opt opts[] = {
      "add --samples new samples to the finished OUT.h5 (--samples is then the\n"
      "number to add)"},
     {"batch", CLI_ARG, OPT_BATCH, "S",
-     "windows per forward pass (0, the default: as many as fill about 2048\n"
-     "rows, when short windows leave the GEMMs under their rate; 1: one at a\n"
-     "time); the dump is the same bit for bit (docs/SCALING.md)"},
+     "windows per forward pass (default 1; 0: as many as fill about 2048 rows,\n"
+     "faster for short windows, docs/SCALING.md); OpenBLAS may pick other\n"
+     "kernels for other row counts, so values can differ from one window a\n"
+     "pass in the last float32 bit"},
     {"pipeline", CLI_NOARG, OPT_PIPELINE, NULL,
      "under mpirun -n R: split the blocks (not the samples) over the ranks,\n"
      "for a model that does not fit one machine; rank r runs its share of the\n"
@@ -432,7 +433,7 @@ int main(int argc, char **argv)
 {
     struct cli_args a;
     cli_args_init(&a);
-    struct hidden_opts o = {.sites_s = "resid", .dtype = STRATA_DT_F32};
+    struct hidden_opts o = {.sites_s = "resid", .dtype = STRATA_DT_F32, .batch = 1};
     cli_parse(&a, &spec, argc, argv, hidden_option, &o);
     cli_require(&a, CLI_REQ_MODEL | CLI_REQ_CORPUS | CLI_REQ_OUTPUT);
     if (a.resume && o.append) cli_usage_die(NULL, "--resume and --append exclude each other");

@@ -24,33 +24,6 @@ void *xalloc(size_t n)
     return cli_alloc(n, "positional-vector data");
 }
 
-/* "(a, b, c)" of shape (n_dim) into buf. */
-static const char *shape_text(char *buf, size_t n, int n_dim, const int64_t *shape)
-{
-    size_t k = (size_t)snprintf(buf, n, "(");
-    for (int i = 0; i < n_dim && k < n; i++)
-        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (k < n) snprintf(buf + k, n - k, "%s)", n_dim == 1 ? "," : "");
-    return buf;
-}
-
-/* Die unless dataset name of path has exactly the shape want (n_dim); dims
- * names the axes, e.g. "(Lk, T, D) of /sum". Nothing is read. */
-static void pv_want(const struct strata_h5 *h, const char *path, const char *name, int n_dim,
-                    const int64_t *want, const char *dims, const char *hint)
-{
-    int nd;
-    int64_t sh[STRATA_H5_MAX_DIMS];
-    cli_check(strata_h5_shape(h, name, &nd, sh), hint);
-    bool ok = nd == n_dim;
-    for (int i = 0; ok && i < n_dim; i++) ok = sh[i] == want[i];
-    if (!ok) {
-        char a[160], b[160];
-        cli_die(hint, "%s: dataset /%s has shape %s; expected %s = %s", path, name,
-                shape_text(a, sizeof a, nd, sh), shape_text(b, sizeof b, n_dim, want), dims);
-    }
-}
-
 /* Die unless x (n) is finite, naming the dataset and the element. */
 static void pv_finite_f64(const double *x, int64_t n, const char *path, const char *name,
                           const char *hint)
@@ -91,19 +64,19 @@ void pv_read(struct pvfile *f, const char *path)
     if (nd != 3 || sh[0] < 1 || sh[1] < 1 || sh[2] < 1) {
         char a[160];
         cli_die(hint, "%s: dataset /sum has shape %s; expected (Lk, T, D), none empty", path,
-                shape_text(a, sizeof a, nd, sh));
+                strata_shape_text(a, sizeof a, nd, sh));
     }
     const int64_t Lk = sh[0], T = sh[1], D = sh[2];
     if (Lk > ((int64_t)1 << 36) / T / D)
         cli_die(hint, "%s: dataset /sum (%lld, %lld, %lld) is too large", path, (long long)Lk,
                 (long long)T, (long long)D);
     const int64_t s3[3] = {Lk, T, D}, s2[2] = {Lk, T};
-    pv_want(h, path, "sumsq", 2, s2, "(Lk, T) of /sum", hint);
-    pv_want(h, path, "layers", 1, &Lk, "(Lk) of /sum", hint);
-    pv_want(h, path, "positions", 1, &T, "(T) of /sum", hint);
-    pv_want(h, path, "positional", 3, s3, "(Lk, T, D) of /sum", hint);
+    cli_want_shape(h, path, "sumsq", 2, s2, "(Lk, T) of /sum", hint);
+    cli_want_shape(h, path, "layers", 1, &Lk, "(Lk) of /sum", hint);
+    cli_want_shape(h, path, "positions", 1, &T, "(T) of /sum", hint);
+    cli_want_shape(h, path, "positional", 3, s3, "(Lk, T, D) of /sum", hint);
     const bool has_cnorm = strata_h5_shape(h, "semantic_norm", &nd, sh) == 0;
-    if (has_cnorm) pv_want(h, path, "semantic_norm", 2, s2, "(Lk, T) of /sum", hint);
+    if (has_cnorm) cli_want_shape(h, path, "semantic_norm", 2, s2, "(Lk, T) of /sum", hint);
     cli_check(strata_h5_get_attr_i64(h, "/", "n_samples", &n), hint);
     if (n < 1)
         cli_die(hint, "%s: attribute n_samples is %lld; expected 1 or more", path, (long long)n);

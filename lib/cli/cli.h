@@ -421,6 +421,13 @@ void cli_loop_done(struct cli_loop *l, int64_t s);
 /* After the loop: the final progress line over samples s0 .. s-1. */
 void cli_loop_end(struct cli_loop *l, int64_t s);
 
+/* Die (exit 1) unless dataset `name` of the open file h (path, for the
+ * message) has exactly the shape want (n_dim); dims names the axes, e.g.
+ * "(Lk, T, D) of /sum". Nothing is read: a file whose datasets disagree is
+ * refused before any of them sizes or fills a buffer. */
+void cli_want_shape(const struct strata_h5 *h, const char *path, const char *name, int n_dim,
+                    const int64_t *want, const char *dims, const char *hint);
+
 /* ------------------------------------------------- ranks (mpi.c, MPI)
  *
  * Under `mpirun -n R` a program is rank 0..R-1 of R; run plainly it is rank
