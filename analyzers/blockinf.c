@@ -238,8 +238,15 @@ static int64_t model_n_layer(const struct strata_dump *dump, const struct strata
     }
     free(cfg);
     const int32_t *kept = strata_dump_layers(dump), *blk = strata_dump_blocks(dump);
-    if (info->n_layers > 0 && kept[info->n_layers - 1] > L) L = kept[info->n_layers - 1];
-    if (info->n_blocks > 0 && blk[info->n_blocks - 1] + 1 > L) L = blk[info->n_blocks - 1] + 1;
+    const int64_t top_b = info->n_layers > 0 ? kept[info->n_layers - 1] : 0;
+    const int64_t top_l = info->n_blocks > 0 ? blk[info->n_blocks - 1] : -1;
+    if (L > 0 && (top_b > L || top_l >= L)) /* the file contradicts the model it names */
+        cli_die("give a dump written by strata-probe-hidden", "%s: the dump keeps %s %lld, but its "
+                "model_config has %lld blocks (boundaries 0..%lld)", strata_dump_path(dump),
+                top_b > L ? "boundary" : "block", (long long)(top_b > L ? top_b : top_l),
+                (long long)L, (long long)L);
+    if (top_b > L) L = top_b; /* no model_config: the dump's own ids say the least L */
+    if (top_l + 1 > L) L = top_l + 1;
     return L;
 }
 

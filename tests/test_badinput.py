@@ -246,6 +246,16 @@ def body(tmp):
     refused("posvec decompose, a NaN hidden state", [POSVEC, "decompose", bad, "-o", out_h5], bad,
             [out_h5], ["non-finite", "sample 1"])
 
+    # --- item 13: a dump whose boundary ids go beyond the blocks of the model
+    # it names (its model_config) is refused, not scored as a larger model
+    def layer_beyond(f):
+        ids = f["layers"][:]
+        ids[-1] = ids[-1] + 4
+        f["layers"][...] = ids
+    bad = variant(tmp, dump, "dump_layer_beyond.h5", layer_beyond)
+    refused("blockinf, a boundary id beyond the model", [BLOCKINF, bad, "-o", out_csv], bad,
+            [out_csv], ["boundary", "model_config"])
+
 
 if __name__ == "__main__":
     main("test_badinput", body)
