@@ -730,23 +730,6 @@ static void write_plan(const struct opts *o, const struct input *in, struct msta
     cli_out_commit(&out);
 }
 
-/* Are the inputs statistics files (strata-stats/1) rather than dumps? Mixed
- * inputs are an error. */
-static bool is_stats(const char **paths, int n)
-{
-    int n_stats = 0;
-    for (int i = 0; i < n; i++) {
-        struct strata_h5 *h = NULL;
-        if (strata_h5_open(&h, paths[i]) == 0) n_stats += strata_stats_is(h);
-        strata_h5_free(h);
-    }
-    if (n_stats && n_stats < n)
-        cli_usage_die("give either dumps (strata-probe-hidden) or statistics files "
-                      "(strata-probe-stats), not both", "%d of the %d inputs are statistics files",
-                      n_stats, n);
-    return n_stats > 0;
-}
-
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -756,7 +739,7 @@ int main(int argc, char **argv)
     struct strata_dump_info info = {0};
     int64_t N, L;
     bool complete;
-    const bool stats = is_stats(o.paths, o.n_paths);
+    const bool stats = cli_inputs_are_stats(o.paths, o.n_paths);
     if (stats) {
         cli_check(strata_stats_read_many(&in.st, &in.h5, o.paths, o.n_paths, &complete),
                   "give statistics files of disjoint samples of one strata-probe-stats setting");

@@ -124,23 +124,6 @@ static const struct cli_spec decompose_spec = {
     .max_args = -1,
 };
 
-/* Are the inputs statistics files (strata-stats/1, strata-probe-stats)? Mixed
- * inputs are an error. */
-static bool inputs_are_stats(const char **paths, int n)
-{
-    int n_stats = 0;
-    for (int i = 0; i < n; i++) {
-        struct strata_h5 *h = NULL;
-        if (strata_h5_open(&h, paths[i]) == 0) n_stats += strata_stats_is(h);
-        strata_h5_free(h);
-    }
-    if (n_stats && n_stats < n)
-        cli_usage_die("give either dumps (strata-probe-hidden) or statistics files "
-                      "(strata-probe-stats), not both", "%d of the %d inputs are statistics files",
-                      n_stats, n);
-    return n_stats > 0;
-}
-
 /* decompose from statistics files: the probe kept exactly the sums pass 1
  * computes from a dump (strata_pvsum); mean |c| needs a second pass over the
  * raw states and is left out, as after merge. */
@@ -203,7 +186,7 @@ static int cmd_decompose(int argc, char **argv, const char *cmdline)
     const char **paths = a.args;
     const int n_paths = a.n_args;
 
-    if (inputs_are_stats(paths, n_paths)) {
+    if (cli_inputs_are_stats(paths, n_paths)) {
         decompose_stats(paths, n_paths, out, csv_path, allow_partial, cmdline);
         cli_args_free(&a);
         return 0;

@@ -421,6 +421,10 @@ void cli_loop_done(struct cli_loop *l, int64_t s);
 /* After the loop: the final progress line over samples s0 .. s-1. */
 void cli_loop_end(struct cli_loop *l, int64_t s);
 
+/* Are the inputs statistics files (strata-stats/1, strata-probe-stats)
+ * rather than dumps? Mixed inputs are a usage error (exit 2). */
+bool cli_inputs_are_stats(const char *const *paths, int n);
+
 /* Die (exit 1) unless dataset `name` of the open file h (path, for the
  * message) has exactly the shape want (n_dim); dims names the axes, e.g.
  * "(Lk, T, D) of /sum". Nothing is read: a file whose datasets disagree is

@@ -273,3 +273,18 @@ void cli_want_shape(const struct strata_h5 *h, const char *path, const char *nam
                 dims);
     }
 }
+
+bool cli_inputs_are_stats(const char *const *paths, int n)
+{
+    int n_stats = 0;
+    for (int i = 0; i < n; i++) {
+        struct strata_h5 *h = NULL;
+        if (strata_h5_open(&h, paths[i]) == 0) n_stats += strata_stats_is(h);
+        strata_h5_free(h);
+    }
+    if (n_stats && n_stats < n)
+        cli_usage_die("give either dumps (strata-probe-hidden) or statistics files "
+                      "(strata-probe-stats), not both", "%d of the %d inputs are statistics files",
+                      n_stats, n);
+    return n_stats > 0;
+}
