@@ -101,7 +101,7 @@ $(BUILD)/tests/%: tests/%.c tests/check.h $(CLIA) $(LIBA) lib/strata.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(WARN) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CLIA) $(LIBA) $(LDLIBS)
 
-$(BUILD)/bench/%: bench/%.c $(CLIA) $(LIBA) lib/strata.h
+$(BUILD)/bench/%: bench/%.c bench/bench.h $(CLIA) $(LIBA) lib/strata.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CLIA) $(LIBA) $(LDLIBS)
 

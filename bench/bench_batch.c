@@ -9,20 +9,9 @@
  * usage: bench_batch MODEL T S [REPS]
  */
 #include "cli/cli.h"
+#include "bench.h"
 
 #include <stdlib.h>
-
-static bool last_wants(void *user, int32_t layer, enum strata_site site)
-{
-    const struct strata_config *c = user;
-    return layer == c->n_layer - 1 && site == STRATA_SITE_RESID_POST;
-}
-
-static int last_observe(void *user, const struct strata_view *v)
-{
-    (void)user, (void)v;
-    return 0;
-}
 
 int main(int argc, char **argv)
 {
@@ -44,9 +33,7 @@ int main(int argc, char **argv)
     p.n_seq_max = S;
     struct strata_ctx *ctx = NULL;
     cli_check(strata_ctx_create(&ctx, m, &p), NULL);
-    /* the pass stops after the last wanted block: want the last one */
-    struct strata_observer last = {last_wants, last_observe, (void *)c};
-    cli_check(strata_ctx_add_observer(ctx, &last), NULL);
+    cli_check(bench_observe_last_block(ctx, c), NULL);
     double one = 1e30, batch = 1e30;
     for (int64_t r = 0; r <= reps; r++) { /* repetition 0 warms up, both kept at their best */
         double t0 = cli_now();

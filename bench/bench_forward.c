@@ -18,6 +18,7 @@
  * usage: bench_forward MODEL T [REPS]
  */
 #include "cli/cli.h"
+#include "bench.h"
 #include "model.h"
 
 #include <cblas.h>
@@ -31,18 +32,6 @@ static double least(const double *v, int n)
     double m = v[0];
     for (int i = 1; i < n; i++) m = v[i] < m ? v[i] : m;
     return m;
-}
-
-static bool last_wants(void *user, int32_t layer, enum strata_site site)
-{
-    const struct strata_config *c = user;
-    return layer == c->n_layer - 1 && site == STRATA_SITE_RESID_POST;
-}
-
-static int last_observe(void *user, const struct strata_view *v)
-{
-    (void)user, (void)v;
-    return 0;
 }
 
 int main(int argc, char **argv)
@@ -64,10 +53,7 @@ int main(int argc, char **argv)
     p.n_ctx = T;
     struct strata_ctx *ctx = NULL;
     cli_check(strata_ctx_create(&ctx, m, &p), NULL);
-    /* The pass stops after the last block an observer wants: ask for the
-     * last one (and do nothing with it), so every block runs. */
-    struct strata_observer last = {last_wants, last_observe, (void *)c};
-    cli_check(strata_ctx_add_observer(ctx, &last), NULL);
+    cli_check(bench_observe_last_block(ctx, c), NULL);
 
     /* The same projections, bare: per block q, k, v, o, gate, up, down. */
     float *x = calloc((size_t)(T * (F > D ? F : D)), sizeof(float)); /* (T, max(D,F)) input */
