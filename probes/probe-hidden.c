@@ -141,35 +141,10 @@ static int cap_observe(void *u, const struct strata_view *v)
     return 0;
 }
 
-/* The attributes that say which run a file belongs to; --resume and --append
- * require every one of them to match. */
-enum { ID_N = 16 };
-struct ident {
-    const char *name[ID_N];
-    const char *value[ID_N];
-    int n;
-};
-
-static void id_add(struct ident *id, const char *name, const char *value)
+/* A dump's root attribute, for cli_ident_check. */
+static int dump_attr(const void *dump, const char *name, char **value)
 {
-    id->name[id->n] = name;
-    id->value[id->n++] = value ? value : "";
-}
-
-static void id_check(struct strata_dump *d, const struct ident *id, const char *file,
-                     int skip_from)
-{
-    for (int i = 0; i < id->n && i < skip_from; i++) {
-        char *v = NULL;
-        if (strata_dump_get_attr_str(d, id->name[i], &v) != 0)
-            cli_die("resume or append with a dump this program wrote", "%s: %s", file,
-                    strata_last_error());
-        if (strcmp(v, id->value[i]) != 0)
-            cli_die("give the same options as the run that wrote it",
-                    "%s: attribute `%s` is \"%.200s\" but this run has \"%.200s\"", file,
-                    id->name[i], v, id->value[i]);
-        free(v);
-    }
+    return strata_dump_get_attr_str(dump, name, value);
 }
 
 /* --sites as STRATA_DUMP_* bits. */
@@ -227,7 +202,7 @@ static void selection_free(struct selection *k)
 /* Create, resume or append: the dump to write into, its samples (row 0 of
  * samples->tokens is dump row *base) and the identity it must match. */
 static struct strata_dump *open_output(struct cli_args *a, const struct hidden_opts *o,
-                                       const struct selection *k, const struct ident *id,
+                                       const struct selection *k, const struct cli_ident *id,
                                        int n_ident, struct strata_corpus *corpus,
                                        struct strata_samples *samples, int64_t *base,
                                        int64_t lo, int64_t hi)
@@ -241,7 +216,9 @@ static struct strata_dump *open_output(struct cli_args *a, const struct hidden_o
     *base = 0;
     if (a->resume) {
         cli_check(strata_dump_resume(&dump, out_path), "--resume continues OUT.h5.partial");
-        id_check(dump, id, partial, n_ident + 1);
+        cli_ident_check(id, n_ident + 1, dump_attr, dump, partial,
+                        "resume or append with a dump this program wrote",
+                        "give the same options as the run that wrote it", "this run");
         cli_check(strata_dump_info(dump, &info), NULL);
         if (a->sampling.samples_given && cli_nranks() == 1 && a->sampling.n_samples != info.n_samples)
             cli_usage_die("leave out --samples to finish the run as it started, or start a new "
@@ -273,7 +250,9 @@ static struct strata_dump *open_output(struct cli_args *a, const struct hidden_o
     } else if (o->append) {
         struct strata_dump *rd = NULL;
         cli_check(strata_dump_open(&rd, out_path), "--append adds samples to a finished OUT.h5");
-        id_check(rd, id, out_path, n_ident);
+        cli_ident_check(id, n_ident, dump_attr, rd, out_path,
+                        "resume or append with a dump this program wrote",
+                        "give the same options as the run that wrote it", "this run");
         cli_check(strata_dump_info(rd, &info), NULL);
         int64_t *draw = cli_calloc((size_t)info.n_samples, sizeof *draw, "the sample origins");
         int64_t next = 0;
@@ -468,31 +447,18 @@ int main(int argc, char **argv)
 
     /* Provenance; the first entries identify the run (checked by --resume
      * and --append), the rest describe it. */
-    const struct cli_sampling *cs = &a.sampling;
-    char *cfg_json = cli_config_json(&a), *iv_json = cli_interv_json(&a);
-    char seed_s[32], T_s[32], off_s[32];
-    snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)cs->seed);
-    snprintf(T_s, sizeof T_s, "%lld", (long long)T);
-    snprintf(off_s, sizeof off_s, "%lld", (long long)cs->offset);
-    const enum strata_corpus_kind ck = strata_corpus_kind(corpus);
-    struct ident id = {0};
-    id_add(&id, "model_path", a.model.model_path);
-    id_add(&id, "model_config", cfg_json);
-    id_add(&id, "tokenizer_path", a.model.tok_used);
-    id_add(&id, "corpus_path", cs->corpus_path);
-    id_add(&id, "corpus_format", strata_corpus_kind_name(ck));
-    id_add(&id, "separator", ck == STRATA_CORPUS_TEXT ? cs->cpar.sep : "");
-    id_add(&id, "jsonl_field", ck == STRATA_CORPUS_JSONL ? cs->cpar.field : "");
-    id_add(&id, "seed", seed_s);
-    id_add(&id, "seq_len", T_s);
-    id_add(&id, "layers_spec", o.layers_s ? o.layers_s : "all");
-    id_add(&id, "positions_spec", o.positions_s ? o.positions_s : "all");
-    id_add(&id, "sites", o.sites_s);
-    id_add(&id, "dtype", o.dtype == STRATA_DT_F16 ? "f16" : "f32");
-    id_add(&id, "interventions", iv_json);
+    char *iv_json = cli_interv_json(&a), off_s[32];
+    snprintf(off_s, sizeof off_s, "%lld", (long long)a.sampling.offset);
+    struct cli_ident id = {0};
+    cli_ident_run(&id, &a, corpus, T);
+    cli_ident_add(&id, "layers_spec", o.layers_s ? o.layers_s : "all");
+    cli_ident_add(&id, "positions_spec", o.positions_s ? o.positions_s : "all");
+    cli_ident_add(&id, "sites", o.sites_s);
+    cli_ident_add(&id, "dtype", o.dtype == STRATA_DT_F16 ? "f16" : "f32");
+    cli_ident_add(&id, "interventions", iv_json);
     const int n_ident = id.n; /* sample_offset and below may differ on --append */
-    id_add(&id, "sample_offset", off_s);
-    id_add(&id, "strata_version", STRATA_VERSION);
+    cli_ident_add(&id, "sample_offset", off_s);
+    cli_ident_add(&id, "strata_version", STRATA_VERSION);
 
     struct strata_samples samples = {0};
     int64_t base = 0; /* dump row of samples.tokens row 0 */
@@ -626,7 +592,7 @@ finish:
     free(cap.slot_blk);
     strata_ctx_free(ctx);
     free(iv_json);
-    free(cfg_json);
+    cli_ident_free(&id);
     strata_samples_free(&samples);
     selection_free(&k);
     strata_corpus_free(corpus);

@@ -260,41 +260,11 @@ static void aobs_add(struct aobs *a, struct strata_stats *st, double *buf)
 
 /* ------------------------------------------------------------ identity */
 
-/* The attributes that say which run a file belongs to: --resume and merge
- * require every one to match. */
-enum { ID_MAX = 24 };
-struct ident {
-    const char *name[ID_MAX];
-    char *value[ID_MAX];
-    int n;
-};
-
-static void id_add(struct ident *id, const char *name, const char *value)
+/* The attributes that say which run a file belongs to (cli_ident): --resume
+ * and merge require every one to match. A file's root attribute: */
+static int file_attr(const void *f, const char *name, char **value)
 {
-    id->name[id->n] = name;
-    id->value[id->n++] = cli_strdup(value ? value : "");
-}
-
-static void id_free(struct ident *id)
-{
-    for (int i = 0; i < id->n; i++) free(id->value[i]);
-    id->n = 0;
-}
-
-/* Die unless file f has every attribute of id with the same value (`other`
- * names where id comes from). */
-static void id_check(const struct strata_h5 *f, const struct ident *id, const char *file,
-                     const char *hint, const char *other)
-{
-    for (int i = 0; i < id->n; i++) {
-        char *v = NULL;
-        if (strata_h5_get_attr_str(f, "/", id->name[i], &v) != 0)
-            cli_die(hint, "%s: %s", file, strata_last_error());
-        if (strcmp(v, id->value[i]) != 0)
-            cli_die(hint, "%s: attribute `%s` is \"%.200s\" but %s has \"%.200s\"", file,
-                    id->name[i], v, other, id->value[i]);
-        free(v);
-    }
+    return strata_h5_get_attr_str(f, "/", name, value);
 }
 
 static const char *const ident_names[] = {
@@ -344,7 +314,7 @@ static int cmd_merge(int argc, char **argv)
     cli_require(&a, CLI_REQ_OUTPUT);
     const char *hint = "merge statistics files of one setting (strata-probe-stats)";
     struct strata_stats acc = {0};
-    struct ident id = {0};
+    struct cli_ident id = {0};
     struct strata_h5 *first = NULL;
     int64_t offset = INT64_MAX;
     for (int i = 0; i < a.n_args; i++) {
@@ -365,12 +335,13 @@ static int cmd_merge(int argc, char **argv)
             for (int k = 0; k < N_IDENT; k++) {
                 char *v = NULL;
                 cli_check(strata_h5_get_attr_str(h, "/", ident_names[k], &v), hint);
-                id_add(&id, ident_names[k], v);
+                cli_ident_add(&id, ident_names[k], v);
                 free(v);
             }
         } else {
-            id_check(h, &id, a.args[i], "merge only files of the same model, corpus and options",
-                     a.args[0]);
+            cli_ident_check(&id, -1, file_attr, h, a.args[i], "merge only files of the same "
+                            "model, corpus and options", "merge only files of the same model, "
+                            "corpus and options", a.args[0]);
         }
         for (int64_t s = 0; s < st.n_complete; s++) offset = st.draw[s] < offset ? st.draw[s] : offset;
         strata_stats_trim(&st);
@@ -418,7 +389,7 @@ static int cmd_merge(int argc, char **argv)
     free(src);
     strata_h5_free(first);
     strata_stats_free(&acc);
-    id_free(&id);
+    cli_ident_free(&id);
     cli_args_free(&a);
     return 0;
 }
@@ -527,31 +498,18 @@ int main(int argc, char **argv)
     struct strata_corpus *corpus = cli_sampling_open(&a);
 
     /* provenance; ident_names identify the run (--resume and merge check them) */
-    const struct cli_sampling *cs = &a.sampling;
-    char *cfg_json = cli_config_json(&a), *iv_json = cli_interv_json(&a);
-    char seed_s[32], T_s[32], off_s[32];
-    snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)cs->seed);
-    snprintf(T_s, sizeof T_s, "%lld", (long long)T);
-    snprintf(off_s, sizeof off_s, "%lld", (long long)cs->offset);
-    const enum strata_corpus_kind ck = strata_corpus_kind(corpus);
-    struct ident id = {0};
-    id_add(&id, "model_path", a.model.model_path);
-    id_add(&id, "model_config", cfg_json);
-    id_add(&id, "tokenizer_path", a.model.tok_used);
-    id_add(&id, "corpus_path", cs->corpus_path);
-    id_add(&id, "corpus_format", strata_corpus_kind_name(ck));
-    id_add(&id, "separator", ck == STRATA_CORPUS_TEXT ? cs->cpar.sep : "");
-    id_add(&id, "jsonl_field", ck == STRATA_CORPUS_JSONL ? cs->cpar.field : "");
-    id_add(&id, "seed", seed_s);
-    id_add(&id, "seq_len", T_s);
-    id_add(&id, "layers_spec", o.layers_s ? o.layers_s : "all");
-    id_add(&id, "positions_spec", o.positions_s ? o.positions_s : "all");
-    id_add(&id, "stats", o.stats_s);
-    id_add(&id, "angular_n", want_bi ? o.angular_s : "");
-    id_add(&id, "attn_layers_spec", want_attn ? o.attn_layers_s : "");
-    id_add(&id, "heads_spec", want_attn ? o.heads_s : "");
-    id_add(&id, "sink_k_spec", want_attn ? o.sink_s : "");
-    id_add(&id, "interventions", iv_json);
+    char *iv_json = cli_interv_json(&a), off_s[32];
+    snprintf(off_s, sizeof off_s, "%lld", (long long)a.sampling.offset);
+    struct cli_ident id = {0};
+    cli_ident_run(&id, &a, corpus, T);
+    cli_ident_add(&id, "layers_spec", o.layers_s ? o.layers_s : "all");
+    cli_ident_add(&id, "positions_spec", o.positions_s ? o.positions_s : "all");
+    cli_ident_add(&id, "stats", o.stats_s);
+    cli_ident_add(&id, "angular_n", want_bi ? o.angular_s : "");
+    cli_ident_add(&id, "attn_layers_spec", want_attn ? o.attn_layers_s : "");
+    cli_ident_add(&id, "heads_spec", want_attn ? o.heads_s : "");
+    cli_ident_add(&id, "sink_k_spec", want_attn ? o.sink_s : "");
+    cli_ident_add(&id, "interventions", iv_json);
 
     /* Under mpirun -n R every rank builds the same samples and its own
      * (zeroed) sums; rank 0 alone opens and writes the file. */
@@ -568,7 +526,8 @@ int main(int argc, char **argv)
             if (!strata_stats_is(f))
                 cli_die("--resume continues a strata-probe-stats OUT.h5.partial", "%s: not a "
                         "statistics file", partial);
-            id_check(f, &id, partial, "give the same options as the run that wrote it", "this run");
+            cli_ident_check(&id, -1, file_attr, f, partial, "give the same options as the run that "
+                            "wrote it", "give the same options as the run that wrote it", "this run");
             cli_check(strata_stats_load(&old, f), NULL);
             /* the rows' windows were recorded at creation: rebuild exactly those */
             cli_check(strata_samples_build_windows(&samples, corpus, a.model.tok, old.window,
@@ -777,8 +736,8 @@ int main(int argc, char **argv)
     strata_stats_free(&st);
     strata_samples_free(&samples);
     strata_corpus_free(corpus);
-    id_free(&id);
-    free(cfg_json), free(iv_json);
+    cli_ident_free(&id);
+    free(iv_json);
     cli_args_free(&a);
     return status;
 }

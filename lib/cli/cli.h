@@ -421,6 +421,28 @@ void cli_loop_done(struct cli_loop *l, int64_t s);
 /* After the loop: the final progress line over samples s0 .. s-1. */
 void cli_loop_end(struct cli_loop *l, int64_t s);
 
+/* The attributes that say which run a file belongs to: --resume, --append
+ * and merge require them to match. Values are copies; names are borrowed
+ * (string literals). */
+struct cli_ident {
+    const char **name; /* (n) */
+    char **value;      /* (n) */
+    int n, cap;
+};
+void cli_ident_add(struct cli_ident *id, const char *name, const char *value);
+/* The run's own: model_path, model_config (as run), tokenizer_path,
+ * corpus_path, corpus_format, separator, jsonl_field, seed, seq_len = T. */
+void cli_ident_run(struct cli_ident *id, const struct cli_args *a,
+                   const struct strata_corpus *corpus, int64_t T);
+/* Die unless get(obj, name, &value) gives the value of each of the first n
+ * entries (n < 0: all): hint_missing when an attribute cannot be read,
+ * hint_differs when it differs from `other`'s ("this run", a file). */
+void cli_ident_check(const struct cli_ident *id, int n,
+                     int (*get)(const void *obj, const char *name, char **value), const void *obj,
+                     const char *file, const char *hint_missing, const char *hint_differs,
+                     const char *other);
+void cli_ident_free(struct cli_ident *id);
+
 /* Are the inputs statistics files (strata-stats/1, strata-probe-stats)
  * rather than dumps? Mixed inputs are a usage error (exit 2). */
 bool cli_inputs_are_stats(const char *const *paths, int n);

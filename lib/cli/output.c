@@ -133,3 +133,57 @@ void cli_loop_end(struct cli_loop *l, int64_t s)
 {
     cli_progress(&l->prog, s - l->s0, l->n - l->s0, (s - l->s0) * l->T, 1);
 }
+
+void cli_ident_add(struct cli_ident *id, const char *name, const char *value)
+{
+    if (id->n == id->cap) {
+        id->cap = id->cap ? 2 * id->cap : 24;
+        id->name = cli_realloc(id->name, (size_t)id->cap * sizeof *id->name, "the run's identity");
+        id->value = cli_realloc(id->value, (size_t)id->cap * sizeof *id->value, "the run's identity");
+    }
+    id->name[id->n] = name;
+    id->value[id->n++] = cli_strdup(value ? value : "");
+}
+
+void cli_ident_run(struct cli_ident *id, const struct cli_args *a,
+                   const struct strata_corpus *corpus, int64_t T)
+{
+    const struct cli_sampling *cs = &a->sampling;
+    const enum strata_corpus_kind ck = strata_corpus_kind(corpus);
+    char *cfg_json = cli_config_json(a), seed_s[32], T_s[32];
+    snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)cs->seed);
+    snprintf(T_s, sizeof T_s, "%lld", (long long)T);
+    cli_ident_add(id, "model_path", a->model.model_path);
+    cli_ident_add(id, "model_config", cfg_json);
+    cli_ident_add(id, "tokenizer_path", a->model.tok_used);
+    cli_ident_add(id, "corpus_path", cs->corpus_path);
+    cli_ident_add(id, "corpus_format", strata_corpus_kind_name(ck));
+    cli_ident_add(id, "separator", ck == STRATA_CORPUS_TEXT ? cs->cpar.sep : "");
+    cli_ident_add(id, "jsonl_field", ck == STRATA_CORPUS_JSONL ? cs->cpar.field : "");
+    cli_ident_add(id, "seed", seed_s);
+    cli_ident_add(id, "seq_len", T_s);
+    free(cfg_json);
+}
+
+void cli_ident_check(const struct cli_ident *id, int n,
+                     int (*get)(const void *obj, const char *name, char **value), const void *obj,
+                     const char *file, const char *hint_missing, const char *hint_differs,
+                     const char *other)
+{
+    for (int i = 0; i < id->n && (n < 0 || i < n); i++) {
+        char *v = NULL;
+        if (get(obj, id->name[i], &v) != 0) cli_die(hint_missing, "%s: %s", file, strata_last_error());
+        if (strcmp(v, id->value[i]) != 0)
+            cli_die(hint_differs, "%s: attribute `%s` is \"%.200s\" but %s has \"%.200s\"", file,
+                    id->name[i], v, other, id->value[i]);
+        free(v);
+    }
+}
+
+void cli_ident_free(struct cli_ident *id)
+{
+    for (int i = 0; i < id->n; i++) free(id->value[i]);
+    free(id->name);
+    free(id->value);
+    memset(id, 0, sizeof *id);
+}
