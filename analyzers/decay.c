@@ -439,16 +439,9 @@ static const struct cli_spec empirical_spec = {
     .max_args = -1,
 };
 
-/* The reductions empirical reports, whichever file they come from. */
-struct reductions {
-    int64_t Ls, Hs, T;      /* blocks, heads, distances */
-    double *lg, *pr, *ct;   /* (Ls, Hs, T) logit and probability means, pair counts */
-    int32_t *layers, *heads; /* (Ls), (Hs) */
-};
-
-/* The attention reductions of statistics files as strata-probe-attn's means:
- * the same sums divided the same way. */
-static void empirical_stats(const char **paths, int n, bool allow_partial, struct reductions *r)
+/* The attention reductions of statistics files as strata-probe-attn's means
+ * (struct strata_attn_dist): the same sums divided the same way. */
+static void empirical_stats(const char **paths, int n, bool allow_partial, struct strata_attn_dist *r)
 {
     struct strata_stats st;
     struct strata_h5 *first = NULL;
@@ -466,101 +459,43 @@ static void empirical_stats(const char **paths, int n, bool allow_partial, struc
     if (st.n_complete < 1)
         cli_die("resume the run until at least one sample is complete",
                 "%s: no complete sample (n_complete 0)", paths[0]);
-    r->Ls = st.n_attn_layers, r->Hs = st.n_heads, r->T = st.seq_len;
-    const size_t tot = (size_t)(r->Ls * r->Hs * r->T);
-    r->lg = cli_calloc(tot, sizeof *r->lg, "the reductions");
-    r->pr = cli_calloc(tot, sizeof *r->pr, "the reductions");
-    r->ct = cli_calloc(tot, sizeof *r->ct, "the reductions");
+    r->n_layers = st.n_attn_layers, r->n_heads = st.n_heads, r->seq_len = st.seq_len;
+    const size_t tot = (size_t)(r->n_layers * r->n_heads * r->seq_len);
+    r->logit_mean = cli_calloc(tot, sizeof *r->logit_mean, "the reductions");
+    r->prob_mean = cli_calloc(tot, sizeof *r->prob_mean, "the reductions");
+    r->count = cli_calloc(tot, sizeof *r->count, "the reductions");
     for (size_t k = 0; k < tot; k++) {
         const double c = st.count[k];
-        r->pr[k] = c > 0 ? st.prob[k] / c : (double)NAN;
-        r->lg[k] = c > 0 ? st.logit[k] / c : (double)NAN;
-        r->ct[k] = c;
+        r->prob_mean[k] = c > 0 ? st.prob[k] / c : (double)NAN;
+        r->logit_mean[k] = c > 0 ? st.logit[k] / c : (double)NAN;
+        r->count[k] = c;
     }
-    r->layers = cli_calloc((size_t)r->Ls, sizeof *r->layers, "the layer list");
-    r->heads = cli_calloc((size_t)r->Hs, sizeof *r->heads, "the head list");
-    memcpy(r->layers, st.attn_layers, (size_t)r->Ls * sizeof *r->layers);
-    memcpy(r->heads, st.heads, (size_t)r->Hs * sizeof *r->heads);
+    r->layers = cli_calloc((size_t)r->n_layers, sizeof *r->layers, "the layer list");
+    r->heads = cli_calloc((size_t)r->n_heads, sizeof *r->heads, "the head list");
+    memcpy(r->layers, st.attn_layers, (size_t)r->n_layers * sizeof *r->layers);
+    memcpy(r->heads, st.heads, (size_t)r->n_heads * sizeof *r->heads);
     strata_stats_free(&st);
 }
 
-/* An optional int64 root attribute: 1 and *v if present, 0 if absent; dies
- * if present but not one integer. */
-static int attr_i64(const struct strata_h5 *h, const char *name, int64_t *v, const char *hint)
-{
-    if (strata_h5_get_attr_i64(h, "/", name, v) == 0) return 1;
-    const char *why = strata_last_error();
-    if (!strstr(why, "is missing")) cli_die(hint, "%s", why);
-    return 0;
-}
-
-/* A strata-probe-attn file: every dataset's rank and shape is checked
- * against /dist/logit_mean (which fixes Ls, Hs and T), and the completion
- * attributes, before anything is read into a buffer. */
+/* A strata-probe-attn file (strata_attn_dist_read checks it), refused if
+ * it is an interrupted run's unless allow_partial. */
 static void empirical_attn(const struct strata_h5 *h, const char *path, bool allow_partial,
-                           struct reductions *r)
+                           struct strata_attn_dist *r)
 {
-    const char *hint = "strata-decay empirical reads strata-probe-attn output or "
-                       "strata-probe-stats statistics (docs/FORMAT.md)";
-    int64_t complete = 1, n_complete = -1, n_samples = -1, seq_len = -1;
-    const bool has_complete = attr_i64(h, "complete", &complete, hint);
-    const bool has_n = attr_i64(h, "n_complete", &n_complete, hint);
-    const bool has_ns = attr_i64(h, "n_samples", &n_samples, hint);
-    const bool has_T = attr_i64(h, "seq_len", &seq_len, hint);
-    if (complete != 0 && complete != 1)
-        cli_die(hint, "%s: attribute complete is %lld; expected 0 or 1", path, (long long)complete);
-    if (has_n && (n_complete < 0 || (has_ns && n_complete > n_samples)))
-        cli_die(hint, "%s: attribute n_complete %lld is outside 0 .. n_samples (%lld)", path,
-                (long long)n_complete, (long long)n_samples);
-    if (has_complete && complete == 1 && has_n && has_ns && n_complete != n_samples)
-        cli_die(hint, "%s: marked complete but n_complete %lld < n_samples %lld", path,
-                (long long)n_complete, (long long)n_samples);
-    if (!complete) {
-        char done[64] = "an unknown number of", of[48] = "";
-        if (has_n) snprintf(done, sizeof done, "%lld", (long long)n_complete);
-        if (has_ns) snprintf(of, sizeof of, " of %lld", (long long)n_samples);
-        if (!allow_partial)
-            cli_die("finish the probe run (strata-probe-attn), or pass --allow-partial to use "
-                    "the complete samples", "%s: the attention file is from an interrupted run "
-                    "(complete = 0): %s%s samples complete", path, done, of);
-        if (has_n && n_complete < 1)
-            cli_die("rerun strata-probe-attn", "%s: no complete sample (n_complete 0)", path);
-        cli_note("%s: interrupted run; using its %s complete samples", path, done);
-    }
-    int nd;
-    int64_t sh[STRATA_H5_MAX_DIMS];
-    cli_check(strata_h5_shape(h, "dist/logit_mean", &nd, sh), hint);
-    if (nd != 3 || sh[0] < 1 || sh[1] < 1 || sh[2] < 1) {
-        char a[160];
-        cli_die(hint, "%s: dataset /dist/logit_mean has shape %s; expected (Ls, Hs, T), none empty",
-                path, strata_shape_text(a, sizeof a, nd, sh));
-    }
-    r->Ls = sh[0], r->Hs = sh[1], r->T = sh[2];
-    if (r->Ls > ((int64_t)1 << 34) / r->Hs / r->T)
-        cli_die(hint, "%s: dataset /dist/logit_mean (%lld, %lld, %lld) is too large", path,
-                (long long)r->Ls, (long long)r->Hs, (long long)r->T);
-    if (has_T && seq_len != r->T)
-        cli_die(hint, "%s: dataset /dist/logit_mean has %lld distances; expected seq_len = %lld",
-                path, (long long)r->T, (long long)seq_len);
-    cli_want_shape(h, path, "dist/prob_mean", 3, sh, "(Ls, Hs, T) of /dist/logit_mean", hint);
-    cli_want_shape(h, path, "dist/count", 3, sh, "(Ls, Hs, T) of /dist/logit_mean", hint);
-    cli_want_shape(h, path, "layers", 1, &r->Ls, "(Ls) of /dist/logit_mean", hint);
-    cli_want_shape(h, path, "heads", 1, &r->Hs, "(Hs) of /dist/logit_mean", hint);
-    const size_t tot = (size_t)(r->Ls * r->Hs * r->T);
-    r->lg = cli_calloc(tot, sizeof *r->lg, "the reductions");
-    r->pr = cli_calloc(tot, sizeof *r->pr, "the reductions");
-    r->ct = cli_calloc(tot, sizeof *r->ct, "the reductions");
-    r->layers = cli_calloc((size_t)r->Ls, sizeof *r->layers, "the layer list");
-    r->heads = cli_calloc((size_t)r->Hs, sizeof *r->heads, "the head list");
-    cli_check(strata_h5_read(h, "dist/logit_mean", STRATA_DT_F64, r->lg), hint);
-    cli_check(strata_h5_read(h, "dist/prob_mean", STRATA_DT_F64, r->pr), hint);
-    cli_check(strata_h5_read(h, "dist/count", STRATA_DT_F64, r->ct), hint);
-    cli_check(strata_h5_read(h, "layers", STRATA_DT_I32, r->layers), hint);
-    cli_check(strata_h5_read(h, "heads", STRATA_DT_I32, r->heads), hint);
-    for (size_t k = 0; k < tot; k++)
-        if (!(r->ct[k] >= 0) || isinf(r->ct[k]))
-            cli_die(hint, "%s: dataset /dist/count holds %g (element %zu); counts are finite and "
-                    ">= 0", path, r->ct[k], k);
+    cli_check(strata_attn_dist_read(r, h),
+              "strata-decay empirical reads strata-probe-attn output or strata-probe-stats "
+              "statistics (docs/FORMAT.md)");
+    if (r->complete) return;
+    char done[64] = "an unknown number of", of[48] = "";
+    if (r->n_complete >= 0) snprintf(done, sizeof done, "%lld", (long long)r->n_complete);
+    if (r->n_samples >= 0) snprintf(of, sizeof of, " of %lld", (long long)r->n_samples);
+    if (!allow_partial)
+        cli_die("finish the probe run (strata-probe-attn), or pass --allow-partial to use "
+                "the complete samples", "%s: the attention file is from an interrupted run "
+                "(complete = 0): %s%s samples complete", path, done, of);
+    if (r->n_complete == 0)
+        cli_die("rerun strata-probe-attn", "%s: no complete sample (n_complete 0)", path);
+    cli_note("%s: interrupted run; using its %s complete samples", path, done);
 }
 
 static int cmd_empirical(int argc, char **argv)
@@ -574,7 +509,7 @@ static int cmd_empirical(int argc, char **argv)
                       "no input file given");
     struct strata_h5 *h = NULL;
     cli_check(strata_h5_open(&h, in_path), "give the HDF5 file strata-probe-attn wrote");
-    struct reductions r = {0};
+    struct strata_attn_dist r = {0};
     if (strata_stats_is(h)) {
         strata_h5_free(h);
         empirical_stats(args.args, args.n_args, o.allow_partial, &r);
@@ -585,8 +520,8 @@ static int cmd_empirical(int argc, char **argv)
         empirical_attn(h, in_path, o.allow_partial, &r);
         strata_h5_free(h);
     }
-    const int64_t Ls = r.Ls, Hs = r.Hs, T = r.T;
-    const double *lg = r.lg, *pr = r.pr, *ct = r.ct;
+    const int64_t Ls = r.n_layers, Hs = r.n_heads, T = r.seq_len;
+    const double *lg = r.logit_mean, *pr = r.prob_mean, *ct = r.count;
     struct cli_out out;
     FILE *f = cli_out_open(&out, out_path);
     fprintf(f, "layer,head,distance,logit_mean,prob_mean,count\n");
@@ -606,7 +541,7 @@ static int cmd_empirical(int argc, char **argv)
                         sp / nh, sc);
         }
     cli_out_commit(&out);
-    free(r.lg), free(r.pr), free(r.ct), free(r.layers), free(r.heads);
+    strata_attn_dist_free(&r);
     cli_args_free(&args);
     return 0;
 }

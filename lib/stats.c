@@ -182,26 +182,6 @@ static int read_list(const struct strata_h5 *f, const char *name, int64_t *n, in
     return strata_h5_read(f, name, STRATA_DT_I32, *out);
 }
 
-/* Check that dataset name has shape (n_dim) == want; dims names the axes
- * and where they come from. Nothing is read. */
-static int want_shape(const struct strata_h5 *f, const char *name, int n_dim, const int64_t *want,
-                      const char *dims)
-{
-    int nd;
-    int64_t sh[STRATA_H5_MAX_DIMS];
-    int rc = strata_h5_shape(f, name, &nd, sh);
-    if (rc) return rc;
-    bool ok = nd == n_dim;
-    for (int i = 0; ok && i < n_dim; i++) ok = sh[i] == want[i];
-    if (!ok) {
-        char a[160], b[160];
-        return strata_fail(STRATA_E_FORMAT, "%s: dataset /%s has shape %s; expected %s = %s",
-                           strata_h5_file_path(f), name, strata_shape_text(a, sizeof a, nd, sh),
-                           strata_shape_text(b, sizeof b, n_dim, want), dims);
-    }
-    return 0;
-}
-
 /* STRATA_E_NOMEM naming the dataset unless the product of dims (n) is at
  * most MAX_ELEMS (every factor >= 1). */
 static int size_ok(const struct strata_h5 *f, const char *name, int n, const int64_t *dims)
@@ -293,26 +273,26 @@ int strata_stats_load(struct strata_stats *st, const struct strata_h5 *f)
     static const char *const at_names[] = {"attn/prob_sum", "attn/logit_sum", "attn/count",
                                            "attn/entropy_sum", "attn/query_count"};
     /* every shape before any allocation sized from the others */
-    if ((rc = want_shape(f, "sample_window", 1, s_n, "(N) of /tokens")) ||
-        (rc = want_shape(f, "sample_draw", 1, s_n, "(N) of /tokens")) ||
-        (rc = want_shape(f, "sample_doc", 1, s_n, "(N) of /tokens")))
+    if ((rc = strata_h5_want_shape(f, "sample_window", 1, s_n, "(N) of /tokens")) ||
+        (rc = strata_h5_want_shape(f, "sample_draw", 1, s_n, "(N) of /tokens")) ||
+        (rc = strata_h5_want_shape(f, "sample_doc", 1, s_n, "(N) of /tokens")))
         goto fail;
     if (st->has_posvec &&
         ((rc = size_ok(f, "posvec/sum", 3, pv3)) ||
-         (rc = want_shape(f, "posvec/sum", 3, pv3, "(Lk, P, D) of /layers, /positions, dim")) ||
-         (rc = want_shape(f, "posvec/sumsq", 2, pv2, "(Lk, P) of /layers, /positions"))))
+         (rc = strata_h5_want_shape(f, "posvec/sum", 3, pv3, "(Lk, P, D) of /layers, /positions, dim")) ||
+         (rc = strata_h5_want_shape(f, "posvec/sumsq", 2, pv2, "(Lk, P) of /layers, /positions"))))
         goto fail;
     if (K > 0 &&
         ((rc = size_ok(f, "blockinf/mean", 3, bi3)) ||
-         (rc = want_shape(f, "blockinf/mean", 3, bi3, "(N, K, L) of /tokens, /blockinf/metric, n_block")) ||
-         (rc = want_shape(f, "blockinf/last", 3, bi3, "(N, K, L) of /tokens, /blockinf/metric, n_block"))))
+         (rc = strata_h5_want_shape(f, "blockinf/mean", 3, bi3, "(N, K, L) of /tokens, /blockinf/metric, n_block")) ||
+         (rc = strata_h5_want_shape(f, "blockinf/last", 3, bi3, "(N, K, L) of /tokens, /blockinf/metric, n_block"))))
         goto fail;
     if (st->n_attn_layers > 0) {
         if ((rc = size_ok(f, "attn/sink_sum", 4, at4))) goto fail;
         for (int i = 0; i < 5; i++)
-            if ((rc = want_shape(f, at_names[i], 3, at3, "(Ls, Hs, T) of /attn/layers, /attn/heads, /tokens")))
+            if ((rc = strata_h5_want_shape(f, at_names[i], 3, at3, "(Ls, Hs, T) of /attn/layers, /attn/heads, /tokens")))
                 goto fail;
-        if ((rc = want_shape(f, "attn/sink_sum", 4, at4,
+        if ((rc = strata_h5_want_shape(f, "attn/sink_sum", 4, at4,
                              "(Ls, Hs, Ks, T) of /attn/layers, /attn/heads, /attn/sink_k, /tokens")))
             goto fail;
     }

@@ -849,6 +849,29 @@ int strata_attnred_dist(const struct strata_attnred *red, int64_t li, int64_t hi
 int strata_attnred_query(const struct strata_attnred *red, int64_t li, int64_t hi,
                          double *entropy, double *rows, double *sink);
 
+struct strata_h5;
+
+/* The distance reductions of a strata-probe-attn file (lib/attnfile.c;
+ * docs/FORMAT.md), for P2's attention against distance. The arrays are
+ * malloc'ed; strata_attn_dist_free frees them (not the struct). */
+struct strata_attn_dist {
+    int64_t n_layers, n_heads, seq_len; /* Ls, Hs, T */
+    double *logit_mean;   /* (Ls, Hs, T) mean logit by distance m (NaN: no pair) */
+    double *prob_mean;    /* (Ls, Hs, T) mean probability by distance m */
+    double *count;        /* (Ls, Hs, T) visible pairs summed, finite and >= 0 */
+    int32_t *layers;      /* (Ls) block ids */
+    int32_t *heads;       /* (Hs) query-head ids */
+    bool complete;        /* the run finished (attribute complete = 1 or absent) */
+    int64_t n_complete;   /* samples complete; -1 if the file does not say */
+    int64_t n_samples;    /* samples asked for; -1 if the file does not say */
+};
+/* Read `f`'s /dist reductions, every shape and attribute checked before
+ * anything is read (STRATA_E_FORMAT, STRATA_E_NOMEM naming the file and the
+ * dataset). An interrupted run's file reads with complete = false: the
+ * caller decides whether to use it. On error *out holds nothing to free. */
+int strata_attn_dist_read(struct strata_attn_dist *out, const struct strata_h5 *f);
+void strata_attn_dist_free(struct strata_attn_dist *a);
+
 /* ------------------------------------------------------- block influence */
 
 /* P3 (ShortGPT, Men et al. 2024; ../shared/docs/PAPERS.md, lib/blockinf.c,
@@ -1082,6 +1105,11 @@ float strata_f16_to_f32(uint16_t h);
 /* "(a, b, c)" (a 1-D shape as "(a,)") of shape (n_dim) into buf (n bytes),
  * for messages that name a dataset's shape; returns buf. */
 const char *strata_shape_text(char *buf, size_t n, int n_dim, const int64_t *shape);
+/* STRATA_E_FORMAT naming the file and dataset unless dataset `name` of f has
+ * shape (n_dim) == want; `dims` names the axes and where they come from
+ * (e.g. "(Ls, Hs, T) of /dist/logit_mean"). Nothing is read. */
+int strata_h5_want_shape(const struct strata_h5 *f, const char *name, int n_dim,
+                         const int64_t *want, const char *dims);
 
 /* splitmix64: the one PRNG of strata, so seeds mean the same everywhere. */
 uint64_t strata_rng_next(uint64_t *state);

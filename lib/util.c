@@ -1,5 +1,6 @@
 /* util.c — errors, logging, allocation, file mapping, dtypes, half floats, PRNG.
  * The small things every other lib/ file leans on. */
+#include "h5io.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -282,4 +283,22 @@ const char *strata_shape_text(char *buf, size_t n, int n_dim, const int64_t *sha
         k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (k < n) snprintf(buf + k, n - k, "%s)", n_dim == 1 ? "," : "");
     return buf;
+}
+
+int strata_h5_want_shape(const struct strata_h5 *f, const char *name, int n_dim, const int64_t *want,
+                      const char *dims)
+{
+    int nd;
+    int64_t sh[STRATA_H5_MAX_DIMS];
+    int rc = strata_h5_shape(f, name, &nd, sh);
+    if (rc) return rc;
+    bool ok = nd == n_dim;
+    for (int i = 0; ok && i < n_dim; i++) ok = sh[i] == want[i];
+    if (!ok) {
+        char a[160], b[160];
+        return strata_fail(STRATA_E_FORMAT, "%s: dataset /%s has shape %s; expected %s = %s",
+                           strata_h5_file_path(f), name, strata_shape_text(a, sizeof a, nd, sh),
+                           strata_shape_text(b, sizeof b, n_dim, want), dims);
+    }
+    return 0;
 }

@@ -28,7 +28,8 @@ enum {
     T_CORPUS,         /* corpus: text, JSONL and ids */
     T_DUMP,           /* strata-dump/2 */
     T_STATS,          /* strata-stats/1 */
-    T_POSVEC          /* positional-vector file */
+    T_POSVEC,         /* positional-vector file */
+    T_ATTN            /* strata-probe-attn file (/dist) */
 };
 
 #ifndef FUZZ_TARGET
@@ -176,6 +177,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         path_of(p, sizeof p, "pv.h5");
         struct strata_posvec *pv = NULL;
         if (strata_posvec_load(&pv, p) == 0) strata_posvec_free(pv);
+        break;
+    }
+    case T_ATTN: {
+        spit("a.h5", data, size);
+        path_of(p, sizeof p, "a.h5");
+        struct strata_h5 *f = NULL;
+        if (strata_h5_open(&f, p) == 0) {
+            struct strata_attn_dist a;
+            if (strata_attn_dist_read(&a, f) == 0) strata_attn_dist_free(&a);
+            strata_h5_free(f);
+        }
         break;
     }
     }

@@ -34,7 +34,7 @@ for c in lib/*.c; do
 done
 rm -f "$B/libstrata_fuzz.a" && ar rcs "$B/libstrata_fuzz.a" "${objs[@]}"
 
-targets=(llama2c safetensors st_index config torch tok_llama2c tok_spm tok_json corpus dump stats posvec)
+targets=(llama2c safetensors st_index config torch tok_llama2c tok_spm tok_json corpus dump stats posvec attn)
 for i in "${!targets[@]}"; do
     t=${targets[$i]}
     clang -std=c11 $CPP -O1 -g -fsanitize=fuzzer,address,undefined -DFUZZ_TARGET=$((i + 1)) \
@@ -86,6 +86,8 @@ C=$SHARED/corpora/tinystories-val-1000.txt
 "$BIN/strata-probe-stats" -q --model "$M" --tokenizer "$K" --corpus "$C" --samples 2 --seq-len 8 \
     -o "$S/stats/s.h5" >/dev/null 2>&1
 "$BIN/strata-posvec" decompose "$S/dump/d.h5" -o "$S/posvec/pv.h5" -q >/dev/null 2>&1
+"$BIN/strata-probe-attn" -q --model "$M" --tokenizer "$K" --corpus "$C" --samples 2 --seq-len 8 \
+    -o "$S/attn/a.h5" >/dev/null 2>&1
 
 passed=0 failed=0
 export LSAN_OPTIONS="suppressions=$PWD/tests/fuzz/lsan-hdf5.supp:print_suppressions=0"
