@@ -130,7 +130,8 @@ void runner_free(struct runner *rn);
 const struct strata_config *runner_config(const struct runner *rn);
 /* Configuration from its name: direct, linear:F, ntk:F, dynamic:F
  * (dynamic-ntk:F), yarn:F, llama3:F, temp:X, window:W, wext:R:X. */
-void run_parse(struct run *r, const char *spec, int64_t C);
+void run_parse(struct run *r, const char *spec, const struct strata_config *c);
+int64_t run_model_window(const struct strata_config *c);
 /* Run every configuration on the same rn->N samples of rn->T tokens;
  * attn: attention reductions (sink, distance); hidden: positional vectors. */
 void runner_go(struct runner *rn, struct run *runs, int n_run, bool attn, bool hidden);

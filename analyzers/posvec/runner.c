@@ -64,10 +64,19 @@ const struct strata_config *runner_config(const struct runner *rn)
     return &rn->a.model.cfg;
 }
 
+/* The attention window W the model was trained with: its sliding window,
+ * or the trained context C for a full-attention model. P1's attention
+ * window extension widens this window, so wext:R:X means R*W. */
+int64_t run_model_window(const struct strata_config *c)
+{
+    return c->sliding_window > 0 ? c->sliding_window : c->seq_len;
+}
+
 /* Kinds of configuration names: "direct", RoPE scaling "TYPE:F" as
  * --rope-scaling takes it (linear, ntk, dynamic or dynamic-ntk, yarn,
- * llama3), "temp:X", "window:W", "wext:R:X" (window R*C, temperature X). */
-void run_parse(struct run *r, const char *spec, int64_t C)
+ * llama3), "temp:X", "window:W", "wext:R:X" (window R*W, temperature X;
+ * W = run_model_window). RoPE scalings extend from the trained context C. */
+void run_parse(struct run *r, const char *spec, const struct strata_config *c)
 {
     memset(r, 0, sizeof *r);
     r->name = cli_strdup(spec);
@@ -84,12 +93,12 @@ void run_parse(struct run *r, const char *spec, int64_t C)
         char *end;
         double rr = strtod(spec + 5, &end);
         if (*end != ':' || !(rr > 0) || !isfinite(rr)) cli_usage_die(hint, "'%s': expected wext:R:X", spec);
-        r->window = (int64_t)llround(rr * (double)C);
+        r->window = (int64_t)llround(rr * (double)run_model_window(c));
         r->temp = cli_double(spec, end + 1);
     } else {
         struct cli_error e;
         if (cli_parse_rope_scaling(&r->sc, spec, &e)) cli_usage_die(hint, "unknown method '%s'", spec);
-        r->sc.original_max = C;
+        r->sc.original_max = c->seq_len;
         r->has_scale = true;
     }
     if (!(r->temp > 0) || !isfinite(r->temp)) cli_usage_die(hint, "'%s': temperature must be > 0", spec);

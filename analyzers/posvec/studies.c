@@ -83,14 +83,14 @@ int cmd_attention(int argc, char **argv)
     const int nk = ao.kinds.n, nr = ao.ranges.n;
     struct run *runs = xalloc((size_t)(1 + nk * nr) * sizeof *runs);
     int n = 1;
-    run_parse(&runs[0], "direct", c->seq_len);
+    run_parse(&runs[0], "direct", c);
     free(runs[0].name);
     runs[0].name = cli_strdup("none");
     for (int a = 0; a < nk; a++)
         for (int b = 0; b < nr; b++) {
             const char *kind = ao.kinds.item[a], *range = ao.ranges.item[b];
             struct run *r = &runs[n++];
-            run_parse(r, "direct", c->seq_len);
+            run_parse(r, "direct", c);
             r->has_edit = true;
             r->ed = strata_edit_default_params();
             r->ed.boundary = (int32_t)boundary;
@@ -275,7 +275,7 @@ int cmd_beyond(int argc, char **argv, bool extension)
     if (!stride) stride = (rn.T + 63) / 64;
     const int n = extension ? bo.methods.n : 1;
     struct run *runs = xalloc((size_t)n * sizeof *runs);
-    for (int k = 0; k < n; k++) run_parse(&runs[k], extension ? bo.methods.item[k] : "direct", C);
+    for (int k = 0; k < n; k++) run_parse(&runs[k], extension ? bo.methods.item[k] : "direct", c);
     runner_go(&rn, runs, n, true, extension);
     const int64_t T = rn.T, N = rn.N;
     struct csv cm, ch, cs, cp;
@@ -335,12 +335,12 @@ int cmd_beyond(int argc, char **argv, bool extension)
 
 /* A replacement run: spec B:R:ALPHA[:T0] as the probes' --replace takes it
  * (cli_parse_replace), for positions T0 (default 4) .. T-1. */
-static void replace_run(struct run *r, const char *spec, int64_t C, int64_t T)
+static void replace_run(struct run *r, const char *spec, const struct strata_config *c, int64_t T)
 {
     struct cli_edit ed;
     struct cli_error e;
     if (cli_parse_replace(&ed, spec, &e)) cli_usage_die(e.hint, "%s", e.msg);
-    run_parse(r, "direct", C);
+    run_parse(r, "direct", c);
     free(r->name);
     r->name = cli_sprintf("replace:%s", spec);
     r->has_edit = true;
@@ -356,7 +356,8 @@ static const struct cli_opt methods_opts[] = {
     {"methods", CLI_ARG, OPT_METHODS, "LIST",
      "direct, linear:F, ntk:F, dynamic:F (dynamic-ntk:F), yarn:F, llama3:F\n"
      "(RoPE scaling as --rope-scaling), temp:X, window:W (window:C: the trained\n"
-     "window), wext:R:X (window R*C, attention temperature X); repeatable\n"
+     "context), wext:R:X (P1's window extension: window R*W, W the model's\n"
+     "sliding window, or C without one; attention temperature X); repeatable\n"
      "(default: direct, linear:4, ntk:4, dynamic-ntk:4, window:C, wext:2:1.1)"},
     {"replace", CLI_ARG, OPT_REPLACE, "LIST",
      "positional vector replacements B:R:ALPHA[:T0] as the probes' --replace,\n"
@@ -469,7 +470,7 @@ int cmd_methods(int argc, char **argv)
         for (int k = 0; k < nm; k++) {
             const char *m = mo.methods.item[k];
             char *spec = !strcmp(m, "window:C") ? cli_sprintf("window:%lld", (long long)C) : cli_strdup(m);
-            run_parse(&runs[n], spec, C);
+            run_parse(&runs[n], spec, c);
             free(runs[n].name);
             runs[n++].name = cli_strdup(m);
             free(spec);
@@ -480,7 +481,7 @@ int cmd_methods(int argc, char **argv)
                          (long long)rn.T, rn.pv_path, (long long)f.T);
                 continue;
             }
-            replace_run(&runs[n++], mo.replace.item[k], C, rn.T);
+            replace_run(&runs[n++], mo.replace.item[k], c, rn.T);
         }
         cli_info("length %lld, %d methods", (long long)rn.T, n);
         runner_go(&rn, runs, n, false, false);
@@ -511,12 +512,12 @@ int cmd_methods(int argc, char **argv)
         const int n_grid = 1 + ngl * ngr * nga;
         runs = xalloc((size_t)n_grid * sizeof *runs);
         int n = 0;
-        run_parse(&runs[n++], "direct", C);
+        run_parse(&runs[n++], "direct", c);
         for (int a = 0; a < ngl; a++)
             for (int b = 0; b < ngr; b++)
                 for (int d = 0; d < nga; d++) {
                     char *spec = cli_sprintf("%s:%s:%s", mo.gl.item[a], mo.gr.item[b], mo.ga.item[d]);
-                    replace_run(&runs[n++], spec, C, rn.T);
+                    replace_run(&runs[n++], spec, c, rn.T);
                     free(spec);
                 }
         cli_info("grid at length %lld, %d settings", (long long)rn.T, n - 1);

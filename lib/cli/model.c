@@ -175,6 +175,13 @@ struct strata_ctx *cli_ctx_create(struct cli_args *a, const struct strata_ctx_pa
     return ctx;
 }
 
+/* The in-window positions a replacement interpolates: the trained window C,
+ * or fewer if the positional-vector file has fewer (T_file). */
+static int64_t interp_window(int64_t C, int64_t T_file)
+{
+    return C < T_file ? C : T_file;
+}
+
 void cli_interv_attach(struct cli_args *a, struct strata_ctx *ctx, int64_t seq_len)
 {
     struct cli_interv *ci = &a->interv;
@@ -187,8 +194,7 @@ void cli_interv_attach(struct cli_args *a, struct strata_ctx *ctx, int64_t seq_l
                   "--posvec takes an HDF5 file with /positional (L+1, T, D) float32 (docs/FORMAT.md)");
         int64_t T_file = 0;
         strata_posvec_shape(pv, NULL, &T_file, NULL);
-        const int64_t C = a->model.cfg.seq_len;
-        ci->interp_window = C < T_file ? C : T_file;
+        ci->interp_window = interp_window(a->model.cfg.seq_len, T_file);
         for (int k = 0; k < ci->n_edit; k++) {
             struct cli_edit *e = &ci->edits[k];
             if (e->open_end) e->p.t1 = seq_len;
@@ -238,6 +244,20 @@ char *cli_interv_json(const struct cli_args *a)
     else cJSON_AddNullToObject(j, "window");
     if (ci->posvec_path) cJSON_AddStringToObject(j, "posvec", ci->posvec_path);
     else cJSON_AddNullToObject(j, "posvec");
+    /* Record the values the run resolves (cli_interv_attach), whether or not
+     * it has attached the editors yet: t1 of an open end is the input
+     * length, interp_window comes from the --posvec file's positions. */
+    int64_t iw = ci->interp_window;
+    const int64_t seq_len = a->sampling.seq_len ? a->sampling.seq_len : cm->cfg.seq_len;
+    if (ci->n_edit && !iw && ci->posvec_path) {
+        struct strata_h5 *h = NULL;
+        int nd;
+        int64_t sh[STRATA_H5_MAX_DIMS];
+        if (strata_h5_open(&h, ci->posvec_path) == 0 && strata_h5_shape(h, "positional", &nd, sh) == 0 &&
+            nd == 3)
+            iw = interp_window(cm->cfg.seq_len, sh[1]);
+        strata_h5_free(h);
+    }
     cJSON *ed = cJSON_AddArrayToObject(j, "edits");
     for (int k = 0; k < ci->n_edit; k++) {
         const struct strata_edit_params *p = &ci->edits[k].p;
@@ -249,12 +269,12 @@ char *cli_interv_json(const struct cli_args *a)
         cJSON_AddNumberToObject(o, "boundary", p->boundary);
         cJSON_AddStringToObject(o, "site", site);
         cJSON_AddNumberToObject(o, "t0", (double)p->t0);
-        if (ci->edits[k].open_end && !(ci->eds && ci->eds[k])) cJSON_AddStringToObject(o, "t1", "end");
-        else cJSON_AddNumberToObject(o, "t1", (double)p->t1);
+        const bool unresolved = ci->edits[k].open_end && !(ci->eds && ci->eds[k]);
+        cJSON_AddNumberToObject(o, "t1", (double)(unresolved ? seq_len : p->t1));
         if (p->kind == STRATA_EDIT_REPLACE) {
             cJSON_AddNumberToObject(o, "ratio", p->ratio);
             cJSON_AddNumberToObject(o, "alpha", p->alpha);
-            cJSON_AddNumberToObject(o, "interp_window", (double)ci->interp_window);
+            cJSON_AddNumberToObject(o, "interp_window", (double)iw);
         }
         cJSON_AddItemToArray(ed, o);
     }
