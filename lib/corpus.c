@@ -42,6 +42,7 @@ struct strata_corpus {
     size_t *off;    /* (n_docs) start of document i in text (ids) */
     size_t *len;    /* (n_docs) its length in bytes (ids) */
     size_t used, cap; /* of text (ids) */
+    int32_t ids_bos, ids_n_vocab; /* IDS without a tokenizer (strata_corpus_params) */
 };
 
 static bool is_space(char c)
@@ -198,7 +199,7 @@ static int load_ids(struct strata_corpus *c, const char *data, size_t size)
 
 struct strata_corpus_params strata_corpus_default_params(void)
 {
-    return (struct strata_corpus_params){STRATA_CORPUS_AUTO, "<|endoftext|>", "text"};
+    return (struct strata_corpus_params){STRATA_CORPUS_AUTO, "<|endoftext|>", "text", 1, 0};
 }
 
 static const char *const kind_names[] = {"auto", "text", "jsonl", "dir", "ids"};
@@ -245,6 +246,7 @@ int strata_corpus_open(struct strata_corpus **out, const char *path,
     struct strata_corpus *c = xcalloc(1, sizeof *c);
     c->path = strata_xstrdup(path);
     c->kind = pr.kind;
+    c->ids_bos = pr.ids_bos, c->ids_n_vocab = pr.ids_n_vocab;
     char *data = NULL;
     size_t size = 0;
     int rc;
@@ -330,15 +332,21 @@ static int stream_build(struct stream *st, const struct strata_corpus *corpus,
                         const struct strata_tokenizer *tok, int64_t seq_len)
 {
     memset(st, 0, sizeof *st);
-    if (!corpus || !tok) return strata_fail(STRATA_E_ARG, "strata_samples_build: NULL argument");
+    if (!corpus) return strata_fail(STRATA_E_ARG, "strata_samples_build: NULL argument");
+    if (!tok && corpus->kind != STRATA_CORPUS_IDS)
+        return strata_fail(STRATA_E_ARG, "corpus %s: a %s corpus needs a tokenizer (only token-id "
+                           ".ids corpora are read without one)", corpus->path,
+                           kind_names[corpus->kind]);
     if (seq_len < 1)
         return strata_fail(STRATA_E_ARG, "%s: seq_len %lld must be at least 1", corpus->path,
                            (long long)seq_len);
     /* Every window starts at a document's BOS, so a tokenizer without one
      * (GPT-2 style) cannot sample this way; say so rather than fail inside
      * encode. */
-    int32_t bos = strata_tokenizer_bos(tok), n_vocab = strata_tokenizer_n_vocab(tok);
-    if (bos < 0)
+    int32_t bos = tok ? strata_tokenizer_bos(tok) : corpus->ids_bos;
+    int32_t n_vocab = tok ? strata_tokenizer_n_vocab(tok)
+                          : corpus->ids_n_vocab > 0 ? corpus->ids_n_vocab : INT32_MAX;
+    if (tok && bos < 0)
         return strata_fail(STRATA_E_ARG, "corpus %s: tokenizer (%s) has no BOS token, and "
                            "samples start with BOS: use a tokenizer that defines one",
                            corpus->path, strata_tokenizer_kind(tok));
@@ -357,11 +365,11 @@ static int stream_build(struct stream *st, const struct strata_corpus *corpus,
             for (int64_t i = 0; i < n_ids; i++)
                 if (src[i] >= n_vocab) {
                     rc = strata_fail(STRATA_E_DATA, "%s: document %lld (line) holds token id %d, "
-                                     "beyond the tokenizer's %d ids", corpus->path, (long long)d,
-                                     (int)src[i], (int)n_vocab);
+                                     "beyond the %s's %d ids", corpus->path, (long long)d,
+                                     (int)src[i], tok ? "tokenizer" : "model", (int)n_vocab);
                     goto fail;
                 }
-            add_bos = src[0] != bos;
+            add_bos = bos >= 0 && src[0] != bos;
         } else {
             if ((rc = strata_tokenizer_encode(tok, &ids, &n_ids, corpus->text + corpus->off[d],
                                               corpus->len[d], true, false)))

@@ -488,6 +488,12 @@ struct strata_corpus_params {
     enum strata_corpus_kind kind;
     const char *sep;     /* TEXT; default "<|endoftext|>" */
     const char *field;   /* JSONL; default "text" */
+    int32_t ids_bos;     /* IDS sampled without a tokenizer (tok NULL): the BOS id
+                            prepended where a document does not start with it;
+                            < 0: none, documents as given. Default 1 (Llama 1/2,
+                            llama2.c); a tokenizer's own BOS wins when given */
+    int32_t ids_n_vocab; /* IDS without a tokenizer: every id must be below it (the
+                            model's V); 0: checked only by the forward pass */
 };
 struct strata_corpus_params strata_corpus_default_params(void);
 /* "text", "jsonl", "dir", "ids" (AUTO resolved); static. */
@@ -526,6 +532,8 @@ struct strata_samples {
     int64_t *window;    /* (N) index of its window among the n_windows (stream order) */
     int64_t *draw;      /* (N) its draw in the seeded shuffle */
 };
+/* tok may be NULL for an IDS corpus (its params' ids_bos and ids_n_vocab
+ * stand in for the tokenizer's BOS and size); a text corpus needs one. */
 int strata_samples_build(struct strata_samples *out, const struct strata_corpus *corpus,
                          const struct strata_tokenizer *tok, int64_t n,
                          int64_t seq_len, uint64_t seed);

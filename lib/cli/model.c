@@ -108,6 +108,14 @@ static struct strata_ctx_params settings(const struct cli_args *a)
     return cp;
 }
 
+/* The corpus is token ids (--corpus-format ids, or auto and a .ids name). */
+static bool corpus_is_ids(const struct cli_sampling *cs)
+{
+    const size_t n = cs->corpus_path ? strlen(cs->corpus_path) : 0;
+    return cs->cpar.kind == STRATA_CORPUS_IDS ||
+           (cs->cpar.kind == STRATA_CORPUS_AUTO && n > 4 && !strcmp(cs->corpus_path + n - 4, ".ids"));
+}
+
 void cli_model_load(struct cli_args *a, bool need_tokenizer)
 {
     struct cli_model *cm = &a->model;
@@ -143,21 +151,39 @@ void cli_model_load(struct cli_args *a, bool need_tokenizer)
 
     if (!need_tokenizer) return;
     const size_t n = sizeof cm->tok_used;
+    a->sampling.cpar.ids_n_vocab = c->vocab_size;
     if (cm->tok_path) {
         snprintf(cm->tok_used, n, "%s", cm->tok_path);
         cli_check(strata_tokenizer_open(&cm->tok, cm->tok_used), NULL);
+    } else if (c->format && !strcmp(c->format, "gguf")) { /* the tokenizer is in the file */
+        snprintf(cm->tok_used, n, "%s", cm->model_path);
+        cli_check(strata_tokenizer_open(&cm->tok, cm->tok_used), "give --tokenizer FILE");
     } else if (snprintf(cm->tok_used, n, "%s", strata_model_dir(cm->model)),
                strata_tokenizer_open(&cm->tok, cm->tok_used) != 0) {
         snprintf(cm->tok_used, n, "%s/tok%d.bin", strata_model_dir(cm->model), (int)c->vocab_size);
-        if (access(cm->tok_used, R_OK) != 0)
+        if (access(cm->tok_used, R_OK) != 0) {
+            /* Token ids need no tokenizer: the model's vocabulary bounds them. */
+            if (corpus_is_ids(&a->sampling)) {
+                snprintf(cm->tok_used, n, "none");
+                cli_note("no tokenizer beside %s: reading the .ids corpus as given, BOS id %d "
+                         "(--bos)", cm->model_path, (int)a->sampling.cpar.ids_bos);
+                return;
+            }
             cli_die("give --tokenizer FILE", "no tokenizer beside %s (%s)", cm->model_path,
                     strata_last_error());
+        }
         cli_check(strata_tokenizer_open(&cm->tok, cm->tok_used), NULL);
     }
-    if (strata_tokenizer_n_vocab(cm->tok) > c->vocab_size)
+    const int32_t nv = strata_tokenizer_n_vocab(cm->tok);
+    if (nv > c->vocab_size)
         cli_die("the tokenizer must belong to the model",
-                "tokenizer has %d tokens but the model's vocabulary is %d",
-                (int)strata_tokenizer_n_vocab(cm->tok), (int)c->vocab_size);
+                "%s: the tokenizer has %d tokens but the model's vocabulary is %d", cm->tok_used,
+                (int)nv, (int)c->vocab_size);
+    /* Fewer is common (a vocabulary padded for GEMM tiles) but can also mean
+     * the wrong tokenizer: say both sizes. */
+    if (nv < c->vocab_size)
+        cli_note("warning: %s has %d tokens, the model's vocabulary %d (padded, or another "
+                 "model's tokenizer?)", cm->tok_used, (int)nv, (int)c->vocab_size);
 }
 
 struct strata_ctx_params cli_ctx_params(const struct cli_args *a, int64_t n_ctx)

@@ -412,6 +412,9 @@ static const struct cli_opt sampling_opts[] = {
     {"sample-offset", CLI_ARG, K_SAMPLE_OFFSET, "K",
      "take draws K .. K+N-1 of the seeded order (a shard of a larger run, or\n"
      "samples held out from one; default 0)"},
+    {"bos", CLI_ARG, K_BOS, "ID",
+     "ids: the BOS id each document starts with (prepended where missing)\n"
+     "when no tokenizer is found (default 1, Llama's; -1: none)"},
     {0}};
 
 static const struct cli_opt output_opts[] = {

@@ -39,6 +39,10 @@ int cli_sampling_option_(struct cli_args *a, int key, const char *arg, struct cl
         return 0;
     case K_SAMPLE_OFFSET:
         return cli_parse_int(&cs->offset, "--sample-offset", arg, 0, INT32_MAX, e);
+    case K_BOS:
+        if (cli_parse_int(&v, "--bos", arg, -1, INT32_MAX, e)) return -1;
+        cs->cpar.ids_bos = (int32_t)v;
+        return 0;
     }
     return cli_fail(e, NULL, "option key %d has no handler", key);
 }
