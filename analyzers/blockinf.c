@@ -374,7 +374,7 @@ static void accumulate(struct mstat *ms, const struct opts *o, struct strata_dum
                 ms[m].vals[s * L + l] = sum / (double)n_tok;
             }
         }
-        cli_progress(&prog, s + 1 - s_lo, s_hi - s_lo, (s + 1 - s_lo) * n_tok, 0);
+        cli_progress(&prog, s + 1 - s_lo, s_hi - s_lo, (s + 1 - s_lo) * n_tok, s + 1 == s_hi);
     }
     if (!msg[0] && cli_nranks() > 1) {
         const int nr = cli_nranks();

@@ -213,7 +213,7 @@ static int cmd_decompose(int argc, char **argv, const char *cmdline)
     memcpy(f.positions, strata_dump_positions(dump), (size_t)T * sizeof(int32_t));
     if (strata_dump_get_attr_str(dump, "model_config", &f.model_config)) f.model_config = NULL;
     float *h = xalloc((size_t)(T * D) * sizeof(float)); /* (T, D) one boundary of one sample */
-    struct cli_progress prog;
+    struct cli_progress prog = {.what = "pass 1 of 2 (sums)"};
     cli_progress_start(&prog);
     char msg[1024] = ""; /* a failure: every buffer is freed, then the message */
     const char *hint = NULL;
@@ -245,8 +245,10 @@ static int cmd_decompose(int argc, char **argv, const char *cmdline)
             cli_die(hint, "%s", msg);
         }
         strata_pvsum_count(&f.acc, 1);
-        cli_progress(&prog, s + 1 - s_lo, 2 * (s_hi - s_lo), (s + 1 - s_lo) * T, 0);
+        cli_progress(&prog, s + 1 - s_lo, s_hi - s_lo, (s + 1 - s_lo) * T, s + 1 == s_hi);
     }
+    prog.what = "pass 2 of 2 (|c|)";
+    cli_progress_start(&prog);
     if (cli_nranks() > 1) {
         cli_reduce_sum_f64(f.acc.sum, Lk * T * D);
         cli_reduce_sum_f64(f.acc.sumsq, Lk * T);
@@ -268,8 +270,7 @@ static int cmd_decompose(int argc, char **argv, const char *cmdline)
                 f.cnorm[i * T + t] += sqrt(cc) / (double)N;
             }
         }
-        const int64_t n_mine = s_hi - s_lo, k = s + 1 - s_lo;
-        cli_progress(&prog, n_mine + k, 2 * n_mine, (n_mine + k) * T, s + 1 == s_hi);
+        cli_progress(&prog, s + 1 - s_lo, s_hi - s_lo, (s + 1 - s_lo) * T, s + 1 == s_hi);
     }
     cli_reduce_sum_f64(f.cnorm, Lk * T);
     if (cli_rank() != 0) { /* rank 0 writes */

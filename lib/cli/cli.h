@@ -108,14 +108,23 @@ char *cli_command_line(int argc, char **argv);
 
 /* ---------------------------------------------------------- progress */
 
-/* A progress line on stderr: rewritten in place on a terminal, one line
- * every few seconds otherwise; nothing when quiet. */
+/* A progress line on stderr at most every cli_progress_interval seconds
+ * (--progress), on a terminal (rewritten in place) or not alike; between
+ * samples, and from inside a long sample too (cli_progress_heartbeat, which
+ * the contexts' abort callback calls). Nothing when quiet. */
 struct cli_progress {
     double t0, last;
     int tty;
+    const char *what;               /* e.g. "pass 1 of 2"; NULL: none */
+    int64_t done, total, tokens;    /* as of the last cli_progress */
+    int64_t printed;                /* done of the last line printed (-1: none) */
 };
+extern double cli_progress_interval;
+/* Starts p and makes it the one the heartbeat reports. */
 void cli_progress_start(struct cli_progress *p);
-/* done of total samples, tokens so far; final prints regardless of time. */
+/* The current progress line again if the interval has passed since the
+ * last one, marked "(next running)"; safe from any thread. */
+void cli_progress_heartbeat(void);
 void cli_progress(struct cli_progress *p, int64_t done, int64_t total, int64_t tokens, int final);
 
 /* -------------------------------------------------------- stop signal */

@@ -15,7 +15,7 @@ bool cli_test_pause_point_(int64_t done, bool say);
 /* Keys of the shared groups' options (below CLI_KEY_PROG). */
 enum {
     K_HELP = 'h', K_QUIET = 'q', K_OUTPUT = 'o',
-    K_VERSION = 0x100, K_THREADS,
+    K_VERSION = 0x100, K_THREADS, K_PROGRESS,
     K_MODEL = 0x200, K_TOKENIZER, K_POS_EMB, K_ROPE_BASE, K_ROPE_SCALING,
     K_SKIP = 0x300, K_ATTN_TEMP, K_WINDOW, K_POSVEC, K_EDIT, K_REPLACE,
     K_CORPUS = 0x400, K_CORPUS_FORMAT, K_SEP, K_JSONL_FIELD, K_SAMPLES, K_SEQ_LEN, K_SEED,

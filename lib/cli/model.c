@@ -92,6 +92,7 @@ int cli_interv_option_(struct cli_args *a, int key, const char *arg, struct cli_
 static bool stop_requested(void *data)
 {
     (void)data;
+    cli_progress_heartbeat(); /* asked often enough to keep progress steady */
     return cli_stop_requested != 0;
 }
 

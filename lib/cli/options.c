@@ -351,6 +351,9 @@ static const struct cli_opt common_opts[] = {
      "worker threads of each model context (default 0: OpenBLAS's count,\n"
      "OPENBLAS_NUM_THREADS)"},
     {"quiet", CLI_NOARG, K_QUIET, NULL, "no progress lines, notes or summary"},
+    {"progress", CLI_ARG, K_PROGRESS, "S",
+     "a progress line every S seconds, also inside a long sample, on a\n"
+     "terminal or not (default 5; 0: after every sample)"},
     {"version", CLI_NOARG, K_VERSION, NULL, "print the program's version and exit"},
     {"help", CLI_NOARG, K_HELP, NULL, "this help"},
     {0}};
@@ -538,6 +541,15 @@ static int common_option(struct cli_args *a, int key, const char *arg, struct cl
     case K_QUIET:
         cli_quiet = true;
         return 0;
+    case K_PROGRESS: {
+        const double v = strtod(arg, NULL);
+        char *end;
+        (void)strtod(arg, &end);
+        if (end == arg || *end || !(v >= 0) || !(v <= 86400))
+            return cli_fail(e, NULL, "--progress '%s': expected seconds from 0 to 86400", arg);
+        cli_progress_interval = v;
+        return 0;
+    }
     case K_THREADS: {
         int64_t v;
         if (cli_parse_int(&v, "--threads", arg, 0, 1024, e)) return -1;

@@ -114,6 +114,7 @@ void cli_loop_begin(struct cli_loop *l, int64_t s0, int64_t n, int64_t T)
     l->stop_after = e ? strtoll(e, NULL, 10) : -1;
     cli_catch_stop();
     cli_progress_start(&l->prog);
+    l->prog.total = n - s0; /* so a heartbeat inside the first sample has it */
 }
 
 bool cli_loop_more(const struct cli_loop *l, int64_t s)

@@ -4,6 +4,7 @@
 #include "cli_internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -190,23 +191,66 @@ char *cli_command_line(int argc, char **argv)
 
 /* ----------------------------------------------------------- progress */
 
+double cli_progress_interval = 5.0;
+
+/* The loop's progress the heartbeat reports, and the lock that keeps its
+ * line whole: the main thread advances it, any worker may print it. */
+static struct cli_progress *progress_now;
+static pthread_mutex_t progress_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void cli_progress_start(struct cli_progress *p)
 {
+    pthread_mutex_lock(&progress_lock);
     p->t0 = p->last = cli_now();
     p->tty = isatty(2);
+    p->done = p->total = p->tokens = 0;
+    p->printed = -1;
+    progress_now = p;
+    pthread_mutex_unlock(&progress_lock);
+}
+
+/* One line (caller holds the lock); on a terminal rewritten in place. */
+static void progress_line(struct cli_progress *p, double now, bool final, bool running)
+{
+    p->last = now;
+    if (!running) p->printed = p->done;
+    const double el = now - p->t0, rate = el > 0 ? (double)p->tokens / el : 0.0;
+    const double eta = p->done > 0 ? el * (double)(p->total - p->done) / (double)p->done : 0.0;
+    char eta_s[48] = "";
+    if (p->done > 0 && !final) snprintf(eta_s, sizeof eta_s, ", ETA %.1f s", eta);
+    char run_s[48] = "";
+    if (running) snprintf(run_s, sizeof run_s, " (sample %lld running)", (long long)p->done + 1);
+    fprintf(stderr, "%s%s: %s%s%lld/%lld samples%s, %.0f tokens/s, %.1f s elapsed%s%s",
+            p->tty ? "\r" : "", cli_prog, p->what ? p->what : "", p->what ? ": " : "",
+            (long long)p->done, (long long)p->total, run_s, rate, el, eta_s,
+            p->tty && !final ? "\033[K" : "\n");
+    fflush(stderr);
 }
 
 void cli_progress(struct cli_progress *p, int64_t done, int64_t total, int64_t tokens, int final)
 {
     if (cli_quiet || cli_rank() != 0) return; /* one progress line for all ranks */
-    double now = cli_now();
-    if (!final && now - p->last < (p->tty ? 0.2 : 5.0)) return;
-    p->last = now;
-    double el = now - p->t0, rate = el > 0 ? (double)tokens / el : 0.0;
-    double eta = done > 0 ? el * (double)(total - done) / (double)done : 0.0;
-    fprintf(stderr, "%s%s: %lld/%lld samples, %.0f tokens/s, %.1f s elapsed, ETA %.1f s%s",
-            p->tty ? "\r" : "", cli_prog, (long long)done, (long long)total, rate, el, eta,
-            p->tty && !final ? "" : "\n");
+    pthread_mutex_lock(&progress_lock);
+    p->done = done, p->total = total, p->tokens = tokens;
+    const double now = cli_now();
+    /* A final line repeats nothing off a terminal: skip it if this count was
+     * just printed (a terminal needs it to end the line). */
+    if (final ? p->tty || p->printed != done : now - p->last >= cli_progress_interval)
+        progress_line(p, now, final, false);
+    if (final && progress_now == p) progress_now = NULL;
+    pthread_mutex_unlock(&progress_lock);
+}
+
+void cli_progress_heartbeat(void)
+{
+    /* --progress 0 asks for a line after every sample, not for one at
+     * every block. */
+    if (cli_quiet || !progress_now || cli_progress_interval <= 0 || cli_rank() != 0) return;
+    if (pthread_mutex_trylock(&progress_lock) != 0) return; /* someone is printing it */
+    struct cli_progress *p = progress_now;
+    const double now = cli_now();
+    if (p && p->total > 0 && now - p->last >= cli_progress_interval) progress_line(p, now, false, true);
+    pthread_mutex_unlock(&progress_lock);
 }
 
 /* -------------------------------------------------------- stop signal */
