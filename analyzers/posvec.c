@@ -213,8 +213,8 @@ static int cmd_decompose(int argc, char **argv, const char *cmdline)
     memcpy(f.positions, strata_dump_positions(dump), (size_t)T * sizeof(int32_t));
     if (strata_dump_get_attr_str(dump, "model_config", &f.model_config)) f.model_config = NULL;
     float *h = xalloc((size_t)(T * D) * sizeof(float)); /* (T, D) one boundary of one sample */
-    struct cli_progress prog = {.what = "pass 1 of 2 (sums)"};
-    cli_progress_start(&prog);
+    struct cli_progress prog;
+    cli_progress_start(&prog, "pass 1 of 2 (sums)");
     char msg[1024] = ""; /* a failure: every buffer is freed, then the message */
     const char *hint = NULL;
     /* Under mpirun each rank sums its contiguous share of the samples; the
@@ -247,8 +247,7 @@ static int cmd_decompose(int argc, char **argv, const char *cmdline)
         strata_pvsum_count(&f.acc, 1);
         cli_progress(&prog, s + 1 - s_lo, s_hi - s_lo, (s + 1 - s_lo) * T, s + 1 == s_hi);
     }
-    prog.what = "pass 2 of 2 (|c|)";
-    cli_progress_start(&prog);
+    cli_progress_start(&prog, "pass 2 of 2 (|c|)");
     if (cli_nranks() > 1) {
         cli_reduce_sum_f64(f.acc.sum, Lk * T * D);
         cli_reduce_sum_f64(f.acc.sumsq, Lk * T);

@@ -120,8 +120,9 @@ struct cli_progress {
     int64_t printed;                /* done of the last line printed (-1: none) */
 };
 extern double cli_progress_interval;
-/* Starts p and makes it the one the heartbeat reports. */
-void cli_progress_start(struct cli_progress *p);
+/* Starts p (what: a label such as "pass 1 of 2", or NULL) and makes it
+ * the one the heartbeat reports. */
+void cli_progress_start(struct cli_progress *p, const char *what);
 /* The current progress line again if the interval has passed since the
  * last one, marked "(next running)"; safe from any thread. */
 void cli_progress_heartbeat(void);

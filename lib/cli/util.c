@@ -198,11 +198,12 @@ double cli_progress_interval = 5.0;
 static struct cli_progress *progress_now;
 static pthread_mutex_t progress_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void cli_progress_start(struct cli_progress *p)
+void cli_progress_start(struct cli_progress *p, const char *what)
 {
     pthread_mutex_lock(&progress_lock);
     p->t0 = p->last = cli_now();
     p->tty = isatty(2);
+    p->what = what;
     p->done = p->total = p->tokens = 0;
     p->printed = -1;
     progress_now = p;
