@@ -58,7 +58,7 @@ PROG_SRC := $(wildcard probes/*.c analyzers/*.c)
 PROGS    := $(foreach s,$(PROG_SRC),$(BINDIR)/strata-$(basename $(notdir $(s))))
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-TOOLS    := $(BUILD)/tests/mkmodel $(BUILD)/tests/forward_dump
+TOOLS    := $(BUILD)/tests/mkmodel $(BUILD)/tests/forward_dump $(BUILD)/tests/tokenize_tool
 BENCH    := $(BUILD)/bench/bench_forward $(BUILD)/bench/bench_batch $(BUILD)/bench/mkbig
 
 PREFIX  ?= /usr/local

@@ -12,6 +12,7 @@
  * recomputed), then wcls (V, D) if separate. RoPE rotates interleaved pairs.
  */
 #include "model.h"
+#include "gguf.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -215,7 +216,9 @@ int strata_model_load(struct strata_model **out, const char *path)
     struct strata_model *m = xcalloc(1, sizeof *m);
     m->path = strata_xstrdup(path);
     int rc;
-    if (is_dir(path) || strata_hf_is_weight_file(path) || strata_has_suffix(path, ".json")) {
+    if (strata_gguf_is_model_path(path)) {
+        rc = strata_gguf_load(m, path);
+    } else if (is_dir(path) || strata_hf_is_weight_file(path) || strata_has_suffix(path, ".json")) {
         rc = strata_hf_load(m, path);
     } else {
         char *slash = strrchr(m->path, '/');
@@ -239,6 +242,7 @@ void strata_model_free(struct strata_model *model)
     if (!model) return;
     strata_unmap_file(&model->map);
     strata_tensors_free(model->ts);
+    strata_gguf_free(model->gguf);
     free(model->blocks);
     free(model->cls_scale);
     free((char *)model->arch);

@@ -36,10 +36,11 @@ struct strata_block_w {
 
 struct strata_model {
     struct strata_config cfg;
-    const char *format;            /* "llama2.c", "hf-safetensors", "hf-pytorch" (static) */
-    const char *arch;              /* architectures[0] or "llama2.c" (owned) */
+    const char *format;            /* "llama2.c", "hf-safetensors", "hf-pytorch", "gguf" (static) */
+    const char *arch;              /* architectures[0], "llama2.c", or GGUF's "llama"/"baichuan" (owned) */
     struct strata_map map;         /* llama2.c file */
     struct strata_tensors *ts;     /* HF files */
+    struct strata_gguf *gguf;      /* GGUF file and dequantized weights (gguf.c) */
     char *path;
     char *dir;
     struct strata_w tok_emb;       /* (V, D) */

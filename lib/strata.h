@@ -129,9 +129,10 @@ struct strata_config {
     double rope_base;     /* RoPE theta */
     struct strata_rope_scaling_params scaling;
     int64_t sliding_window; /* W > 0: query i sees keys i-W < j <= i; 0: all */
-    const char *format;       /* "llama2.c", "hf-safetensors", "hf-pytorch"; borrowed
-                                 from the model, like architecture */
-    const char *architecture; /* config.json's architectures[0], or "llama2.c" */
+    const char *format;       /* "llama2.c", "hf-safetensors", "hf-pytorch", "gguf";
+                                 borrowed from the model, like architecture */
+    const char *architecture; /* config.json's architectures[0], "llama2.c", or
+                                 GGUF's general.architecture */
 };
 
 /* "none", "rope-interleaved", "rope-half", "alibi" ("model" for
@@ -161,10 +162,12 @@ double strata_rope_freqs(double *theta, int32_t d, double base,
 
 struct strata_model;
 
-/* Load a model by mmap (docs/CHECKPOINTS.md): a llama2.c checkpoint file, or
+/* Load a model by mmap (docs/CHECKPOINTS.md): a llama2.c checkpoint file,
  * a Hugging Face checkpoint (directory, or a weight file inside it) in
- * safetensors or PyTorch .bin, F32/F16/BF16, single file or sharded. Weights
- * stay in their stored dtype. Every size is checked against the files.
+ * safetensors or PyTorch .bin, F32/F16/BF16, single file or sharded, or a
+ * GGUF file (llama.cpp; or a directory without config.json holding one).
+ * Weights stay in their stored dtype, except GGUF's Q8_0/Q4_0/Q4_K/Q6_K,
+ * dequantized to float32 at load. Every size is checked against the files.
  * *out is owned by the caller: strata_model_free. */
 int strata_model_load(struct strata_model **out, const char *path);
 void strata_model_free(struct strata_model *model);
@@ -435,10 +438,13 @@ struct strata_tokenizer;
 int strata_tokenizer_load(struct strata_tokenizer **out, const char *path,
                           int32_t vocab_size);
 /* Open any tokenizer strata reads (docs/CHECKPOINTS.md): `path` is a file
- * (Hugging Face tokenizer.json, SentencePiece tokenizer.model, or a llama2.c
- * tokenizer whose vocabulary size is the number of entries in the file) or a
- * checkpoint directory, searched for tokenizer.json, tokenizer.model,
- * tokenizer.bin, in that order. Caller owns *out: strata_tokenizer_free. */
+ * (Hugging Face tokenizer.json, SentencePiece tokenizer.model, a GGUF file's
+ * tokenizer.ggml.* metadata, or a llama2.c tokenizer whose vocabulary size
+ * is the number of entries in the file) or a checkpoint directory, searched
+ * for tokenizer.json, tokenizer.model, tokenizer.bin, in that order (a
+ * llama2.c tokenizer.bin cannot hold a literal U+2581, so tokenizer.model
+ * goes first), then its one .gguf file. Caller owns *out:
+ * strata_tokenizer_free. */
 int strata_tokenizer_open(struct strata_tokenizer **out, const char *path);
 void strata_tokenizer_free(struct strata_tokenizer *tok);
 int32_t strata_tokenizer_n_vocab(const struct strata_tokenizer *tok);
@@ -452,9 +458,13 @@ const char *strata_tokenizer_kind(const struct strata_tokenizer *tok);
 #define STRATA_TOKEN_BOS 1
 #define STRATA_TOKEN_EOS 2
 
-/* Encode text (len bytes, need not be NUL-terminated) exactly as llama2.c's
- * encode(): dummy-prefix space, UTF-8 code points looked up, byte fallback,
- * then merges of the best-scoring adjacent pair (leftmost on ties).
+/* Encode text (len bytes, need not be NUL-terminated) exactly as the
+ * tokenizer's own library does (llama2c: llama2.c's encode(): dummy-prefix
+ * space, UTF-8 code points looked up, byte fallback, then merges of the
+ * best-scoring adjacent pair, leftmost on ties). Bytes that are not valid
+ * UTF-8: "sentencepiece" and "hf-bpe" replace each byte that starts no valid
+ * character by U+FFFD, as SentencePiece does; "llama2c" and "hf-bytelevel"
+ * keep them as byte tokens (docs/CHECKPOINTS.md, Tokenizers).
  * *tokens (n) is malloc'ed; caller free()s. */
 int strata_tokenizer_encode(const struct strata_tokenizer *tok, int32_t **tokens,
                             int64_t *n, const char *text, size_t len, bool bos,
@@ -471,6 +481,16 @@ const char *strata_tokenizer_piece(const struct strata_tokenizer *tok, int32_t p
 int strata_tokenizer_decode(const struct strata_tokenizer *tok, char **text,
                             size_t *len, const int32_t *tokens, int64_t n,
                             bool after_bos);
+/* Write tok into the existing directory dir as Hugging Face files:
+ * tokenizer.json (SentencePiece-style BPE with byte fallback, merges from
+ * the scores, as transformers' LlamaConverter builds it) and
+ * tokenizer_config.json (bos/eos/unk; model_max_length when > 0), each
+ * written as NAME.partial and renamed when complete. Kinds "llama2c" and
+ * "sentencepiece" (Llama's normalizer settings); a Hugging Face kind already
+ * is a tokenizer.json, so it is refused (copy the file). strata reads the
+ * result as "hf-bpe" with the same ids (docs/CHECKPOINTS.md, Tokenizers). */
+int strata_tokenizer_save_hf(const struct strata_tokenizer *tok, const char *dir,
+                             int64_t model_max_length);
 
 /* ---------------------------------------------------------------- corpus */
 
@@ -624,7 +644,8 @@ int strata_dump_info(const struct strata_dump *dump, struct strata_dump_info *in
 const int32_t *strata_dump_layers(const struct strata_dump *dump);
 const int32_t *strata_dump_positions(const struct strata_dump *dump);
 const int32_t *strata_dump_blocks(const struct strata_dump *dump);
-/* Root attributes (provenance). Strings are stored as UTF-8 variable-length.
+/* Root attributes (provenance). Strings are stored as fixed-length,
+ * NUL-terminated UTF-8 (variable-length beyond 63 KiB; both are read).
  * Reading a multi-shard dump reads the first shard's. */
 int strata_dump_set_attr_str(struct strata_dump *dump, const char *name, const char *value);
 int strata_dump_set_attr_i64(struct strata_dump *dump, const char *name, int64_t value);

@@ -23,7 +23,11 @@
  * text and runs a hand-written matcher for each (strata_tok_pretok_next), with
  * \p{L}, \p{N} and \s from lib/unicode_tables.h. Any other pattern is an
  * error that quotes it. Text that is not valid UTF-8 (tokenizers never sees
- * any) is cut with each invalid byte as a character of no class.
+ * any: a Rust string cannot hold it): hf-bpe replaces each byte that starts
+ * no valid character by U+FFFD first, as SentencePiece does (the model it
+ * was converted from); hf-bytelevel keeps the bytes, each mapped to its
+ * GPT-2 character like any other byte, and the split patterns treat each
+ * invalid byte as a character of no class.
  *
  * Not supported (refused at load, with the field named): model types other
  * than BPE, continuing_subword_prefix / end_of_word_suffix, normalizers
@@ -882,5 +886,14 @@ static int hf_normalize(const struct strata_tokenizer *tok, struct tok_enc *e, c
 int strata_tok_hf_encode(const struct strata_tokenizer *tok, struct tok_enc *e,
                          const char *text, size_t len)
 {
-    return strata_tok_split_matches(tok, &tok->raw, e, text, len, true, hf_normalize);
+    /* hf-bpe is SentencePiece's model in tokenizers' clothes: invalid
+     * UTF-8 becomes U+FFFD byte by byte as SentencePiece does, before
+     * anything else (tokenizers itself takes only valid strings). Byte-level
+     * BPE maps bytes, so raw bytes stay raw bytes there. */
+    size_t n = len;
+    char *fixed = tok->kind == TOK_HF_BPE ? strata_tok_replace_invalid_utf8(text, len, &n) : NULL;
+    int rc = strata_tok_split_matches(tok, &tok->raw, e, fixed ? fixed : text, n, true,
+                                      hf_normalize);
+    free(fixed);
+    return rc;
 }

@@ -3,8 +3,11 @@
  *   tokenizer.c  vocabulary table, the one BPE merge engine, llama2.c
  *                format, strata_tokenizer_open, encode/decode for all kinds
  *   tok_spm.c    SentencePiece tokenizer.model (protobuf) loader + normalizer
+ *   tok_gguf.c   the tokenizer inside a GGUF file (llama.cpp's tokenizer.ggml.*)
  *   tok_hf.c     Hugging Face tokenizer.json loader, normalizers and
  *                pre-tokenizers (GPT-2 and Llama 3 split patterns)
+ *   tok_save.c   writing a llama2.c or SentencePiece tokenizer as
+ *                tokenizer.json + tokenizer_config.json
  * One engine serves every kind: symbols in a linked list, candidate merges
  * in a heap keyed (priority, left position); the priority is the merged
  * piece's score for llama2.c and SentencePiece (higher first) and the merge
@@ -124,6 +127,21 @@ void strata_tok_matcher_free(struct tok_matcher *mt);
 /* tok_spm.c */
 bool strata_tok_spm_sniff(const unsigned char *data, size_t size);
 int strata_tok_spm_load(struct strata_tokenizer **out, const char *path);
+/* Bytes of the valid UTF-8 character at s (n bytes left), 1..4, or 0 when
+ * s[0] starts none, by SentencePiece's DecodeUTF8 (util.cc): a truncated
+ * sequence, a lone continuation byte, an overlong form, a surrogate or a
+ * value past U+10FFFF. */
+size_t strata_tok_utf8_len(const char *s, size_t n);
+/* text with every byte that starts no valid character replaced by U+FFFD,
+ * as SentencePiece's normalizer does (so a truncated 2-byte tail becomes
+ * two U+FFFD); NULL when text is valid UTF-8. Caller free()s; *out_len is
+ * at most 3 * len. */
+char *strata_tok_replace_invalid_utf8(const char *text, size_t len, size_t *out_len);
+
+/* tok_gguf.c: the tokenizer in a GGUF file's metadata; _dir: the one .gguf
+ * file in a directory (1 if there is none). */
+int strata_tok_gguf_load(struct strata_tokenizer **out, const char *path);
+int strata_tok_gguf_dir(struct strata_tokenizer **out, const char *dir);
 
 /* tok_hf.c */
 int strata_tok_hf_load(struct strata_tokenizer **out, const char *path);

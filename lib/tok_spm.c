@@ -18,7 +18,9 @@
  *                   (default true), 4 remove_extra_whitespaces (true),
  *                   5 escape_whitespaces (true)
  * Encoding: normalize (drop extra spaces if asked, dummy-prefix space,
- * spaces -> "▁"), cut into user-defined pieces (longest match, never merged)
+ * spaces -> "▁", each byte that starts no valid UTF-8 character -> U+FFFD
+ * as normalizer.cc's NormalizePrefix does, so invalid input never reaches
+ * byte fallback as raw bytes), cut into user-defined pieces (longest match, never merged)
  * and code points, merge the best-scoring adjacent pair whose joined text
  * is a piece (leftmost on ties), then each symbol is its piece, or its
  * bytes' <0xXX> pieces with byte_fallback, or <unk>.
@@ -269,7 +271,8 @@ fail:
 }
 
 /* One stretch of normalized text between user-defined pieces: code points
- * (invalid UTF-8: one symbol a byte), merged, then emitted. */
+ * (the normalizer left only valid UTF-8; a stray byte would be one symbol),
+ * merged, then emitted. */
 static int spm_segment(const struct strata_tokenizer *tok, struct tok_enc *e, const char *s,
                        size_t n, bool at_start)
 {
@@ -312,6 +315,51 @@ static int spm_segment(const struct strata_tokenizer *tok, struct tok_enc *e, co
     return 0;
 }
 
+size_t strata_tok_utf8_len(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    if (n == 0) return 0;
+    unsigned char b = s[0];
+    if (b < 0x80) return 1;
+    if (b >= 0xC2 && b <= 0xDF) return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (b >= 0xE0 && b <= 0xEF) {
+        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
+        if ((b == 0xE0 && s[1] < 0xA0) || (b == 0xED && s[1] >= 0xA0)) return 0; /* overlong, surrogate */
+        return 3;
+    }
+    if (b >= 0xF0 && b <= 0xF4) {
+        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+            return 0;
+        if ((b == 0xF0 && s[1] < 0x90) || (b == 0xF4 && s[1] >= 0x90)) return 0; /* overlong, > U+10FFFF */
+        return 4;
+    }
+    return 0; /* continuation byte, C0/C1 (overlong), F5..FF */
+}
+
+char *strata_tok_replace_invalid_utf8(const char *text, size_t len, size_t *out_len)
+{
+    size_t i = 0, c;
+    while (i < len && (c = strata_tok_utf8_len(text + i, len - i)) > 0) i += c;
+    if (i == len) return NULL;
+    char *o = xmalloc(3 * len + 1);
+    memcpy(o, text, i);
+    size_t k = i;
+    while (i < len) {
+        c = strata_tok_utf8_len(text + i, len - i);
+        if (c == 0) {
+            memcpy(o + k, "\xef\xbf\xbd", 3);
+            k += 3;
+            i++;
+        } else {
+            memcpy(o + k, text + i, c);
+            k += c;
+            i += c;
+        }
+    }
+    *out_len = k;
+    return o;
+}
+
 int strata_tok_spm_encode(const struct strata_tokenizer *tok, struct tok_enc *e,
                           const char *text, size_t len)
 {
@@ -338,16 +386,32 @@ int strata_tok_spm_encode(const struct strata_tokenizer *tok, struct tok_enc *e,
             o[k++] = ' ';
         }
     }
-    for (size_t i = a; i < b; i++) {
+    for (size_t i = a; i < b;) {
         if (text[i] == ' ') {
-            if (tok->remove_extra_ws && i > a && text[i - 1] == ' ') continue;
+            bool extra = tok->remove_extra_ws && i > a && text[i - 1] == ' ';
+            i++;
+            if (extra) continue;
             if (tok->escape_ws) {
                 memcpy(o + k, ws, 3);
                 k += 3;
-                continue;
+            } else {
+                o[k++] = ' ';
             }
+            continue;
         }
-        o[k++] = text[i];
+        /* SentencePiece's normalizer (NormalizePrefix) turns each byte
+         * that starts no valid UTF-8 character into U+FFFD (3 bytes, still
+         * within 3 per input byte) and copies valid characters whole. */
+        size_t c = strata_tok_utf8_len(text + i, b - i);
+        if (c == 0) {
+            memcpy(o + k, "\xef\xbf\xbd", 3);
+            k += 3;
+            i++;
+            continue;
+        }
+        memcpy(o + k, text + i, c);
+        k += c;
+        i += c;
     }
     /* User-defined pieces are matched on the normalized text and stay whole. */
     return strata_tok_split_matches(tok, &tok->norm, e, o, k, true, spm_segment);

@@ -469,9 +469,11 @@ static int open_file(struct strata_tokenizer **out, const char *path)
     size_t i = 0;
     while (i < map.size && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r')) i++;
     bool json = i < map.size && d[i] == '{';
-    bool spm = !json && strata_tok_spm_sniff(d, map.size);
+    bool gguf = map.size >= 4 && memcmp(d, "GGUF", 4) == 0;
+    bool spm = !json && !gguf && strata_tok_spm_sniff(d, map.size);
     strata_unmap_file(&map);
     if (json) return strata_tok_hf_load(out, path);
+    if (gguf) return strata_tok_gguf_load(out, path);
     if (spm) return strata_tok_spm_load(out, path);
     return strata_tokenizer_load(out, path, 0);
 }
@@ -485,6 +487,9 @@ int strata_tokenizer_open(struct strata_tokenizer **out, const char *path)
         return strata_fail(STRATA_E_IO, "%s: no such file or directory: give a tokenizer file "
                            "or a checkpoint directory", path);
     if (!S_ISDIR(st.st_mode)) return open_file(out, path);
+    /* The one place this order is written (docs/CHECKPOINTS.md, Tokenizers).
+     * tokenizer.model before tokenizer.bin: llama2.c's export spells "▁" as
+     * a space, so a .bin reads a literal U+2581 in the text as bytes. */
     static const char *const names[] = {"tokenizer.json", "tokenizer.model", "tokenizer.bin"};
     for (int k = 0; k < 3; k++) {
         size_t n = strlen(path) + strlen(names[k]) + 2;
@@ -495,8 +500,10 @@ int strata_tokenizer_open(struct strata_tokenizer **out, const char *path)
         free(p);
         if (found) return rc;
     }
-    return strata_fail(STRATA_E_IO, "%s: directory has no tokenizer.json, tokenizer.model or "
-                       "tokenizer.bin: pass the tokenizer file itself", path);
+    int rc = strata_tok_gguf_dir(out, path); /* the one .gguf file there, if any */
+    if (rc != 1) return rc;
+    return strata_fail(STRATA_E_IO, "%s: directory has no tokenizer.json, tokenizer.model, "
+                       "tokenizer.bin or .gguf file: pass the tokenizer file itself", path);
 }
 
 void strata_tokenizer_free(struct strata_tokenizer *tok)

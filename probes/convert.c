@@ -22,8 +22,11 @@ static const struct cli_spec spec = {
     .synopsis = "--model M -o OUTDIR [options]",
     .about = "Write M as a Hugging Face checkpoint: OUTDIR/config.json and\n"
              "OUTDIR/model.safetensors (written under .partial names and renamed when\n"
-             "complete), plus the tokenizer as OUTDIR/tokenizer.json, tokenizer.model or\n"
-             "tokenizer.bin. llama2.c's interleaved RoPE rows are permuted to the\n"
+             "complete), plus the tokenizer: a tokenizer.json or tokenizer.model is\n"
+             "copied with tokenizer_config.json and special_tokens_map.json from beside\n"
+             "it; a llama2.c tokenizer (or a tokenizer.model without a tokenizer.json)\n"
+             "is written as tokenizer.json + tokenizer_config.json, so the copy loads in\n"
+             "Hugging Face transformers as well as in strata. llama2.c's interleaved RoPE rows are permuted to the\n"
              "rotate-half layout, so the copy gives the same hidden states. With\n"
              "--position-embedding, --rope-base or --rope-scaling the copy's config.json\n"
              "records those settings instead of the checkpoint's.\n",
@@ -77,6 +80,90 @@ static void copy_file(const char *src, const char *dst)
     cli_out_commit(&o);
 }
 
+static bool ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), k = strlen(tail);
+    return n >= k && !strcmp(s + n - k, tail);
+}
+
+static bool is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The tokenizer goes along, so the copy loads in transformers as well as
+ * in strata (issue 14). A tokenizer.json or tokenizer.model is copied, and
+ * from a checkpoint-style directory (the file is named tokenizer.json or
+ * tokenizer.model) so are the files Hugging Face keeps beside it; anything
+ * else (llama2.c's tokenizer.bin) is written as tokenizer.json +
+ * tokenizer_config.json (strata_tokenizer_save_hf), as is a SentencePiece
+ * model that has no tokenizer.json beside it, so that transformers needs
+ * no sentencepiece to read the copy. strata then reads tokenizer.json first:
+ * the same ids (tests/test_convert.py). */
+static void save_tokenizer(const struct cli_args *a, const char *out_dir, int64_t max_len)
+{
+    const struct strata_tokenizer *tok = a->model.tok;
+    const char *kind = strata_tokenizer_kind(tok);
+    const bool hf = !strcmp(kind, "hf-bpe") || !strcmp(kind, "hf-bytelevel");
+    const bool spm = !strcmp(kind, "sentencepiece");
+    char *src = cli_strdup(a->model.tok_used);
+    struct stat st;
+    if (stat(src, &st) == 0 && S_ISDIR(st.st_mode)) { /* strata_tokenizer_open's pick */
+        free(src);
+        src = cli_sprintf("%s/%s", a->model.tok_used, hf ? "tokenizer.json" : spm ? "tokenizer.model"
+                                                                             : "tokenizer.bin");
+    }
+    const char *slash = strrchr(src, '/');
+    const char *base = slash ? slash + 1 : src;
+    char *src_dir = slash ? cli_sprintf("%.*s", (int)(slash - src), src) : cli_strdup(".");
+    const char *copy_as = hf && ends_with(src, ".json")    ? "tokenizer.json"
+                          : spm && ends_with(src, ".model") ? "tokenizer.model"
+                                                            : NULL;
+    static const char *const companions[] = {"tokenizer.json", "tokenizer.model",
+                                             "tokenizer_config.json", "special_tokens_map.json"};
+    const bool dir_style = !strcmp(base, "tokenizer.json") || !strcmp(base, "tokenizer.model");
+    char *beside_json = cli_sprintf("%s/tokenizer.json", src_dir);
+    const bool have_json = (copy_as && !strcmp(copy_as, "tokenizer.json")) ||
+                           (dir_style && is_file(beside_json));
+    free(beside_json);
+
+    if (copy_as) {
+        char *dst = cli_sprintf("%s/%s", out_dir, copy_as);
+        copy_file(src, dst);
+        free(dst);
+    }
+    if (!have_json && strata_tokenizer_save_hf(tok, out_dir, max_len) != 0) {
+        if (copy_as) {
+            cli_warn("no tokenizer.json written (%s); the copy keeps %s only", strata_last_error(),
+                     copy_as);
+        } else if (!strcmp(kind, "llama2c")) {
+            cli_warn("no tokenizer.json written (%s); copying the llama2.c tokenizer as "
+                     "tokenizer.bin, which strata reads and transformers does not",
+                     strata_last_error());
+            char *dst = cli_sprintf("%s/tokenizer.bin", out_dir);
+            copy_file(src, dst);
+            free(dst);
+        } else {
+            cli_warn("no tokenizer written: %s", strata_last_error());
+        }
+    }
+    /* Hugging Face's own files beside the source win over what
+     * strata_tokenizer_save_hf wrote (tokenizer_config.json). */
+    for (size_t k = 0; dir_style && k < sizeof companions / sizeof companions[0]; k++) {
+        if (copy_as && !strcmp(companions[k], copy_as)) continue;
+        char *from = cli_sprintf("%s/%s", src_dir, companions[k]);
+        if (is_file(from)) {
+            char *dst = cli_sprintf("%s/%s", out_dir, companions[k]);
+            copy_file(from, dst);
+            free(dst);
+        }
+        free(from);
+    }
+    free(src_dir);
+    free(src);
+}
+
 int main(int argc, char **argv)
 {
     struct cli_args a;
@@ -91,27 +178,12 @@ int main(int argc, char **argv)
     double t0 = cli_now();
     cli_check(strata_model_save_hf(a.model.model, out_dir, &c.sp), NULL);
 
-    /* The tokenizer goes along under the name its kind is found by. */
-    const char *kind = strata_tokenizer_kind(a.model.tok);
-    const char *name = !strcmp(kind, "sentencepiece") ? "tokenizer.model"
-                       : !strcmp(kind, "llama2c")     ? "tokenizer.bin"
-                                                      : "tokenizer.json";
-    char *src = cli_strdup(a.model.tok_used);
-    struct stat st;
-    if (stat(src, &st) == 0 && S_ISDIR(st.st_mode)) { /* found in the checkpoint directory */
-        free(src);
-        src = cli_sprintf("%s/%s", a.model.tok_used, name);
-    }
-    char *dst = cli_sprintf("%s/%s", out_dir, name);
-    copy_file(src, dst);
-
     const struct strata_config *cfg = strata_model_config(a.model.model);
+    save_tokenizer(&a, out_dir, cfg->seq_len);
     cli_info("wrote %s (%d of %d blocks, %s) in %.1f s", out_dir, (int)(cfg->n_layer - c.sp.n_drop),
              (int)cfg->n_layer,
              c.sp.dtype == STRATA_DT_F32 ? "f32" : c.sp.dtype == STRATA_DT_F16 ? "f16" : "bf16",
              cli_now() - t0);
-    free(src);
-    free(dst);
     free(c.drop);
     cli_args_free(&a);
     return 0;

@@ -12,6 +12,19 @@ What is compared:
   rounding differs); observed values are printed.
 - greedy generation through the HF copy reproduces llama2.c's published
   200-step text (tests/golden), with the tokenizer found beside the weights.
+- the tokenizer goes along (issue 14): from tok512.bin, a tokenizer.json in
+  the shape transformers' LlamaConverter gives (BPE, byte fallback, "▁"
+  for spaces, merges from the scores, added tokens <unk> <s> </s>) and a
+  tokenizer_config.json, no tokenizer.bin; through strata (tokenize_tool)
+  it encodes the first 200 TinyStories documents to exactly tok512.bin's
+  ids, and through python tokenizers / transformers too where importable
+  (not on Debian 12: no package; the checks then say so and are skipped).
+  From a SentencePiece tokenizer.model (Llama 2's, beside a vocab-32000
+  model): the .model copied byte for byte plus a tokenizer.json whose vocab
+  and 61249 merges equal tests/gguf2hf.py's (the converter's algorithm) and
+  whose ids equal tokenizer.model's and python sentencepiece's; converting
+  that copy again copies tokenizer.json, tokenizer.model,
+  tokenizer_config.json and special_tokens_map.json byte for byte.
 - the converted files themselves, read by tests/hfio.py (not strata):
   f32 copy holds the llama2.c arrays bit for bit (q/k rows permuted as
   docs/CHECKPOINTS.md states); bf16 copy holds every value rounded to
@@ -29,6 +42,8 @@ Environment: BUILD, BINDIR, SHARED, STRATA_TMP as tests/run.sh sets them.
 """
 import json
 import os
+import shutil
+import struct
 import sys
 
 import numpy as np
@@ -36,12 +51,13 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import hfio  # noqa: E402
-from pycheck import BINDIR, BUILD, STORIES, TOK, check, main, run  # noqa: E402
+from pycheck import BINDIR, BUILD, CORPUS, SHARED, STORIES, TOK, check, main, run  # noqa: E402
 
 TMP = None  # set by main()
 CONVERT = os.path.join(BINDIR, "strata-convert")
 GENERATE = os.path.join(BINDIR, "strata-generate")
 DUMP = os.path.join(BUILD, "tests", "forward_dump")
+TOOL = os.path.join(BUILD, "tests", "tokenize_tool")
 GOLDEN = os.path.join(HERE, "golden", "stories260K_greedy200.txt")
 
 
@@ -91,9 +107,12 @@ def test_stories():
     rc, _, err = run([CONVERT, "--model", STORIES, "--tokenizer", TOK, "-o", out])
     if not check(rc == 0, f"strata-convert stories260K exits 0: {err.strip()}"):
         return
-    for f in ("config.json", "model.safetensors", "tokenizer.bin"):
+    for f in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
         check(os.path.exists(os.path.join(out, f)), f"convert wrote {f}")
+    check(not os.path.exists(os.path.join(out, "tokenizer.bin")),
+          "no llama2.c tokenizer.bin in the Hugging Face copy")
     check(not any(n.endswith(".partial") for n in os.listdir(out)), "no .partial file left")
+    check_stories_tokenizer(out)
     cfg = json.load(open(os.path.join(out, "config.json")))
     a, s = llama2c_arrays(STORIES)
     check(cfg["architectures"] == ["LlamaForCausalLM"] and cfg["num_hidden_layers"] == s["L"]
@@ -182,6 +201,149 @@ def test_stories():
     check(rc != 0 and "nope" in err, f"missing model named: {err.strip()}")
 
 
+def tokenize(tok, texts, tag, bos=True):
+    """(kind, ids per text) from build/tests/tokenize_tool."""
+    inp, outp = os.path.join(TMP, f"{tag}.in"), os.path.join(TMP, f"{tag}.out")
+    with open(inp, "wb") as f:
+        for t in texts:
+            f.write(struct.pack("<I", len(t)) + t)
+    rc, _, err = run([TOOL] + (["--bos"] if bos else []) + [tok, inp, outp])
+    if not check(rc == 0, f"tokenize_tool {tag} exits 0: {err.strip()}"):
+        return None, []
+    lines = open(outp, encoding="utf-8").read().split("\n")
+    return lines[0].split(" ", 1)[1], [[int(x) for x in ln.split()] if not ln.startswith("error")
+                                       else ln for ln in lines[1:1 + len(texts)]]
+
+
+def stories(n):
+    """The first n TinyStories documents, as bytes."""
+    docs = open(CORPUS, "rb").read().split(b"<|endoftext|>")
+    return [d.strip(b"\n") for d in docs[:n]]
+
+
+def hf_reference(out, texts, tag):
+    """ids (with BOS) from python `tokenizers` on OUT/tokenizer.json and from
+    transformers' AutoTokenizer on OUT, where importable; None each otherwise."""
+    tk = tf = None
+    try:
+        from tokenizers import Tokenizer
+        t = Tokenizer.from_file(os.path.join(out, "tokenizer.json"))
+        tk = [t.encode(x.decode("utf-8")).ids for x in texts]
+    except ImportError:
+        print(f"{tag}: python tokenizers not importable, its check skipped")
+    try:
+        from transformers import AutoTokenizer
+        t = AutoTokenizer.from_pretrained(out)
+        tf = [t.encode(x.decode("utf-8")) for x in texts]
+    except ImportError:
+        print(f"{tag}: python transformers not importable, its check skipped")
+    return tk, tf
+
+
+def check_stories_tokenizer(out):
+    """The tokenizer.json written from tok512.bin: LlamaConverter's shape, and
+    the same ids as tok512.bin on 200 TinyStories documents through strata
+    (and through tokenizers/transformers where installed)."""
+    if not all(os.path.exists(os.path.join(out, f)) for f in ("tokenizer.json",
+                                                               "tokenizer_config.json")):
+        return
+    j = json.load(open(os.path.join(out, "tokenizer.json"), encoding="utf-8"))
+    c = json.load(open(os.path.join(out, "tokenizer_config.json"), encoding="utf-8"))
+    m = j["model"]
+    check(m["type"] == "BPE" and m["byte_fallback"] and m["unk_token"] == "<unk>"
+          and len(m["vocab"]) == 512 and m["vocab"]["<0x0A>"] == 13
+          and m["vocab"]["\u2581t"] == 259 and not any(" " in p for p in m["vocab"]),
+          "tokenizer.json: BPE, byte fallback, 512 pieces with spaces spelled \u2581")
+    check([(a["id"], a["content"], a["special"]) for a in j["added_tokens"]]
+          == [(0, "<unk>", True), (1, "<s>", True), (2, "</s>", True)],
+          f"added tokens <unk> <s> </s>: {j['added_tokens']}")
+    check(j["normalizer"]["normalizers"][0] == {"type": "Prepend", "prepend": "\u2581"}
+          and j["normalizer"]["normalizers"][1]["content"] == "\u2581", "Prepend + Replace")
+    check(m["merges"][0] == "\u2581 t" and len(m["merges"]) == len(set(m["merges"])),
+          f"merges follow the scores (first '\u2581 t'): {m['merges'][:3]}")
+    check(c["bos_token"] == "<s>" and c["eos_token"] == "</s>" and c["model_max_length"] == 512,
+          f"tokenizer_config.json: {c}")
+
+    docs = stories(200)
+    kind_hf, got = tokenize(out, docs, "s260-json")
+    kind_l2c, want = tokenize(TOK, docs, "s260-bin")
+    same = sum(g == w for g, w in zip(got, want))
+    n_tok = sum(len(w) for w in want)
+    print(f"stories260K tokenizer.json vs tok512.bin: {same} of {len(docs)} documents, "
+          f"{n_tok} tokens")
+    check(kind_hf == "hf-bpe" and kind_l2c == "llama2c" and same == len(docs) == 200,
+          f"the converted tokenizer.json ({kind_hf}) encodes 200 TinyStories documents to "
+          f"tok512.bin's ids ({kind_l2c}): {same} equal")
+    tk, tf = hf_reference(out, docs, "test_convert")
+    if tk is not None:
+        check(tk == want, "python tokenizers on the converted tokenizer.json gives tok512's ids")
+    if tf is not None:
+        check(tf == want, "transformers AutoTokenizer on the converted copy gives tok512's ids")
+
+
+def test_spm_source():
+    """A llama2.c model beside a SentencePiece tokenizer.model: the copy keeps
+    the .model byte for byte and gains a tokenizer.json equal to what
+    transformers' converter makes (tests/gguf2hf.py from llama.cpp's copy
+    of the same vocabulary) that strata reads with sentencepiece's ids.
+    Converting that copy again (HF -> HF) copies the tokenizer files as
+    they are."""
+    model_src = os.path.join(SHARED, "models", "llama2-tokenizer", "tokenizer.model")
+    src = os.path.join(TMP, "spm-src")
+    os.makedirs(src, exist_ok=True)
+    shutil.copy(model_src, os.path.join(src, "tokenizer.model"))
+    rc, _, err = run([os.path.join(BUILD, "tests", "mkmodel"), "--dim", "8", "--hidden", "16",
+                      "--layers", "1", "--heads", "2", "--vocab", "32000", "--seq-len", "64",
+                      "-o", os.path.join(src, "model.bin")])
+    if not check(rc == 0, f"mkmodel vocab 32000: {err.strip()}"):
+        return
+    out = os.path.join(TMP, "spm-hf")
+    rc, _, err = run([CONVERT, "--model", os.path.join(src, "model.bin"), "-o", out])
+    if not check(rc == 0, f"convert beside tokenizer.model exits 0: {err.strip()}"):
+        return
+    check(sorted(os.listdir(out)) == ["config.json", "model.safetensors", "tokenizer.json",
+                                      "tokenizer.model", "tokenizer_config.json"],
+          f"copy holds weights, tokenizer.model, tokenizer.json, config: {os.listdir(out)}")
+    check(open(os.path.join(out, "tokenizer.model"), "rb").read() == open(model_src, "rb").read(),
+          "tokenizer.model copied byte for byte")
+    ref = os.path.join(TMP, "llama-spm.json")
+    rc, _, err = run([sys.executable, os.path.join(HERE, "gguf2hf.py"), "spm",
+                      os.path.join(SHARED, "models", "gguf-vocab", "ggml-vocab-llama-spm.gguf"), ref])
+    if check(rc == 0, f"gguf2hf.py spm: {err.strip()}") and \
+            check(os.path.exists(os.path.join(out, "tokenizer.json")), "tokenizer.json written"):
+        a = json.load(open(ref, encoding="utf-8"))["model"]
+        b = json.load(open(os.path.join(out, "tokenizer.json"), encoding="utf-8"))["model"]
+        check(a["vocab"] == b["vocab"] and [" ".join(x) for x in a["merges"]] == b["merges"],
+              f"vocab and all {len(b['merges'])} merges equal the converter's")
+    texts = stories(100) + ["naïve café 日本語 Привет 🦙 a▁b".encode(), b"ab\xff", b"\xe2\x96 x"]
+    kind, got = tokenize(out, texts, "spm-json")
+    _, want = tokenize(os.path.join(src, "tokenizer.model"), texts, "spm-model")
+    check(kind == "hf-bpe" and got == want and len(got) == len(texts),
+          f"the written tokenizer.json ({kind}) gives tokenizer.model's ids on {len(texts)} texts")
+    try:
+        import sentencepiece
+        sp = sentencepiece.SentencePieceProcessor(model_file=model_src)
+        check(got == [[1] + sp.encode(t) for t in texts], "... which are sentencepiece's ids")
+    except ImportError:
+        print("test_convert: python sentencepiece not importable, its check skipped")
+
+    # HF -> HF: tokenizer files copied as they are.
+    again = os.path.join(TMP, "spm-hf2")
+    extra = os.path.join(out, "special_tokens_map.json")
+    open(extra, "w").write('{"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}\n')
+    rc, _, err = run([CONVERT, "--model", out, "-o", again])
+    if check(rc == 0, f"convert the copy again exits 0: {err.strip()}"):
+        def data(d, f):
+            p = os.path.join(d, f)
+            return open(p, "rb").read() if os.path.exists(p) else None
+        same = all(data(out, f) is not None and data(out, f) == data(again, f)
+                   for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+                             "special_tokens_map.json"))
+        check(same, "HF -> HF copies tokenizer.json, tokenizer.model, tokenizer_config.json and "
+                    "special_tokens_map.json byte for byte")
+        check(not any(n.endswith(".partial") for n in os.listdir(again)), "no .partial file left")
+
+
 def test_hf_roundtrip():
     src = os.path.join(TMP, "bc13")
     rc, _, err = run([sys.executable, os.path.join(HERE, "mkhf.py"), "--arch", "baichuan13",
@@ -236,6 +398,7 @@ def body(tmp):
     global TMP
     TMP = tmp
     test_stories()
+    test_spm_source()
     test_hf_roundtrip()
     test_widen_big()
 

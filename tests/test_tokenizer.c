@@ -26,7 +26,12 @@
  *       re engine (tests/test_tokenizer_pretok.py) on tricky and random text;
  *   (i) a crafted tokenizer.json worked by hand (merge ranks, unk fusing,
  *       added tokens), and every malformed input: truncated model, UNIGRAM,
- *       bad JSON, merges naming unknown tokens, unknown regex, empty dir.
+ *       bad JSON, merges naming unknown tokens, unknown regex, empty dir;
+ *   (j) strata_tokenizer_save_hf: tok512.bin and Llama 2's tokenizer.model
+ *       written as tokenizer.json read back as hf-bpe with the source's ids
+ *       on every document and adversarial string (invalid UTF-8 too for
+ *       the SentencePiece one, which both turn into U+FFFD); refusals of a
+ *       Hugging Face kind and of duplicate pieces.
  * Data: $SHARED (default ../shared); scratch files in $STRATA_TMP or a
  * mkdtemp directory. The literal reference takes ~1 min per vocabulary on
  * the whole corpus, so the corpus goes through a memoized variant of it
@@ -1093,6 +1098,114 @@ static void test_hf_json(const char *bin, const struct docs *d, bool san)
     free(vocab_dir);
 }
 
+/* Adversarial strings on which a and b give different ids (BOS first),
+ * leaving out text that spells an added token (<s>, </s>, <unk>: tokenizers
+ * matches those in the text, SentencePiece and run.c do not) and, with
+ * valid_only, invalid UTF-8 (run.c keeps raw bytes, SentencePiece does not). */
+static int adversarial_diffs(const struct strata_tokenizer *a, const struct strata_tokenizer *b,
+                             bool valid_only)
+{
+    int diffs = 0;
+    for (size_t i = 0; i < sizeof adversarial / sizeof adversarial[0]; i++) {
+        const char *t = adversarial[i];
+        if (strstr(t, "<s>") || strstr(t, "</s>") || strstr(t, "<unk>")) continue;
+        if (valid_only && !valid_utf8(t)) continue;
+        int32_t *x = NULL, *y = NULL;
+        int64_t nx = -1, ny = -2;
+        int ra = strata_tokenizer_encode(a, &x, &nx, t, strlen(t), true, false);
+        int rb = strata_tokenizer_encode(b, &y, &ny, t, strlen(t), true, false);
+        if (ra != 0 || rb != 0 || !ids_eq(x, nx, y, ny)) {
+            diffs++;
+            fprintf(stderr, "%s vs %s differ: %.60s\n", strata_tokenizer_kind(a),
+                    strata_tokenizer_kind(b), t);
+        }
+        free(x);
+        free(y);
+    }
+    return diffs;
+}
+
+/* (j) */
+static void test_save_hf(const char *tok512, const char *model, const struct docs *d)
+{
+    static const char *const files[] = {"tokenizer.json", "tokenizer_config.json",
+                                        "tokenizer.json.partial",
+                                        "tokenizer_config.json.partial"};
+    char *dir = path_of(tmp_dir, "saved"), *dir2 = path_of(tmp_dir, "saved-spm");
+    mkdir(dir, 0755);
+    mkdir(dir2, 0755);
+    struct strata_tokenizer *l2c = NULL, *hf = NULL, *spm = NULL, *hf2 = NULL, *dup = NULL;
+    CHECK_OK(strata_tokenizer_open(&l2c, tok512));
+    if (l2c) CHECK_OK(strata_tokenizer_save_hf(l2c, dir, 512));
+    for (int k = 0; k < 4; k++) {
+        char *p = path_of(dir, files[k]);
+        CHECK((access(p, F_OK) == 0) == (k < 2)); /* both written, no .partial left */
+        free(p);
+    }
+    CHECK_OK(strata_tokenizer_open(&hf, dir));
+    if (hf && l2c) {
+        CHECK(strcmp(strata_tokenizer_kind(hf), "hf-bpe") == 0);
+        CHECK(strata_tokenizer_n_vocab(hf) == 512);
+        CHECK(strata_tokenizer_bos(hf) == 1 && strata_tokenizer_eos(hf) == 2);
+        CHECK(pair_diffs(hf, l2c, d, false) == 0);
+        CHECK(adversarial_diffs(hf, l2c, true) == 0);
+        CHECK(round_trip_fails(hf, d) == 0);
+        /* The documented difference: tokenizers matches added tokens. */
+        static const int32_t bos_bos[] = {1, 1};
+        CHECK(encodes_to(hf, "<s>", 3, true, false, bos_bos, 2));
+        size_t len = 0; /* llama2.c's "\n<s>\n" is "<s>" again; "▁t" decodes to " t" */
+        const char *p = strata_tokenizer_piece(hf, -1, 1, &len);
+        CHECK(p && len == 3 && memcmp(p, "<s>", 3) == 0);
+        p = strata_tokenizer_piece(hf, -1, 259, &len);
+        CHECK(p && len == 2 && memcmp(p, " t", 2) == 0);
+        /* A Hugging Face kind is a tokenizer.json already. */
+        CHECK(strata_tokenizer_save_hf(hf, dir2, 0) == STRATA_E_ARG && error_names("copy"));
+    }
+
+    CHECK_OK(strata_tokenizer_open(&spm, model));
+    if (spm) CHECK_OK(strata_tokenizer_save_hf(spm, dir2, 4096));
+    CHECK_OK(strata_tokenizer_open(&hf2, dir2));
+    if (spm && hf2) {
+        CHECK(strcmp(strata_tokenizer_kind(hf2), "hf-bpe") == 0);
+        CHECK(pair_diffs(hf2, spm, d, false) == 0);
+        CHECK(adversarial_diffs(hf2, spm, false) == 0); /* invalid UTF-8 included */
+    }
+
+    /* Two ids with one piece cannot be a JSON vocabulary. */
+    struct bytes b = {0};
+    int32_t max_len = 6;
+    put(&b, &max_len, 4);
+    static const char *const pieces[] = {"<unk>", "\n<s>\n", "\n</s>\n", "a", "b", "a"};
+    for (int k = 0; k < 6; k++) put_entry(&b, (float)-k, pieces[k]);
+    char *dup_path = path_of(tmp_dir, "dup.bin"), *dir3 = path_of(tmp_dir, "saved-dup");
+    spit(dup_path, b.p, b.n);
+    free(b.p);
+    mkdir(dir3, 0755);
+    CHECK_OK(strata_tokenizer_open(&dup, dup_path));
+    if (dup) CHECK(strata_tokenizer_save_hf(dup, dir3, 0) == STRATA_E_FORMAT && error_names("both"));
+
+    for (int k = 0; k < 2; k++) {
+        char *p = path_of(dir, files[k]), *q = path_of(dir2, files[k]);
+        unlink(p);
+        unlink(q);
+        free(p);
+        free(q);
+    }
+    unlink(dup_path);
+    rmdir(dir);
+    rmdir(dir2);
+    rmdir(dir3);
+    strata_tokenizer_free(l2c);
+    strata_tokenizer_free(hf);
+    strata_tokenizer_free(spm);
+    strata_tokenizer_free(hf2);
+    strata_tokenizer_free(dup);
+    free(dup_path);
+    free(dir);
+    free(dir2);
+    free(dir3);
+}
+
 /* (h) Chunk ends from strata_tok_pretok_next vs Python's re on the same pattern. */
 static void test_split_patterns(bool san)
 {
@@ -1400,6 +1513,7 @@ int main(void)
     char *model = path_of(shared_dir, "models/llama2-tokenizer/tokenizer.model");
     test_spm_model(model, llama, &d);
     test_hf_json(llama, &d, san);
+    test_save_hf(tok512, model, &d);
     test_split_patterns(san);
     test_checkpoint_failures(model);
     free(model);

@@ -361,11 +361,11 @@ static const struct cli_opt common_opts[] = {
 static const struct cli_opt model_opts[] = {
     {"model", CLI_ARG, K_MODEL, "M",
      "checkpoint: a Hugging Face directory (safetensors or PyTorch .bin,\n"
-     "f32/f16/bf16, one file or shards), a weight file in it, or a llama2.c\n"
-     ".bin (docs/CHECKPOINTS.md)"},
+     "f32/f16/bf16, one file or shards), a weight file in it, a llama2.c\n"
+     ".bin, or a GGUF file (docs/CHECKPOINTS.md)"},
     {"tokenizer", CLI_ARG, K_TOKENIZER, "TOK",
-     "tokenizer.json, tokenizer.model or a llama2.c tokenizer (default: the\n"
-     "one beside the weights)"},
+     "tokenizer.json, tokenizer.model, a llama2.c tokenizer or a GGUF\n"
+     "(default: the one beside the weights; a GGUF model's own)"},
     {"position-embedding", CLI_ARG, K_POS_EMB, "P",
      "override the position scheme: rope, rope-half, rope-interleaved, alibi,\n"
      "none (rope: the checkpoint's RoPE layout)"},

@@ -29,7 +29,8 @@ enum {
     T_DUMP,           /* strata-dump/2 */
     T_STATS,          /* strata-stats/1 */
     T_POSVEC,         /* positional-vector file */
-    T_ATTN            /* strata-probe-attn file (/dist) */
+    T_ATTN,           /* strata-probe-attn file (/dist) */
+    T_GGUF            /* GGUF model and the tokenizer in it */
 };
 
 #ifndef FUZZ_TARGET
@@ -187,6 +188,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             struct strata_attn_dist a;
             if (strata_attn_dist_read(&a, f) == 0) strata_attn_dist_free(&a);
             strata_h5_free(f);
+        }
+        break;
+    }
+    case T_GGUF: {
+        spit("m.gguf", data, size);
+        path_of(p, sizeof p, "m.gguf");
+        struct strata_model *m = NULL;
+        if (strata_model_load(&m, p) == 0) strata_model_free(m);
+        struct strata_tokenizer *tok = NULL;
+        if (strata_tokenizer_open(&tok, p) == 0) {
+            use_tokenizer(tok);
+            strata_tokenizer_free(tok);
         }
         break;
     }

@@ -34,7 +34,7 @@ for c in lib/*.c; do
 done
 rm -f "$B/libstrata_fuzz.a" && ar rcs "$B/libstrata_fuzz.a" "${objs[@]}"
 
-targets=(llama2c safetensors st_index config torch tok_llama2c tok_spm tok_json corpus dump stats posvec attn)
+targets=(llama2c safetensors st_index config torch tok_llama2c tok_spm tok_json corpus dump stats posvec attn gguf)
 for i in "${!targets[@]}"; do
     t=${targets[$i]}
     clang -std=c11 $CPP -O1 -g -fsanitize=fuzzer,address,undefined -DFUZZ_TARGET=$((i + 1)) \
@@ -75,6 +75,7 @@ doc = {"model": {"type": "BPE", "vocab": vocab, "merges": ["\u2581 a", "a b"], "
        "added_tokens": [{"id": 0, "content": "<unk>", "special": True}]}
 json.dump(doc, open(sys.argv[2], "w"))
 EOF
+"$PYTHON" tests/mkgguf.py --seeds "$S/gguf" >/dev/null 2>&1
 head -c 4000 "$SHARED/corpora/tinystories-val-1000.txt" >"$S/corpus/stories.txt"
 printf '{"text": "one"}\n{"text": "two three"}\n' >"$S/corpus/c.jsonl"
 printf '1 5 7 9\n1 3\n' >"$S/corpus/c.ids"
