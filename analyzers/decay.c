@@ -30,8 +30,9 @@ static void usage(FILE *f)
         "             also the bound sum_n |sum_{l<n} e^{i m theta_l}|)\n"
         "  upper      the same as curve --upper\n"
         "  bound      the paper's lower bound on the base per context length, with the\n"
-        "             power-law fit base = a * L^k\n"
+        "             power-law fit base = a * L^k (--paper: the paper's own code)\n"
         "  check      does a model's RoPE base (config.json or checkpoint) clear the bound\n"
+        "             (exit 1 when its verdict is fail)\n"
         "  empirical  mean attention logit/probability against distance from a\n"
         "             strata-probe-attn file (docs/FORMAT.md)\n"
         "  gap        similar-vs-random attention logit gap against distance, by running\n"
@@ -43,12 +44,12 @@ static void usage(FILE *f)
 /* Options of every subcommand (each spec lists the ones it takes). */
 enum { OPT_BASE = CLI_KEY_PROG, OPT_DIM, OPT_MAX_DIST, OPT_EVERY, OPT_UPPER, OPT_SUMMARY,
        OPT_LENGTHS, OPT_FLOAT32, OPT_CONFIG, OPT_CONTEXT, OPT_SEQ_LEN, OPT_TRIALS, OPT_STRIDE,
-       OPT_SEED, OPT_ALLOW_PARTIAL };
+       OPT_SEED, OPT_ALLOW_PARTIAL, OPT_PAPER };
 
 struct decay_opts {
     const char *bases_s, *summary, *lengths_s, *cfg_path;
     int64_t d, M, every, context, T, trials, stride;
-    bool upper, f32, allow_partial;
+    bool upper, f32, allow_partial, paper;
     uint64_t seed;
 };
 
@@ -65,6 +66,7 @@ static int decay_option(void *user, int key, const char *arg, struct cli_error *
     case OPT_SUMMARY: o->summary = arg; return 0;
     case OPT_LENGTHS: o->lengths_s = arg; return 0;
     case OPT_FLOAT32: o->f32 = true; return 0;
+    case OPT_PAPER: o->paper = true; return 0;
     case OPT_CONFIG: o->cfg_path = arg; return 0;
     case OPT_CONTEXT: return cli_parse_int(&o->context, "--context", arg, 1, (int64_t)1 << 32, e);
     case OPT_SEQ_LEN: return cli_parse_int(&o->T, "--seq-len", arg, 4, 1 << 20, e);
@@ -197,48 +199,35 @@ static int cmd_curve(int argc, char **argv, bool upper)
 
 /* ------------------------------------------------------------ bound */
 
-/* Least squares ln base = ln a + k ln L over rows with a bound. */
-static void power_fit(const struct strata_decay_bound *r, int n, double *a, double *k, double *resid)
-{
-    double sx = 0, sy = 0, sxx = 0, sxy = 0;
-    int cnt = 0;
-    for (int i = 0; i < n; i++) {
-        if (r[i].base <= 0) continue;
-        double x = log((double)r[i].length), y = log(r[i].base);
-        sx += x, sy += y, sxx += x * x, sxy += x * y, cnt++;
-    }
-    *a = *k = (double)NAN;
-    *resid = (double)NAN;
-    double den = cnt * sxx - sx * sx;
-    if (cnt < 2 || den == 0) return;
-    *k = (cnt * sxy - sx * sy) / den;
-    *a = exp((sy - *k * sx) / cnt);
-    *resid = 0;
-    for (int i = 0; i < n; i++)
-        if (r[i].base > 0) {
-            double e = fabs(log(r[i].base) - log(*a) - *k * log((double)r[i].length));
-            *resid = e > *resid ? e : *resid;
-        }
-}
-
 static const struct cli_opt bound_opts[] = {
     {"dim", CLI_ARG, OPT_DIM, "d", "head width (even, at most 4096)"},
     {"lengths", CLI_ARG, OPT_LENGTHS, "L,...", "context lengths (default: the paper's 1000 .. 1000000)"},
     {"float32", CLI_NOARG, OPT_FLOAT32, NULL,
-     "evaluate as the paper's float32 code would; adds base_f64 and differs"},
+     "evaluate in float32 as PyTorch would with Hugging Face's inv_freq; adds base_f64, differs"},
+    {"paper", CLI_NOARG, OPT_PAPER, NULL,
+     "the paper's own evaluation and Figure 1 fit (see above); adds base_f64, differs, fit_length"},
     {0}};
 
 static const struct cli_spec bound_spec = {
     .prog = "strata-decay bound",
-    .synopsis = "--dim d [--lengths L,...] [--float32] [-o CSV]",
+    .synopsis = "--dim d [--lengths L,...] [--float32 | --paper] [-o CSV]",
     .about = "The paper's search: bases (i + j/10) 10^x, x = 3..9, i = 1..9, j = 0..9,\n"
              "increasing; the bound for L is the first with B(m) >= 0 for m = 0..L-1.\n"
              "Columns: length, base (0: none on the grid), fit (a L^k), fit_a, fit_k,\n"
              "log_resid (|ln base - ln fit|), min_b (min B(m), m < L, at the bound: its\n"
              "margin), prev_base, prev_first_neg, prev_b (the grid base below, where it\n"
-             "first goes negative). Double precision (error < 3e-13 in B). --float32\n"
-             "evaluates as the paper's float32 code would and adds base_f64 and differs (1\n"
-             "where float32 changes the answer).\n",
+             "first goes negative). The fit is least squares of ln base on ln L.\n"
+             "Default: double precision (error < 3e-13 in B), the exact answer.\n"
+             "--float32: theta = 1/powf(base, 2i/d), float32 angles, cosf, float32 sum;\n"
+             "adds base_f64 and differs (1 where float32 changes the answer).\n"
+             "--paper: as the paper computed its table and Figure 1 (docs/DECAY.md):\n"
+             "float32 as its Appendix E code (theta = powf(base, -2i/d), then as\n"
+             "--float32), at the lengths given (default 1000 .. 1000000, which match\n"
+             "its table better than powers of two), and the fit taken at the lengths\n"
+             "read with binary prefixes (1000 -> 1024, 10^6 -> 2^20), as its Figure 1\n"
+             "places them: column fit_length, and fit = fit_a * fit_length^fit_k. Its\n"
+             "table still differs from the paper's at 5 of 11 lengths (16k, 32k, 256k,\n"
+             "512k, 1M), where no evaluation tried gives the paper's base.\n",
     .groups = CLI_G_OUTPUT,
     .opts = bound_opts,
     .output_help = OUTPUT_HELP,
@@ -251,7 +240,12 @@ static int cmd_bound(int argc, char **argv)
     decay_parse(&args, &bound_spec, argc, argv, &o);
     const char *out_path = out_of(&args), *lengths_s = o.lengths_s;
     const int64_t d = o.d;
-    const bool f32 = o.f32;
+    const bool paper = o.paper, f32 = o.f32 || o.paper;
+    if (o.f32 && o.paper)
+        cli_usage_die("--paper evaluates in float32 already (the paper's variant)",
+                      "--float32 and --paper exclude each other");
+    const enum strata_decay_prec prec =
+        paper ? STRATA_DECAY_F32_PAPER : f32 ? STRATA_DECAY_F32 : STRATA_DECAY_F64;
     const int32_t dd = check_dim(d);
     int n = (int)(sizeof paper_lengths / sizeof *paper_lengths);
     int64_t *len = cli_calloc((size_t)n, sizeof *len, "the lengths");
@@ -261,7 +255,7 @@ static int cmd_bound(int argc, char **argv)
         for (int i = 0; i < n; i++) {
             if (v[i] != floor(v[i]) || v[i] > (f32 ? 16777216.0 : 1e12))
                 cli_usage_die(NULL, "--lengths: %g must be a whole number up to %s", v[i],
-                        f32 ? "2^24 with --float32" : "1e12");
+                        f32 ? "2^24 with --float32 or --paper" : "1e12");
             len[i] = (int64_t)v[i];
         }
         free(v);
@@ -270,24 +264,32 @@ static int cmd_bound(int argc, char **argv)
     }
     struct strata_decay_bound *r = cli_calloc((size_t)n, sizeof *r, "the bounds"), *r64 = NULL;
     double t0 = cli_now();
-    cli_check(strata_decay_bound(r, dd, len, n, f32 ? STRATA_DECAY_F32 : STRATA_DECAY_F64), NULL);
+    cli_check(strata_decay_bound(r, dd, len, n, prec), NULL);
     double t1 = cli_now();
     if (f32) {
         r64 = cli_calloc((size_t)n, sizeof *r64, "the bounds");
         cli_check(strata_decay_bound(r64, dd, len, n, STRATA_DECAY_F64), NULL);
     }
+    /* the fit's x: the lengths searched, or (--paper) where Figure 1 puts them */
+    double *fx = cli_calloc((size_t)n, sizeof *fx, "the fit"), *fy = cli_calloc((size_t)n, sizeof *fy, "the fit");
+    for (int i = 0; i < n; i++) {
+        fx[i] = (double)(paper ? strata_decay_paper_length(len[i]) : len[i]);
+        fy[i] = r[i].base;
+    }
     double fa, fk, fres;
-    power_fit(r, n, &fa, &fk, &fres);
+    if (strata_decay_power_fit(&fa, &fk, &fres, fx, fy, n) != 0)
+        cli_note("no power-law fit: %s", strata_last_error());
     struct cli_out out;
     FILE *f = cli_out_open(&out, out_path);
-    fprintf(f, "length,base,fit,fit_a,fit_k,log_resid,min_b,prev_base,prev_first_neg,prev_b%s\n",
-            f32 ? ",base_f64,differs" : "");
+    fprintf(f, "length,base,fit,fit_a,fit_k,log_resid,min_b,prev_base,prev_first_neg,prev_b%s%s\n",
+            f32 ? ",base_f64,differs" : "", paper ? ",fit_length" : "");
     int ndiff = 0;
     for (int i = 0; i < n; i++) {
-        double fit = fa * pow((double)len[i], fk);
-        fprintf(f, "%lld,%.17g,%.9g,%.9g,%.9g,%.6g,%.9g,%.17g,%lld,%.9g", (long long)len[i],
-                r[i].base, fit, fa, fk, r[i].base > 0 ? fabs(log(r[i].base / fit)) : (double)NAN,
-                r[i].min_b, r[i].prev_base, (long long)r[i].prev_first_neg, r[i].prev_b);
+        double fit = fa * pow(fx[i], fk);
+        fprintf(f, "%lld,%.17g,%.9g,%.9g,%.9g", (long long)len[i], r[i].base, fit, fa, fk);
+        cli_csv_num(f, r[i].base > 0 ? fabs(log(r[i].base / fit)) : (double)NAN, 6); /* empty: none */
+        fprintf(f, ",%.9g,%.17g,%lld,%.9g", r[i].min_b, r[i].prev_base,
+                (long long)r[i].prev_first_neg, r[i].prev_b);
         if (f32) {
             int diff = r64[i].base != r[i].base;
             ndiff += diff;
@@ -296,15 +298,19 @@ static int cmd_bound(int argc, char **argv)
                 cli_info("L = %lld: float32 gives %g, double %g", (long long)len[i], r[i].base,
                          r64[i].base);
         }
+        if (paper) fprintf(f, ",%.17g", fx[i]);
         fputc('\n', f);
     }
     cli_out_commit(&out);
-    cli_info("d %d, %d lengths in %.2f s (%s); fit base = %.6g * L^%.6g (max |ln residual| %.3g)",
-             (int)dd, n, t1 - t0, f32 ? "float32" : "double", fa, fk, fres);
+    cli_info("d %d, %d lengths in %.2f s (%s); fit base = %.6g * L^%.6g%s (max |ln residual| %.3g)",
+             (int)dd, n, t1 - t0, paper ? "float32, the paper's code" : f32 ? "float32" : "double",
+             fa, fk, paper ? " at L = fit_length (1k = 1024, 1M = 2^20)" : "", fres);
     if (f32) cli_info("float32 changes %d of %d answers", ndiff, n);
     free(len);
     free(r);
     free(r64);
+    free(fx);
+    free(fy);
     cli_args_free(&args);
     return 0;
 }
@@ -333,7 +339,12 @@ static const struct cli_spec check_spec = {
              "context, scaling, bound (the paper's bound for the context at this d; 0:\n"
              "none on the grid), ratio (base / bound), first_neg (first m with B(m) < 0 for\n"
              "the model's frequencies; = context if none before it), verdict (pass when\n"
-             "B(m) >= 0 for all m < context).\n",
+             "B(m) >= 0 for all m < context).\n"
+             "Exit status: 0 when the verdict is pass; 1 when it is fail (a run-time\n"
+             "verdict, not a usage error: the CSV is still written, to stdout or -o FILE,\n"
+             "and the reason goes to stderr unless -q); 1 also for a run-time error (no\n"
+             "CSV then: unreadable or malformed config, no RoPE); 2 for a bad command\n"
+             "line. What a fail means for a model: docs/DECAY.md.\n",
     .groups = CLI_G_OUTPUT,
     .opts = check_opts,
     .output_help = OUTPUT_HELP,
@@ -411,7 +422,7 @@ static int cmd_check(int argc, char **argv)
                  at, (double)first / (double)rc.context);
     free(theta);
     cli_args_free(&args);
-    return 0;
+    return pass ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
 
 /* ------------------------------------------------------------ empirical */
@@ -428,7 +439,7 @@ static const struct cli_spec empirical_spec = {
     .about = "Mean attention logit and probability against relative distance m from a\n"
              "strata-probe-attn file (/dist/*, docs/FORMAT.md), or from statistics files of\n"
              "strata-probe-stats (/attn/*; several of disjoint samples are read as one).\n"
-             "Columns: layer, head (-1: mean over the file's heads), distance, logit_mean,\n"
+             "Columns: block, head (-1: mean over the file's heads), distance, logit_mean,\n"
              "prob_mean, count. Distances with no visible pair (count 0) are left out.\n"
              "An interrupted run's file (.partial, complete = 0) is refused unless\n"
              "--allow-partial.\n",
@@ -524,7 +535,7 @@ static int cmd_empirical(int argc, char **argv)
     const double *lg = r.logit_mean, *pr = r.prob_mean, *ct = r.count;
     struct cli_out out;
     FILE *f = cli_out_open(&out, out_path);
-    fprintf(f, "layer,head,distance,logit_mean,prob_mean,count\n");
+    fprintf(f, "block,head,distance,logit_mean,prob_mean,count\n");
     for (int64_t a = 0; a < Ls; a++)
         for (int64_t m = 0; m < T; m++) {
             double sl = 0, sp = 0, sc = 0;
@@ -596,7 +607,7 @@ static const struct cli_spec gap_spec = {
              "so over K trials every distance is seen both as a copy of q and as a random\n"
              "token. The query row's attention logits (before softmax) are averaged per\n"
              "layer, head and distance over copies (similar) and others (random); BOS is\n"
-             "left out (it is the attention sink). Columns: layer, head (-1: mean over\n"
+             "left out (it is the attention sink). Columns: block, head (-1: mean over\n"
              "heads), distance, similar, random, gap (= similar - random), n_similar,\n"
              "n_random.\n",
     .groups = CLI_G_MODEL | CLI_G_RUNTIME | CLI_G_OUTPUT,
@@ -654,7 +665,7 @@ static int cmd_gap(int argc, char **argv)
     cli_progress(&prog, trials, trials, trials * T, 1);
     struct cli_out out;
     FILE *f = cli_out_open(&out, out_path);
-    fprintf(f, "layer,head,distance,similar,random,gap,n_similar,n_random\n");
+    fprintf(f, "block,head,distance,similar,random,gap,n_similar,n_random\n");
     for (int64_t l = 0; l < L; l++)
         for (int64_t m = 1; m < T - 1; m++) {
             double ms = 0, mr = 0;

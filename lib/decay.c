@@ -3,7 +3,7 @@
  *   B(m) = sum_{i<n} cos(m theta_i),  theta_i = base^(-2i/d),  n = d/2,
  * the upper bound U(m) = sum_{k=1}^{n} |sum_{l<k} e^{i m theta_l}|, and the
  * paper's lower bound on the base for a context length L (first grid base
- * with B(m) >= 0 for all m < L).
+ * with B(m) >= 0 for all m < L), and the power-law fit of its Figure 1.
  *
  * Why not cos() per term: the paper's table (d = 128, L up to 10^6, 630 grid
  * bases) needs ~10^8 values of B, each a sum of 64 cosines. Here m is taken
@@ -24,9 +24,14 @@
  * therefore certain when |B(m)| exceeds that; strata_decay_bound reports
  * the margins (min_b, prev_b) so a reader can see that they do.
  *
- * Float32 mode emulates the paper's (PyTorch float32) evaluation:
- * theta_f = 1 / powf(base, 2i/d), a = fl32(float(m) * theta_f), cos(a)
- * rounded to float32, summed in float32 in order i. Here cos(a) =
+ * Float32 modes emulate a PyTorch float32 evaluation: STRATA_DECAY_F32
+ * takes theta_f = 1 / powf(base, 2i/d) (the inv_freq of Hugging Face
+ * models), STRATA_DECAY_F32_PAPER theta_f = powf(base, fl32(-2i/d)) (the
+ * paper's own code, its Appendix E: base ** (-2 * d / dim) on a float32
+ * arange); then a = fl32(float(m) * theta_f), cos(a) rounded to float32,
+ * summed in float32 in order i (PyTorch reduces the 64 terms in another
+ * order; the two sums differ by a few float32 ulps, which can move a sign
+ * decision only where |B(m)| < ~1e-5). Here cos(a) =
  * cos(m theta_i + delta) with delta = a - m theta_i computed exactly, by a
  * rotation of the accurate (cos, sin)(m theta_i) through delta (Taylor to
  * delta^5; |delta| < 0.1 for m < 2^24 gives error < 3e-11), then rounded:
@@ -184,10 +189,15 @@ static void block_eval(struct decay_set *ds, int64_t m0, double *out)
         }
 }
 
+static bool is_f32(enum strata_decay_prec prec)
+{
+    return prec == STRATA_DECAY_F32 || prec == STRATA_DECAY_F32_PAPER;
+}
+
 /* Frequencies of a pure base in the given precision: theta (n) in double
- * and, for F32, theta_f (n) = the float32 frequencies, with theta = their
- * exact double values (so the "m theta_i" of the kernel is the float
- * frequency's). */
+ * and, for the float32 modes, theta_f (n) = the float32 frequencies, with
+ * theta = their exact double values (so the "m theta_i" of the kernel is
+ * the float frequency's). */
 static void base_freqs(double *theta, float *theta_f, double base, int32_t d,
                        enum strata_decay_prec prec)
 {
@@ -197,6 +207,12 @@ static void base_freqs(double *theta, float *theta_f, double base, int32_t d,
             float e = (float)(2 * i) / (float)d;
             float p = powf((float)base, e);
             theta_f[i] = 1.0f / p;
+            theta[i] = (double)theta_f[i];
+        } else if (prec == STRATA_DECAY_F32_PAPER) {
+            /* torch: d = arange(0, dim/2) in float32, base ** (-2 * d / dim):
+             * each step rounded to float32, the Python float base too */
+            float e = (-2.0f * (float)i) / (float)d;
+            theta_f[i] = powf((float)base, e);
             theta[i] = (double)theta_f[i];
         } else {
             theta[i] = pow(base, -2.0 * (double)i / (double)d);
@@ -248,12 +264,12 @@ void strata_decay_eval_base(double *out, double base, int32_t d, enum strata_dec
                             int64_t m0, int64_t n)
 {
     STRATA_ASSERT(d >= 2 && d % 2 == 0 && base > 1.0);
-    STRATA_ASSERT(prec == STRATA_DECAY_F64 || m0 + n <= ((int64_t)1 << 24));
+    STRATA_ASSERT(!is_f32(prec) || m0 + n <= ((int64_t)1 << 24));
     double *theta = xmalloc((size_t)(d / 2) * sizeof(double));
     float *theta_f = xmalloc((size_t)(d / 2) * sizeof(float));
     base_freqs(theta, theta_f, base, d, prec);
     struct decay_set ds;
-    set_init(&ds, theta, d / 2, prec == STRATA_DECAY_F32 ? theta_f : NULL);
+    set_init(&ds, theta, d / 2, is_f32(prec) ? theta_f : NULL);
     eval_set(&ds, out, m0, n);
     set_free(&ds);
     free(theta);
@@ -297,12 +313,12 @@ int64_t strata_decay_first_neg_base(double base, int32_t d, enum strata_decay_pr
                                     int64_t limit, double *value)
 {
     STRATA_ASSERT(d >= 2 && d % 2 == 0 && base > 1.0 && limit >= 0);
-    STRATA_ASSERT(prec == STRATA_DECAY_F64 || limit <= ((int64_t)1 << 24));
+    STRATA_ASSERT(!is_f32(prec) || limit <= ((int64_t)1 << 24));
     double *theta = xmalloc((size_t)(d / 2) * sizeof(double));
     float *theta_f = xmalloc((size_t)(d / 2) * sizeof(float));
     base_freqs(theta, theta_f, base, d, prec);
     struct decay_set ds;
-    set_init(&ds, theta, d / 2, prec == STRATA_DECAY_F32 ? theta_f : NULL);
+    set_init(&ds, theta, d / 2, is_f32(prec) ? theta_f : NULL);
     int64_t m = first_neg_set(&ds, limit, value);
     set_free(&ds);
     free(theta);
@@ -332,11 +348,11 @@ int strata_decay_bound(struct strata_decay_bound *out, int32_t d, const int64_t 
         return strata_fail(STRATA_E_ARG, "head width %d must be even, from 2 to 4096", (int)d);
     if (n_len < 1) return strata_fail(STRATA_E_ARG, "no context lengths given");
     for (int32_t k = 0; k < n_len; k++) {
-        const int64_t lim = prec == STRATA_DECAY_F32 ? (int64_t)1 << 24 : (int64_t)1 << 40;
+        const int64_t lim = is_f32(prec) ? (int64_t)1 << 24 : (int64_t)1 << 40;
         if (lengths[k] < 1 || lengths[k] > lim)
             return strata_fail(STRATA_E_ARG, "context length %lld must be from 1 to %lld%s",
                                (long long)lengths[k], (long long)lim,
-                               prec == STRATA_DECAY_F32 ? " in float32 mode" : "");
+                               is_f32(prec) ? " in float32 mode" : "");
     }
     double grid[STRATA_DECAY_GRID_N];
     int64_t fneg[STRATA_DECAY_GRID_N];
@@ -366,5 +382,45 @@ int strata_decay_bound(struct strata_decay_bound *out, int32_t d, const int64_t 
     }
     for (int32_t k = 0; k < n_len; k++)
         if (out[k].base > 0.0) out[k].min_b = min_b_base(out[k].base, d, prec, lengths[k]);
+    return 0;
+}
+
+int64_t strata_decay_paper_length(int64_t length)
+{
+    if (length > 0 && length % 1000000 == 0) return length / 1000000 * ((int64_t)1 << 20);
+    if (length > 0 && length % 1000 == 0) return length / 1000 * 1024;
+    return length;
+}
+
+int strata_decay_power_fit(double *a, double *k, double *max_resid, const double *x,
+                           const double *y, int32_t n)
+{
+    *a = *k = *max_resid = (double)NAN;
+    /* centred sums: ln L spans ~7 around ~11, so the plain normal equations
+     * would lose digits to cancellation */
+    double mx = 0, my = 0;
+    int32_t cnt = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (x[i] > 0 && y[i] > 0) mx += log(x[i]), my += log(y[i]), cnt++;
+    if (cnt < 2)
+        return strata_fail(STRATA_E_ARG, "a power-law fit needs two points with x, y > 0 (%d given)",
+                           (int)cnt);
+    mx /= cnt, my /= cnt;
+    double sxx = 0, sxy = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (x[i] > 0 && y[i] > 0) {
+            const double u = log(x[i]) - mx;
+            sxx += u * u, sxy += u * (log(y[i]) - my);
+        }
+    if (!(sxx > 0)) return strata_fail(STRATA_E_ARG, "a power-law fit needs two distinct x");
+    *k = sxy / sxx;
+    *a = exp(my - *k * mx);
+    double r = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (x[i] > 0 && y[i] > 0) {
+            const double e = fabs(log(y[i]) - log(*a) - *k * log(x[i]));
+            r = e > r ? e : r;
+        }
+    *max_resid = r;
     return 0;
 }

@@ -1079,10 +1079,12 @@ int strata_stats_read_many(struct strata_stats *st, struct strata_h5 **first,
  * paper's lower bound on the base per context length. lib/decay.c states
  * the numerical accuracy of each. */
 
-/* Evaluate as the paper's float32 code would (theta_i = 1 / powf(base,
- * 2i/d), angle = float(m) * theta in float32, cosf, float32 sum in order i)
- * or in double (angles m*theta_i exact, sum in double). */
-enum strata_decay_prec { STRATA_DECAY_F64, STRATA_DECAY_F32 };
+/* Evaluate in double (angles m*theta_i exact, sum in double), or as a
+ * PyTorch float32 evaluation would: theta_i = 1 / powf(base, 2i/d) (F32,
+ * Hugging Face's inv_freq) or powf(base, -2i/d) (F32_PAPER, the paper's
+ * Appendix E code), then angle = float(m) * theta in float32, cosf, float32
+ * sum in order i. */
+enum strata_decay_prec { STRATA_DECAY_F64, STRATA_DECAY_F32, STRATA_DECAY_F32_PAPER };
 
 /* The paper's base grid (i + j/10) * 10^x, x = 3..9, i = 1..9, j = 0..9, in
  * increasing order: STRATA_DECAY_GRID_N values written to bases. */
@@ -1124,6 +1126,18 @@ struct strata_decay_bound {
  * never decreases with L. */
 int strata_decay_bound(struct strata_decay_bound *out, int32_t d, const int64_t *lengths,
                        int32_t n_len, enum strata_decay_prec prec);
+
+/* Least squares of ln y = ln a + k ln x over the points (n) with x > 0 and
+ * y > 0 (a bound of 0, none on the grid, is left out); *max_resid = the
+ * largest |ln y - ln(a x^k)| among them. Returns 0, or STRATA_E_ARG (a, k,
+ * max_resid NaN) with fewer than two such points or no two distinct x. */
+int strata_decay_power_fit(double *a, double *k, double *max_resid, const double *x,
+                           const double *y, int32_t n);
+/* Where the paper's Figure 1 puts a table row: its lengths 1k .. 1M read
+ * with binary prefixes, n * 10^6 -> n * 2^20, else n * 1000 -> n * 1024;
+ * any other length unchanged. (Its fit base = 0.0424 L^1.628 is the
+ * log-space least squares of its table at these L; docs/DECAY.md.) */
+int64_t strata_decay_paper_length(int64_t length);
 
 /* ------------------------------------------------------------ numerics */
 

@@ -9,7 +9,11 @@
  * - The bound search on small cases (d = 8, 16, 32; L up to 2000) against a
  *   brute force that evaluates every grid base at every m < L directly.
  * - Float32 mode against a plain float32 evaluation (powf, float product,
- *   cosf, float sum in order i), values and bound search.
+ *   cosf, float sum in order i), values and bound search; the same for the
+ *   paper's variant (theta = powf(base, -2i/d)).
+ * - The power-law fit against a known law and against the paper's Figure 1
+ *   legend (its table at L = 2^10 .. 2^20 gives 0.0424 L^1.628), and the
+ *   paper's lengths read with binary prefixes.
  * Prints the max differences. */
 #include "check.h"
 #include "strata.h"
@@ -60,6 +64,17 @@ static float ref_f32(double base, int d, int64_t m)
     float s = 0.0f;
     for (int i = 0; i < d / 2; i++) {
         float tf = 1.0f / powf((float)base, (float)(2 * i) / (float)d);
+        s += cosf((float)m * tf);
+    }
+    return s;
+}
+
+/* The paper's Appendix E in plain float32: theta = powf(base, -2i/d). */
+static float ref_f32_paper(double base, int d, int64_t m)
+{
+    float s = 0.0f;
+    for (int i = 0; i < d / 2; i++) {
+        float tf = powf((float)base, (-2.0f * (float)i) / (float)d);
         s += cosf((float)m * tf);
     }
     return s;
@@ -127,8 +142,9 @@ static void test_bound_brute(int d, const int64_t *L, int nL, enum strata_decay_
         first[g] = Lmax;
         for (int i = 0; i < d / 2; i++) theta[i] = pow(grid[g], -2.0 * i / d);
         for (int64_t m = 0; m < Lmax; m++) {
-            double v = prec == STRATA_DECAY_F32 ? (double)ref_f32(grid[g], d, m)
-                                                : ref_b_dbl(theta, d / 2, m);
+            double v = prec == STRATA_DECAY_F32         ? (double)ref_f32(grid[g], d, m)
+                       : prec == STRATA_DECAY_F32_PAPER ? (double)ref_f32_paper(grid[g], d, m)
+                                                        : ref_b_dbl(theta, d / 2, m);
             closest = fabs(v) < closest ? fabs(v) : closest;
             if (v < 0 && first[g] == Lmax) first[g] = m;
         }
@@ -151,7 +167,8 @@ static void test_bound_brute(int d, const int64_t *L, int nL, enum strata_decay_
     printf("bound %s d=%2d: %d lengths match the brute force over all 630 bases "
            "(smallest |B| seen %.2g; %d bases whose first negative m is earlier than the "
            "smaller base's)\n",
-           prec == STRATA_DECAY_F32 ? "f32" : "f64", d, nL, closest, inversions);
+           prec == STRATA_DECAY_F32 ? "f32" : prec == STRATA_DECAY_F32_PAPER ? "f32p" : "f64", d, nL,
+           closest, inversions);
     free(first);
 }
 
@@ -208,6 +225,65 @@ static void test_f32(void)
     free(out);
 }
 
+/* The paper's variant against its plain float32 loop: values and first
+ * negatives. */
+static void test_f32_paper(void)
+{
+    const int64_t starts[] = {0, 500000, 16000000};
+    const int64_t cnt = 2000;
+    double out[2000];
+    double worst = 0;
+    for (int s = 0; s < 3; s++) {
+        strata_decay_eval_base(out, 3.3e7, 128, STRATA_DECAY_F32_PAPER, starts[s], cnt);
+        for (int64_t j = 0; j < cnt; j++) {
+            double e = fabs(out[j] - (double)ref_f32_paper(3.3e7, 128, starts[s] + j));
+            worst = e > worst ? e : worst;
+        }
+    }
+    CHECK(worst <= 2 * 3.82e-6);
+    printf("float32 (paper's theta) base 3.3e7: max |emulation - cosf direct| %.3g\n", worst);
+    const double fb[] = {4200.0, 26000.0, 310000.0};
+    for (int b = 0; b < 3; b++) {
+        int64_t want = -1;
+        for (int64_t m = 0; m < 20000 && want < 0; m++)
+            if (ref_f32_paper(fb[b], 128, m) < 0.0f) want = m;
+        int64_t got = strata_decay_first_neg_base(fb[b], 128, STRATA_DECAY_F32_PAPER, 20000, NULL);
+        CHECK(got == (want < 0 ? 20000 : want));
+    }
+}
+
+static void test_fit(void)
+{
+    /* an exact law, with a point of no bound (y = 0) left out */
+    double x[6] = {10, 100, 1000, 5000, 7, 1e6}, y[6];
+    for (int i = 0; i < 6; i++) y[i] = 3.5 * pow(x[i], 1.25);
+    y[4] = 0;
+    double a, k, res;
+    CHECK_OK(strata_decay_power_fit(&a, &k, &res, x, y, 6));
+    CHECK_CLOSE(a, 3.5, 1e-12);
+    CHECK_CLOSE(k, 1.25, 1e-13);
+    CHECK(res < 1e-12);
+    /* the paper's table at its Figure 1 lengths gives its legend 0.0424
+     * L^1.628 (a = 0.042347 prints as 0.0424 via 0.04235) */
+    static const double paper[11] = {4.3e3, 1.6e4, 2.7e4, 8.4e4, 3.1e5, 6.4e5,
+                                     2.1e6, 7.8e6, 3.6e7, 6.4e7, 5.1e8};
+    double L[11];
+    for (int i = 0; i < 11; i++) {
+        const int64_t dec = i < 10 ? (int64_t)1000 << i : 1000000;
+        L[i] = (double)strata_decay_paper_length(dec);
+        CHECK(L[i] == ldexp(1.0, 10 + i));
+    }
+    CHECK_OK(strata_decay_power_fit(&a, &k, &res, L, paper, 11));
+    CHECK(fabs(a - 0.0424) <= 6e-5 && fabs(k - 1.628) <= 5e-4);
+    printf("fit of the paper's table at 2^10 .. 2^20: %.6f L^%.5f (legend 0.0424 L^1.628)\n", a, k);
+    CHECK(strata_decay_paper_length(1234) == 1234 && strata_decay_paper_length(2000000) == 2 << 20 &&
+          strata_decay_paper_length(1024000) == 1 << 20);
+    /* refused, not asserted */
+    CHECK(strata_decay_power_fit(&a, &k, &res, x, y, 1) == STRATA_E_ARG && isnan(a));
+    double same[2] = {5, 5};
+    CHECK(strata_decay_power_fit(&a, &k, &res, same, y, 2) == STRATA_E_ARG);
+}
+
 static void test_freqs(void)
 {
     double t0[64], t1[64];
@@ -237,7 +313,10 @@ int main(void)
     test_bound_brute(16, L16, 4, STRATA_DECAY_F64);
     test_bound_brute(32, L32, 3, STRATA_DECAY_F64);
     test_bound_brute(16, L16, 4, STRATA_DECAY_F32);
+    test_bound_brute(16, L16, 4, STRATA_DECAY_F32_PAPER);
     test_f32();
+    test_f32_paper();
+    test_fit();
     /* bad arguments are refused, not asserted */
     struct strata_decay_bound r;
     int64_t bad = 0, ok = 100;

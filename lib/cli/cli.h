@@ -389,6 +389,21 @@ void cli_out_abort(struct cli_out *o);
 /* "path.partial". Caller free()s. */
 char *cli_partial_path(const char *path);
 
+/* ------------------------------------------------------ CSV (csv.c) */
+
+/* The analyzers' CSVs (docs/FORMAT.md "CSV files"): a first comment line
+ * "# key=value ..." naming where the numbers come from, a header line,
+ * NaN (no value) as an empty field, lists ';'-separated in one field. */
+
+/* "# k1=v1 k2=v2 ..." from (key, value) pairs ending with a NULL key; a NULL
+ * or empty value leaves its pair out; white space, '%', ',' and control
+ * bytes of a value are written %XX. Caller free()s. */
+char *cli_csv_meta(const char *key, ...);
+/* The comment line meta (NULL: none) and the header, each with '\n'. */
+void cli_csv_head(FILE *f, const char *meta, const char *header);
+/* ",v" as %.<digits>g; "," alone for NaN; ",inf" / ",-inf". */
+void cli_csv_num(FILE *f, double v, int digits);
+
 /* Provenance attributes shared by the probes' outputs, as (name, value)
  * pairs: strata_version, command_line, model_path, model_config,
  * tokenizer_path, corpus_path, separator, seed, sampling, interventions. */
