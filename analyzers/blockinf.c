@@ -118,19 +118,21 @@ static const struct cli_spec spec = {
     .synopsis = "[score] DUMP.h5 [DUMP2.h5 ...] [options] [-o SCORES.csv]\n"
                 "       strata-blockinf plan DUMP.h5 [...] --remove K [options] [-o PLAN.json] "
                 "[--csv PLAN.csv]",
-    .about = "score (the default): one CSV row per block l (0-based) of a strata-probe-hidden\n"
-             "dump, or of several dumps (shards of one run) read as one, or of statistics\n"
-             "files of strata-probe-stats (the same numbers). Columns: layer, then\n"
-             "for --metric bi: bi, mean_cos, rank (1 = lowest BI, the first to remove),\n"
-             "n_tokens; every other metric M adds M and M_rank (bi-attn -> bi_attn); with\n"
-             "--bootstrap each metric also gets M_lo, M_hi (the confidence interval) and\n"
-             "M_stab (the fraction of replicates in which the block keeps its rank).\n"
-             "Empty cells: the block has no score for that metric.\n"
+    .about = "score (the default): Block Influence of every block l (0-based) of a\n"
+             "strata-probe-hidden dump, or of several dumps (shards of one run) read as\n"
+             "one, or of statistics files of strata-probe-stats (the same numbers), as a\n"
+             "long-form CSV: one row per metric and scored block, columns block, metric\n"
+             "(bi, angular, ...), span (n of angular, else 1), value, ci_lo, ci_hi (the\n"
+             "--bootstrap confidence interval), stability (the fraction of replicates in\n"
+             "which the block keeps its rank), rank (1 = lowest, the first to remove),\n"
+             "n_tokens. Empty cells: no value (no bootstrap). The first line is a comment\n"
+             "naming model, corpus, samples and length (docs/FORMAT.md, CSV files).\n"
              "\n"
              "plan: the K blocks to remove, lowest score first, as JSON {\"remove\": [...],\n"
-             "\"order\": [...], ...} (docs/BLOCKINF.md) and, with --csv, as CSV (order, layer,\n"
-             "score, remove). With --metric angular the plan is one run of K consecutive\n"
-             "blocks l..l+K-1 minimising the angular distance between X_l and X_{l+K}.\n"
+             "\"order\": [...], ...} (docs/BLOCKINF.md) and, with --csv, as CSV (rank, block,\n"
+             "metric, span, value, remove). With --metric angular the plan is one run of\n"
+             "K consecutive blocks l..l+K-1 minimising the angular distance between X_l\n"
+             "and X_{l+K}.\n"
              "Perplexity with the plan's blocks removed, on held-out samples:\n"
              "scripts/blockinf_eval.py PLAN.json -o DIR (docs/BLOCKINF.md).\n",
     .groups = CLI_G_OUTPUT,
@@ -190,6 +192,8 @@ static void parse_args(struct opts *o, struct cli_args *a, int argc, char **argv
     cli_args_init(a);
     cli_parse(a, &spec, argc, argv, blockinf_option, o);
     o->out = a->out_path ? a->out_path : "-";
+    cli_out_check("-o", o->out);
+    if (o->csv) cli_out_check("--csv", o->csv);
     o->paths = a->args;
     o->n_paths = a->n_args;
     if (o->n_paths > 0 && !strcmp(o->paths[0], "plan")) o->plan = true, o->paths++, o->n_paths--;
@@ -530,65 +534,28 @@ static void mstat_free(struct mstat *st)
     free(st->stab);
 }
 
-/* A CSV cell: the number, or empty for NaN (no score). */
-static void cell(FILE *f, double v)
-{
-    if (isfinite(v)) fprintf(f, ",%.9g", v);
-    else fputc(',', f);
-}
-
-static void write_scores(const char *path, struct mstat *ms, const struct opts *o, int64_t L,
-                         int64_t n_tok)
+/* The scores in long form (docs/BLOCKINF.md "Outputs"): one row per metric
+ * and scored block, metrics in the order asked, blocks increasing; empty
+ * cells for what is not there (no bootstrap: no interval, no stability). */
+static void write_scores(const char *path, const char *meta, struct mstat *ms,
+                         const struct opts *o, int64_t L, int64_t n_tok)
 {
     struct cli_out out;
     FILE *f = cli_out_open(&out, path);
-    const bool boot = o->n_boot > 0;
-    bool has_bi = false;
-    for (int i = 0; i < o->n_metrics; i++) has_bi |= o->metrics[i] == STRATA_BI_BI;
-    fprintf(f, "layer");
-    if (has_bi) fprintf(f, ",bi,mean_cos,rank,n_tokens%s", boot ? ",bi_lo,bi_hi,bi_stab" : "");
-    else fprintf(f, ",n_tokens");
+    cli_csv_head(f, meta, "block,metric,span,value,ci_lo,ci_hi,stability,rank,n_tokens");
     for (int i = 0; i < o->n_metrics; i++) {
-        if (o->metrics[i] == STRATA_BI_BI) continue;
-        char c[16];
-        snprintf(c, sizeof c, "%s", strata_bi_metric_name(o->metrics[i]));
-        if (c[2] == '-') c[2] = '_';
-        fprintf(f, ",%s,%s_rank", c, c);
-        if (boot) fprintf(f, ",%s_lo,%s_hi,%s_stab", c, c, c);
-    }
-    fputc('\n', f);
-    for (int64_t l = 0; l < L; l++) {
-        bool any = false;
-        for (int i = 0; i < o->n_metrics; i++) any |= ms[o->metrics[i]].rank[l] > 0;
-        if (!any) continue;
-        fprintf(f, "%lld", (long long)l);
-        if (has_bi) {
-            const struct mstat *st = &ms[STRATA_BI_BI];
-            cell(f, st->point[l]);
-            cell(f, 1.0 - st->point[l]);
-            if (st->rank[l]) fprintf(f, ",%lld", (long long)st->rank[l]);
-            else fputc(',', f);
+        const enum strata_bi_metric m = o->metrics[i];
+        const struct mstat *st = &ms[m];
+        for (int64_t l = 0; l < L; l++) {
+            if (!st->rank[l]) continue;
+            fprintf(f, "%lld,%s,%lld", (long long)l, strata_bi_metric_name(m),
+                    (long long)(m == STRATA_BI_ANGULAR ? o->n : 1));
+            cli_csv_num(f, st->point[l], 9);
+            cli_csv_num(f, o->n_boot > 0 ? st->lo[l] : (double)NAN, 9);
+            cli_csv_num(f, o->n_boot > 0 ? st->hi[l] : (double)NAN, 9);
+            cli_csv_num(f, o->n_boot > 0 ? st->stab[l] : (double)NAN, 9);
+            fprintf(f, ",%lld,%lld\n", (long long)st->rank[l], (long long)n_tok);
         }
-        fprintf(f, ",%lld", (long long)n_tok);
-        if (has_bi && boot) {
-            const struct mstat *st = &ms[STRATA_BI_BI];
-            cell(f, st->lo[l]);
-            cell(f, st->hi[l]);
-            cell(f, st->stab[l]);
-        }
-        for (int i = 0; i < o->n_metrics; i++) {
-            if (o->metrics[i] == STRATA_BI_BI) continue;
-            const struct mstat *st = &ms[o->metrics[i]];
-            cell(f, st->point[l]);
-            if (st->rank[l]) fprintf(f, ",%lld", (long long)st->rank[l]);
-            else fputc(',', f);
-            if (boot) {
-                cell(f, st->lo[l]);
-                cell(f, st->hi[l]);
-                cell(f, st->stab[l]);
-            }
-        }
-        fputc('\n', f);
     }
     cli_out_commit(&out);
 }
@@ -673,8 +640,9 @@ static cJSON *calibration(const struct input *in, const struct opts *o, int64_t 
     return c;
 }
 
-static void write_plan(const struct opts *o, const struct input *in, struct mstat *st,
-                       int64_t L, int64_t N, int64_t n_tok, const int64_t *rm, double set_stab)
+static void write_plan(const struct opts *o, const struct input *in, const char *meta,
+                       struct mstat *st, int64_t L, int64_t N, int64_t n_tok, const int64_t *rm,
+                       double set_stab)
 {
     const int64_t K = o->remove;
     cJSON *root = cJSON_CreateObject();
@@ -720,14 +688,46 @@ static void write_plan(const struct opts *o, const struct input *in, struct msta
     free(text);
     if (!o->csv) return;
     f = cli_out_open(&out, o->csv);
-    fprintf(f, "order,layer,%s,remove\n", strata_bi_metric_name(o->metrics[0]));
+    cli_csv_head(f, meta, "rank,block,metric,span,value,remove");
     for (int64_t r = 0; r < st->n_rank; r++) {
         const int64_t l = st->order[r];
         bool rem = false;
         for (int64_t k = 0; k < K; k++) rem |= rm[k] == l;
-        fprintf(f, "%lld,%lld,%.9g,%d\n", (long long)r + 1, (long long)l, st->point[l], rem);
+        fprintf(f, "%lld,%lld,%s,%lld", (long long)r + 1, (long long)l,
+                strata_bi_metric_name(o->metrics[0]), (long long)o->n);
+        cli_csv_num(f, st->point[l], 9);
+        fprintf(f, ",%d\n", rem);
     }
     cli_out_commit(&out);
+}
+
+/* The CSVs' first line: where the scores come from (docs/FORMAT.md "CSV
+ * files"); the same whatever the ranks or the split into files. Caller
+ * free()s. */
+static char *csv_meta(const struct input *in, const struct opts *o, int64_t N, int64_t n_pos)
+{
+    char *model = NULL, *corpus = NULL, *seq_len = NULL;
+    input_attr(in, "model_path", &model);
+    input_attr(in, "corpus_path", &corpus);
+    input_attr(in, "seq_len", &seq_len);
+    char n_s[32], p_s[32], b_s[32], ci_s[32], seed_s[32], k_s[32];
+    snprintf(n_s, sizeof n_s, "%lld", (long long)N);
+    snprintf(p_s, sizeof p_s, "%lld", (long long)n_pos);
+    snprintf(b_s, sizeof b_s, "%lld", (long long)o->n_boot);
+    snprintf(ci_s, sizeof ci_s, "%g", o->ci);
+    snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)o->seed);
+    snprintf(k_s, sizeof k_s, "%lld", (long long)o->remove);
+    const bool boot = o->n_boot > 0;
+    char *meta = cli_csv_meta("program", "strata-blockinf", "command", o->plan ? "plan" : "score",
+                              "model", model, "corpus", corpus, "n_samples", n_s, "seq_len", seq_len,
+                              "positions", p_s, "tokens", o->last_only ? "last" : "all",
+                              "bootstrap", b_s, "ci", boot ? ci_s : NULL,
+                              "seed", boot ? seed_s : NULL, "remove", o->plan ? k_s : NULL,
+                              (const char *)NULL);
+    free(model);
+    free(corpus);
+    free(seq_len);
+    return meta;
 }
 
 int main(int argc, char **argv)
@@ -805,6 +805,7 @@ int main(int argc, char **argv)
                   i == 0 ? &set_stab : NULL);
 
     const struct mstat *first = &ms[o.metrics[0]];
+    char *meta = csv_meta(&in, &o, N, info.n_pos);
     if (o.plan) {
         int64_t *rm = xcalloc_((size_t)o.remove, sizeof *rm), *scratch = xcalloc_((size_t)L, sizeof *scratch);
         if (!plan_set(rm, first->point, L, o.remove, angular, scratch) ||
@@ -812,7 +813,7 @@ int main(int argc, char **argv)
             cli_die("dump every boundary (the default of strata-probe-hidden), or remove fewer",
                     "--remove %lld: only %lld blocks have a %s score", (long long)o.remove,
                     (long long)first->n_rank, strata_bi_metric_name(o.metrics[0]));
-        write_plan(&o, &in, &ms[o.metrics[0]], L, N, n_tok / N, rm, set_stab);
+        write_plan(&o, &in, meta, &ms[o.metrics[0]], L, N, n_tok / N, rm, set_stab);
         if (!cli_quiet) {
             fprintf(stderr, "%s: remove", cli_prog);
             for (int64_t k = 0; k < o.remove; k++) fprintf(stderr, " %lld", (long long)rm[k]);
@@ -825,7 +826,7 @@ int main(int argc, char **argv)
         free(rm);
         free(scratch);
     } else {
-        write_scores(o.out, ms, &o, L, n_tok);
+        write_scores(o.out, meta, ms, &o, L, n_tok);
         for (int i = 0; i < o.n_metrics && !cli_quiet; i++) {
             const struct mstat *st = &ms[o.metrics[i]];
             fprintf(stderr, "%s: %s", cli_prog, strata_bi_metric_name(o.metrics[i]));
@@ -837,6 +838,7 @@ int main(int argc, char **argv)
         }
         cli_info("%lld samples x %lld tokens", (long long)N, (long long)(n_tok / N));
     }
+    free(meta);
     for (int m = 0; m < NM; m++) mstat_free(&ms[m]);
     strata_dump_free(in.dump);
     strata_h5_free(in.h5);

@@ -24,27 +24,54 @@
 
 /* ---------------------------------------------------------- decompose */
 
-static void per_layer_csv(const struct pvfile *f, const char *csv_path)
+static void per_layer_csv(const struct pvfile *f, const char *csv_path, const char *meta)
 {
     struct strata_pv_stats *st = xalloc((size_t)f->Lk * sizeof *st);
     cli_check(strata_pvsum_stats(&f->acc, st), NULL);
     struct cli_out o;
     FILE *out = cli_out_open(&o, csv_path);
-    fprintf(out, "layer,n_samples,var_total,var_pos,frac_pos,frac_pos_corr,u_norm,p_norm_mean,c_rms,c_norm_mean\n");
+    cli_csv_head(out, meta, "boundary,n_samples,var_total,var_pos,frac_pos,frac_pos_corr,u_norm,"
+                            "p_norm_mean,c_rms,c_norm_mean");
     for (int64_t i = 0; i < f->Lk; i++) {
-        double cm = DNAN;
+        double cm = DNAN; /* mean |c| needs the raw states: none after merge or from statistics */
         if (f->cnorm) {
             cm = 0;
             for (int64_t t = 0; t < f->T; t++) cm += f->cnorm[i * f->T + t] / (double)f->T;
         }
-        fprintf(out, "%d,%lld,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n", (int)f->layers[i],
-                (long long)f->acc.n, st[i].var_total, st[i].var_pos, st[i].frac_pos,
-                st[i].frac_pos_corr, st[i].u_norm,
-                st[i].p_norm, st[i].c_rms, cm);
+        fprintf(out, "%d,%lld", (int)f->layers[i], (long long)f->acc.n);
+        const double v[8] = {st[i].var_total, st[i].var_pos, st[i].frac_pos, st[i].frac_pos_corr,
+                             st[i].u_norm, st[i].p_norm, st[i].c_rms, cm};
+        for (int k = 0; k < 8; k++) cli_csv_num(out, v[k], 9);
+        fputc('\n', out);
     }
     cli_out_commit(&o);
     free(st);
 }
+
+/* The per-boundary CSV's comment line from the input's attributes (a dump
+ * or statistics file: get reads one root attribute, caller free()s). */
+static char *input_meta(const char *command, int (*get)(void *, const char *, char **), void *src,
+                        int64_t N, const char *model_config)
+{
+    char *model = NULL, *corpus = NULL, *seq_len = NULL;
+    if (get(src, "model_path", &model)) model = NULL;
+    if (get(src, "corpus_path", &corpus)) corpus = NULL;
+    if (get(src, "seq_len", &seq_len)) seq_len = NULL;
+    char *m = pv_meta(command, model, corpus, N, seq_len, pv_config_window(model_config), NULL, 0);
+    free(model), free(corpus), free(seq_len);
+    return m;
+}
+
+static int dump_attr(void *d, const char *name, char **v)
+{
+    return strata_dump_get_attr_str(d, name, v);
+}
+
+static int h5_attr(void *h, const char *name, char **v)
+{
+    return strata_h5_get_attr_str(h, "/", name, v);
+}
+
 
 static char *default_csv(const char *out_path)
 {
@@ -165,7 +192,9 @@ static void decompose_stats(const char **paths, int n_paths, const char *out, co
     char *src = cli_command_line(n_paths, (char **)paths);
     pv_write(&f, out, cmdline, src);
     char *c = csv_path ? NULL : default_csv(out);
-    per_layer_csv(&f, csv_path ? csv_path : c);
+    char *meta = input_meta("decompose", h5_attr, first, f.acc.n, f.model_config);
+    per_layer_csv(&f, csv_path ? csv_path : c, meta);
+    free(meta);
     cli_info("wrote %s and %s from statistics (%lld samples, %lld boundaries, %lld positions, D "
              "%lld; no mean |c|: it needs the raw states)", out, csv_path ? csv_path : c,
              (long long)f.acc.n, (long long)f.Lk, (long long)f.T, (long long)f.D);
@@ -282,7 +311,9 @@ static int cmd_decompose(int argc, char **argv, const char *cmdline)
     char *src = cli_command_line(n_paths, (char **)paths);
     pv_write(&f, out, cmdline, src);
     char *c = csv_path ? NULL : default_csv(out);
-    per_layer_csv(&f, csv_path ? csv_path : c);
+    char *meta = input_meta("decompose", dump_attr, dump, N, f.model_config);
+    per_layer_csv(&f, csv_path ? csv_path : c, meta);
+    free(meta);
     cli_info("wrote %s and %s (%lld samples, %lld boundaries, %lld positions, D %lld)", out,
              csv_path ? csv_path : c, (long long)N, (long long)Lk, (long long)T, (long long)D);
     free(c);
@@ -343,7 +374,9 @@ static int cmd_merge(int argc, char **argv, const char *cmdline)
     char *src = cli_command_line(n, paths);
     pv_write(&a, out, cmdline, src);
     char *c = csv_path ? NULL : default_csv(out);
-    per_layer_csv(&a, csv_path ? csv_path : c);
+    char *meta = pv_file_meta("merge", paths[0], &a);
+    per_layer_csv(&a, csv_path ? csv_path : c, meta);
+    free(meta);
     cli_info("merged %d files, %lld samples -> %s", n, (long long)a.acc.n, out);
     free(c);
     free(src);
@@ -365,16 +398,18 @@ static const struct cli_spec formation_spec = {
     .prog = "strata-posvec formation",
     .synopsis = "PV.h5 -o DIR [--components K] [--stride S] [--thresholds 0.9,0.95,0.99]",
     .about = "How positional vectors form, per boundary b (docs/POSVEC.md). Writes in DIR:\n"
-             "  pca_scores.csv   b,t,pc1..pc3: m[b,t] = p[b,t] - u[b] projected on the\n"
-             "                   first principal axes of {p[b,t]}_t\n"
-             "  pca_var.csv      b,k,eigval,explained,cumulative (every component)\n"
-             "  pca_components.csv  b,k,i,value: the K unit eigenvectors\n"
-             "  cos.csv          b,t1,t2,cos of p[b,t1], p[b,t2] every S positions\n"
-             "  norms.csv        b,t,p_norm,m_norm,c_norm_mean (|p|, |m|, mean |c|)\n"
-             "  layers.csv       b,b_next,mean_cos,min_cos (p of consecutive boundaries)\n"
-             "  distinct.csv     b,threshold,n_distinct,leaders (first 16): leader\n"
-             "                   clustering in position order, a position joins the\n"
-             "                   first leader with cos >= threshold, else leads\n",
+             "  pca_scores.csv   boundary,t,pc1..pc3: m[b,t] = p[b,t] - u[b] projected on\n"
+             "                   the first principal axes of {p[b,t]}_t\n"
+             "  pca_var.csv      boundary,k,eigval,explained,cumulative (every component)\n"
+             "  pca_components.csv  boundary,k,i,value: the K unit eigenvectors\n"
+             "  cos.csv          boundary,t1,t2,cos of p[b,t1], p[b,t2] every S positions\n"
+             "  norms.csv        boundary,t,p_norm,m_norm,c_norm_mean (|p|, |m|, mean |c|)\n"
+             "  layers.csv       boundary,boundary_next,mean_cos,min_cos (p of consecutive\n"
+             "                   boundaries)\n"
+             "  distinct.csv     boundary,threshold,n_distinct,leaders (first 16,\n"
+             "                   ';'-separated): leader clustering in position order, a\n"
+             "                   position joins the first leader with cos >= threshold,\n"
+             "                   else leads\n",
     .groups = CLI_G_OUTPUT,
     .opts = formation_opts,
     .output_help = "output directory (created)",
@@ -400,13 +435,15 @@ static int cmd_formation(int argc, char **argv)
     if (!stride) stride = (T + 127) / 128;
     double *ev = xalloc((size_t)D * sizeof *ev), *comp = xalloc((size_t)(D * D) * sizeof *comp);
     struct csv cs, cv, cc, cn, cl, cd, cp;
-    FILE *fs = csv_open(&cs, dir, "pca_scores.csv", "layer,t,pc1,pc2,pc3");
-    FILE *fv = csv_open(&cv, dir, "pca_var.csv", "layer,k,eigval,explained,cumulative");
-    FILE *fp = csv_open(&cp, dir, "pca_components.csv", "layer,k,i,value");
-    FILE *fc = csv_open(&cc, dir, "cos.csv", "layer,t1,t2,cos");
-    FILE *fn = csv_open(&cn, dir, "norms.csv", "layer,t,p_norm,m_norm,c_norm_mean");
-    FILE *fl = csv_open(&cl, dir, "layers.csv", "layer,layer_next,mean_cos,min_cos");
-    FILE *fd = csv_open(&cd, dir, "distinct.csv", "layer,threshold,n_distinct,leaders");
+    char *meta = pv_file_meta("formation", in, &f);
+    FILE *fs = csv_open(&cs, dir, "pca_scores.csv", meta, "boundary,t,pc1,pc2,pc3");
+    FILE *fv = csv_open(&cv, dir, "pca_var.csv", meta, "boundary,k,eigval,explained,cumulative");
+    FILE *fp = csv_open(&cp, dir, "pca_components.csv", meta, "boundary,k,i,value");
+    FILE *fc = csv_open(&cc, dir, "cos.csv", meta, "boundary,t1,t2,cos");
+    FILE *fn = csv_open(&cn, dir, "norms.csv", meta, "boundary,t,p_norm,m_norm,c_norm_mean");
+    FILE *fl = csv_open(&cl, dir, "layers.csv", meta, "boundary,boundary_next,mean_cos,min_cos");
+    FILE *fd = csv_open(&cd, dir, "distinct.csv", meta, "boundary,threshold,n_distinct,leaders");
+    free(meta);
     int32_t *leader = xalloc((size_t)T * sizeof *leader);
     double *u = xalloc((size_t)D * sizeof *u);
     for (int64_t i = 0; i < Lk; i++) {
@@ -435,8 +472,9 @@ static int cmd_formation(int argc, char **argv)
                 mn += m * m;
             }
             fprintf(fs, "%d,%d,%.9g,%.9g,%.9g\n", b, (int)f.positions[t], sc[0], sc[1], sc[2]);
-            fprintf(fn, "%d,%d,%.9g,%.9g,%.9g\n", b, (int)f.positions[t], sqrt(pn), sqrt(mn),
-                    f.cnorm ? f.cnorm[i * T + t] : DNAN);
+            fprintf(fn, "%d,%d,%.9g,%.9g", b, (int)f.positions[t], sqrt(pn), sqrt(mn));
+            cli_csv_num(fn, f.cnorm ? f.cnorm[i * T + t] : DNAN, 9); /* none after merge */
+            fputc('\n', fn);
         }
         for (int64_t t1 = 0; t1 < T; t1 += stride)
             for (int64_t t2 = 0; t2 < T; t2 += stride)
@@ -453,11 +491,11 @@ static int cmd_formation(int argc, char **argv)
         }
         for (int k = 0; k < n_thr; k++) {
             int64_t nd = strata_pv_clusters(leader, p, T, D, thr[k]);
-            fprintf(fd, "%d,%g,%lld,\"", b, thr[k], (long long)nd);
-            int shown = 0;
+            fprintf(fd, "%d,%g,%lld,", b, thr[k], (long long)nd);
+            int shown = 0; /* a list in one field: ';'-separated (docs/FORMAT.md) */
             for (int64_t t = 0; t < T && shown < 16; t++)
-                if (leader[t] == t) fprintf(fd, "%s%d", shown++ ? " " : "", (int)f.positions[t]);
-            fprintf(fd, "\"\n");
+                if (leader[t] == t) fprintf(fd, "%s%d", shown++ ? ";" : "", (int)f.positions[t]);
+            fputc('\n', fd);
         }
     }
     csv_close(&cs), csv_close(&cv), csv_close(&cp), csv_close(&cc);

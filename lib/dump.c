@@ -31,6 +31,9 @@
 #define CHUNK_TARGET ((int64_t)1 << 20) /* bytes a chunk aims at */
 #define LAYER_SPLIT ((int64_t)4 << 20)  /* a layer larger than this is split along P */
 #define N_SITE 3
+#define DUMP_SAMPLE_NAME "draw of the sample in the seeded shuffle (as /sample_draw)"
+#define DUMP_BOUNDARY_NAME "residual-stream boundary: 0 embeddings, b after block b (as /layers)"
+#define DUMP_BLOCK_NAME "block (0-based; as /blocks)"
 
 static const char *const site_dset[N_SITE] = {"hidden", "attn_out", "mlp_out"};
 
@@ -172,32 +175,58 @@ int strata_dump_create(struct strata_dump **out, const char *path,
     if ((rc = strata_h5_create(&d->sh[0].f, path))) goto fail;
     struct strata_h5 *f = d->sh[0].f;
 
-    static const char *const lab4[4] = {"sample", "layer", "position", "dim"};
-    static const char *const lab4b[4] = {"sample", "block", "position", "dim"};
-    static const char *const lab2[2] = {"sample", "position"};
-    static const char *const lab1[1] = {"sample"};
+    /* netCDF-4 dimensions first (docs/FORMAT.md, "Dimensions"): the
+     * coordinates sample (the draws), boundary, block and position, and
+     * token and dim without one; then the datasets that use them. */
+    const int64_t tshape[2] = {p->n_samples, p->seq_len}, nshape[1] = {p->n_samples};
+    struct strata_h5_dset_opts oc = {.extendible = true};
+    if ((rc = strata_h5_create_dataset_opts(f, "sample", STRATA_DT_I64, 1, nshape, &oc)) ||
+        (rc = strata_h5_def_dim(f, "sample", p->n_samples, true)) ||
+        (rc = strata_h5_set_attr_str(f, "sample", "long_name", DUMP_SAMPLE_NAME)) ||
+        (rc = strata_h5_def_dim(f, "token", p->seq_len, false)) ||
+        (resid && (rc = strata_h5_write_coord(f, "boundary", STRATA_DT_I32, nl, d->layers,
+                                              DUMP_BOUNDARY_NAME, NULL))) ||
+        (sub && (rc = strata_h5_write_coord(f, "block", STRATA_DT_I32, nb, d->blocks,
+                                            DUMP_BLOCK_NAME, NULL))) ||
+        (rc = strata_h5_write_coord(f, "position", STRATA_DT_I32, P, d->positions,
+                                    "kept position (token index in the sample)", NULL)) ||
+        (rc = strata_h5_def_dim(f, "dim", p->dim, false)))
+        goto fail;
+    static const char *const dim4[4] = {"sample", "boundary", "position", "dim"};
+    static const char *const dim4b[4] = {"sample", "block", "position", "dim"};
+    static const char *const dim2[2] = {"sample", "token"};
+    static const char *const dim1[1] = {"sample"};
+    static const char *const site_name[N_SITE] = {
+        "residual stream at the boundary", "attention output of the block (added to the stream)",
+        "MLP output of the block (added to the stream)"};
     for (int k = 0; k < N_SITE; k++) {
         if (!(sites & (1u << k))) continue;
         int64_t n = site_count(&d->info, k);
         int64_t shape[4] = {p->n_samples, n, P, p->dim}, chunk[4];
         site_chunk(chunk, n, P, p->dim, esize);
         struct strata_h5_dset_opts o = {.chunk = chunk, .extendible = true, .gzip = p->gzip,
-                                        .labels = k == 0 ? lab4 : lab4b};
-        if ((rc = strata_h5_create_dataset_opts(f, site_dset[k], p->dtype, 4, shape, &o)))
+                                        .dims = k == 0 ? dim4 : dim4b};
+        if ((rc = strata_h5_create_dataset_opts(f, site_dset[k], p->dtype, 4, shape, &o)) ||
+            (rc = strata_h5_set_attr_str(f, site_dset[k], "long_name", site_name[k])))
             goto fail;
     }
-    const int64_t tshape[2] = {p->n_samples, p->seq_len}, nshape[1] = {p->n_samples};
-    struct strata_h5_dset_opts ot = {.extendible = true, .labels = lab2};
-    struct strata_h5_dset_opts os = {.extendible = true, .labels = lab1};
+    struct strata_h5_dset_opts ot = {.extendible = true, .dims = dim2};
+    struct strata_h5_dset_opts os = {.extendible = true, .dims = dim1};
     if ((rc = strata_h5_create_dataset_opts(f, "tokens", STRATA_DT_I32, 2, tshape, &ot)) ||
+        (rc = strata_h5_set_attr_str(f, "tokens", "long_name", "token id (position 0 is BOS)")) ||
         (rc = strata_h5_create_dataset_opts(f, "sample_doc", STRATA_DT_I64, 1, nshape, &os)) ||
         (rc = strata_h5_create_dataset_opts(f, "sample_window", STRATA_DT_I64, 1, nshape, &os)) ||
         (rc = strata_h5_create_dataset_opts(f, "sample_draw", STRATA_DT_I64, 1, nshape, &os)))
         goto fail;
     const int64_t sl[1] = {nl}, sp[1] = {P}, sb[1] = {nb};
-    if ((resid && (rc = strata_h5_write(f, "layers", STRATA_DT_I32, 1, sl, d->layers))) ||
+    static const char *const d_bound[1] = {"boundary"}, *const d_pos[1] = {"position"},
+                             *const d_block[1] = {"block"};
+    if ((resid && ((rc = strata_h5_write(f, "layers", STRATA_DT_I32, 1, sl, d->layers)) ||
+                   (rc = strata_h5_set_dims(f, "layers", d_bound)))) ||
         (rc = strata_h5_write(f, "positions", STRATA_DT_I32, 1, sp, d->positions)) ||
-        (sub && (rc = strata_h5_write(f, "blocks", STRATA_DT_I32, 1, sb, d->blocks))))
+        (rc = strata_h5_set_dims(f, "positions", d_pos)) ||
+        (sub && ((rc = strata_h5_write(f, "blocks", STRATA_DT_I32, 1, sb, d->blocks)) ||
+                 (rc = strata_h5_set_dims(f, "blocks", d_block)))))
         goto fail;
     if ((rc = strata_h5_set_attr_str(f, "/", "format", DUMP_FORMAT)) ||
         (rc = strata_h5_set_attr_i64(f, "/", "n_complete", 0)) ||
@@ -264,6 +293,10 @@ int strata_dump_write_origin(struct strata_dump *dump, int64_t s0, int64_t n, co
     if ((doc && (rc = strata_h5_write_rows(f, "sample_doc", s0, n, doc))) ||
         (window && (rc = strata_h5_write_rows(f, "sample_window", s0, n, window))) ||
         (draw && (rc = strata_h5_write_rows(f, "sample_draw", s0, n, draw))))
+        return rc;
+    /* the draws are the sample coordinate too (files before it have none) */
+    if (draw && strata_h5_has(f, "sample") > 0 &&
+        (rc = strata_h5_write_rows(f, "sample", s0, n, draw)))
         return rc;
     return 0;
 }
@@ -704,6 +737,7 @@ int strata_dump_append(struct strata_dump **out, const char *path, int64_t n_mor
         if (d->info.sites & (1u << k)) rc = strata_h5_extend(f, site_dset[k], n);
     for (size_t i = 0; i < sizeof per_sample / sizeof per_sample[0] && !rc; i++)
         rc = strata_h5_extend(f, per_sample[i], n);
+    if (!rc && strata_h5_has(f, "sample") > 0) rc = strata_h5_extend(f, "sample", n);
     if (!rc) rc = strata_h5_set_attr_i64(f, "/", "complete", 0);
     if (!rc) rc = strata_h5_flush(f);
     if (rc) {

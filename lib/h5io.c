@@ -4,8 +4,11 @@
  *
  * Every file is written under path.partial and renamed when finished;
  * object timestamps are off (identical runs give identical bytes); datasets
- * filled by rows are chunked at ~1 MiB with a row contiguous; HDF5's own
- * error printing is off and every failure names the file and the dataset.
+ * filled by rows are chunked at ~1 MiB with a row contiguous; every axis is
+ * a netCDF-4 dimension (dimension scales, as netCDF-C lays them out), so
+ * xarray and netCDF readers open the files; string attributes are
+ * fixed-length; HDF5's own error printing is off and every failure names
+ * the file and the dataset.
  *
  * Half floats are moved raw (memory type = file type) and converted by the
  * caller or here with strata_f16_to_f32: HDF5's soft float conversion is
@@ -121,6 +124,7 @@ struct strata_h5 {
     bool writer;     /* opened read-write */
     hid_t file;      /* H5I_INVALID_HID once closed */
     hid_t half;      /* IEEE binary16 type, made when first needed */
+    int32_t next_dimid; /* _Netcdf4Dimid of the next dimension defined */
     int n_open;
     char *open_name[H5_MAX_OPEN]; /* names of the datasets kept open */
     hid_t open_id[H5_MAX_OPEN];
@@ -255,6 +259,13 @@ int strata_h5_create(struct strata_h5 **out, const char *path)
     if (!out) return strata_fail(STRATA_E_ARG, "strata_h5_create: out is NULL");
     *out = NULL;
     if (!path || !path[0]) return strata_fail(STRATA_E_ARG, "strata_h5_create: empty path");
+    /* The result is renamed onto path at the end: a device or FIFO there
+     * (-o /dev/null) would be replaced by a regular file. */
+    struct stat pst;
+    if (stat(path, &pst) == 0 && !S_ISREG(pst.st_mode))
+        return strata_fail(STRATA_E_IO, "%s: not a regular file (a directory, device or pipe); "
+                           "an HDF5 output is written as NAME.partial and renamed, so give a "
+                           "file name", path);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     struct strata_h5 *f = h5_new(path);
     f->writer = true;
@@ -550,6 +561,187 @@ static int h5_check_shape(const struct strata_h5 *f, const char *name, enum stra
     return 0;
 }
 
+/* ------------------------------------------------- netCDF-4 dimensions
+ *
+ * netCDF-4 keeps a dimension as an HDF5 dimension scale named after it
+ * (netCDF-C libhdf5/nc4hdf.c, hdf5open.c; h5netcdf reads them the same way):
+ * a coordinate variable is the 1-D dataset of the dimension's name made a
+ * scale; a dimension without one is an empty float dataset of that name
+ * whose scale NAME starts "This is a netCDF dimension but not a netCDF
+ * variable." followed by its length in ten columns. The hidden attribute
+ * _Netcdf4Dimid numbers the dimensions of the file. Every other dataset has
+ * a scale attached to each axis (H5DSattach_scale); a reader finds it in the
+ * dataset's group or a parent group, which is where netCDF makes a
+ * dimension visible. Axes without a scale would get netCDF's phony_dim_N
+ * names, one per length, merging axes of equal length. */
+
+#define NC_DIM_WITHOUT_VAR "This is a netCDF dimension but not a netCDF variable."
+
+static int h5_dims(const struct strata_h5 *f, const char *name, hid_t *ds, int *n_dim,
+                   hsize_t *dims);
+
+/* The dimension scale `dim` visible from dataset `name` (in its group or a
+ * parent group), opened into *scale with its path in path (n bytes); 0 if
+ * none. */
+static int h5_find_scale(const struct strata_h5 *f, const char *name, const char *dim,
+                         hid_t *scale, char *path, size_t n)
+{
+    *scale = H5I_INVALID_HID;
+    size_t glen = strlen(name);
+    for (;;) { /* name[0 .. glen) is the group prefix tried, "" last */
+        while (glen > 0 && name[glen - 1] != '/') glen--;
+        int w = snprintf(path, n, "%.*s%s", (int)glen, name, dim);
+        if (w > 0 && (size_t)w < n && strata_h5_has(f, path) > 0) {
+            hid_t id = H5Dopen2(f->file, path, H5P_DEFAULT);
+            if (id >= 0 && H5DSis_scale(id) > 0) {
+                *scale = id;
+                return 1;
+            }
+            close_id(&id, H5Dclose);
+        }
+        if (glen == 0) return 0;
+        glen--; /* drop the slash: the parent group's prefix is tried next */
+    }
+}
+
+/* Attach dimension dimnames[i] to axis i of dataset ds (`name`, dims) and
+ * label the axis with the dimension's name. A coordinate variable is its own
+ * dimension: nothing is attached to it. */
+static int h5_attach(struct strata_h5 *f, const char *name, hid_t ds, int n_dim,
+                     const hsize_t *dims, const char *const *dimnames)
+{
+    char why[200], path[512];
+    for (int i = 0; i < n_dim; i++) {
+        const char *dim = dimnames[i];
+        if (!dim || !dim[0] || strchr(dim, '/'))
+            return strata_fail(STRATA_E_ARG, "%s: dataset /%s: axis %d needs a dimension name "
+                               "(no slash)", f->file_path, name, i);
+        hid_t scale;
+        if (!h5_find_scale(f, name, dim, &scale, path, sizeof path))
+            return strata_fail(STRATA_E_ARG, "%s: dataset /%s: dimension `%s` (axis %d) is not "
+                               "defined in its group or a parent group (strata_h5_def_dim)",
+                               f->file_path, name, dim, i);
+        if (!strcmp(path, name)) { /* the coordinate variable itself */
+            close_id(&scale, H5Dclose);
+            continue;
+        }
+        hsize_t len = 0;
+        hid_t sp = H5Dget_space(scale);
+        int r = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
+        if (r == 1) H5Sget_simple_extent_dims(sp, &len, NULL);
+        close_id(&sp, H5Sclose);
+        int rc = 0;
+        if (r != 1 || len != dims[i])
+            rc = strata_fail(STRATA_E_ARG, "%s: dataset /%s: axis %d has length %llu, dimension "
+                             "/%s has %llu", f->file_path, name, i, (unsigned long long)dims[i],
+                             path, (unsigned long long)len);
+        else if (H5DSattach_scale(ds, scale, (unsigned)i) < 0 ||
+                 H5DSset_label(ds, (unsigned)i, dim) < 0)
+            rc = strata_fail(STRATA_E_HDF5, "%s: cannot attach dimension /%s to axis %d of /%s "
+                             "(%s)", f->file_path, path, i, name, h5_why(why));
+        close_id(&scale, H5Dclose);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* netCDF's number of the dimension scale ds, in the order defined. */
+static int h5_dimid(struct strata_h5 *f, hid_t ds, const char *name)
+{
+    char why[200];
+    int32_t id = f->next_dimid++;
+    hid_t space = H5Screate(H5S_SCALAR), a = H5I_INVALID_HID;
+    herr_t st = -1;
+    if (space >= 0 &&
+        (a = H5Acreate2(ds, "_Netcdf4Dimid", H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT)) >= 0)
+        st = H5Awrite(a, H5T_NATIVE_INT32, &id);
+    close_id(&a, H5Aclose);
+    close_id(&space, H5Sclose);
+    if (st < 0)
+        return strata_fail(STRATA_E_HDF5, "%s: cannot number dimension /%s (%s)", f->file_path,
+                           name, h5_why(why));
+    return 0;
+}
+
+int strata_h5_def_dim(struct strata_h5 *f, const char *name, int64_t n, bool unlimited)
+{
+    char why[200], nc_name[sizeof NC_DIM_WITHOUT_VAR + 24];
+    int rc = h5_check(f, "strata_h5_def_dim", true);
+    if (rc) return rc;
+    name = bare(name);
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    if (!base[0] || n < 0)
+        return strata_fail(STRATA_E_ARG, "%s: dimension `%s` of length %lld: needs a name and a "
+                           "length >= 0", f->file_path, name, (long long)n);
+    int has = strata_h5_has(f, name);
+    if (has < 0) return has;
+    hid_t ds = H5I_INVALID_HID, space = H5I_INVALID_HID, dcpl = H5I_INVALID_HID;
+    if (has) { /* a coordinate variable */
+        hsize_t len = 0, maxlen = 0;
+        if ((ds = H5Dopen2(f->file, name, H5P_DEFAULT)) < 0 || (space = H5Dget_space(ds)) < 0)
+            goto h5fail;
+        int r = H5Sget_simple_extent_ndims(space);
+        if (r == 1) H5Sget_simple_extent_dims(space, &len, &maxlen);
+        if (r != 1 || len != (hsize_t)n || (maxlen == H5S_UNLIMITED) != unlimited) {
+            rc = strata_fail(STRATA_E_ARG, "%s: dataset /%s cannot be the coordinate of dimension "
+                             "`%s` (length %lld%s): it must be 1-D of that length%s", f->file_path,
+                             name, base, (long long)n, unlimited ? ", unlimited" : "",
+                             unlimited ? " and extendible" : ", not extendible");
+            goto done;
+        }
+        if (H5DSis_scale(ds) > 0) {
+            rc = strata_fail(STRATA_E_ARG, "%s: dimension /%s is already defined", f->file_path,
+                             name);
+            goto done;
+        }
+        if (H5DSset_scale(ds, base) < 0) goto h5fail;
+    } else { /* a dimension without a variable */
+        if (strchr(name, '/') && (rc = h5_make_parents(f, name))) goto done;
+        hsize_t len = (hsize_t)n, maxlen = unlimited ? H5S_UNLIMITED : len, one = 1;
+        if ((space = H5Screate_simple(1, &len, &maxlen)) < 0 ||
+            (dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 || H5Pset_obj_track_times(dcpl, 0) < 0 ||
+            (unlimited && H5Pset_chunk(dcpl, 1, &one) < 0) ||
+            (ds = H5Dcreate2(f->file, name, H5T_IEEE_F32BE, space, H5P_DEFAULT, dcpl,
+                             H5P_DEFAULT)) < 0)
+            goto h5fail;
+        snprintf(nc_name, sizeof nc_name, "%s%10lld", NC_DIM_WITHOUT_VAR, (long long)n);
+        if (H5DSset_scale(ds, nc_name) < 0) goto h5fail;
+    }
+    rc = h5_dimid(f, ds, name);
+    goto done;
+h5fail:
+    rc = strata_fail(STRATA_E_HDF5, "%s: cannot define dimension /%s (%s); check free disk space",
+                     f->file_path, name, h5_why(why));
+done:
+    close_id(&dcpl, H5Pclose);
+    close_id(&space, H5Sclose);
+    close_id(&ds, H5Dclose);
+    return rc;
+}
+
+int strata_h5_set_dims(struct strata_h5 *f, const char *name, const char *const *dims)
+{
+    hid_t ds;
+    int n_dim, rc = h5_check(f, "strata_h5_set_dims", true);
+    hsize_t shape[STRATA_H5_MAX_DIMS];
+    if (rc || (rc = h5_dims(f, name, &ds, &n_dim, shape))) return rc;
+    if (!dims) return strata_fail(STRATA_E_ARG, "%s: dataset /%s: no dimension names",
+                                  f->file_path, bare(name));
+    return h5_attach(f, bare(name), ds, n_dim, shape, dims);
+}
+
+int strata_h5_write_coord(struct strata_h5 *f, const char *name, enum strata_dtype type,
+                          int64_t n, const void *data, const char *long_name, const char *units)
+{
+    const int64_t shape[1] = {n};
+    int rc = strata_h5_write(f, name, type, 1, shape, data);
+    if (!rc) rc = strata_h5_def_dim(f, name, n, false);
+    if (!rc && long_name) rc = strata_h5_set_attr_str(f, name, "long_name", long_name);
+    if (!rc && units) rc = strata_h5_set_attr_str(f, name, "units", units);
+    return rc;
+}
+
 /* Create dataset `name`; chunked (rows) or contiguous (whole writes). */
 static int h5_create(struct strata_h5 *f, const char *name, enum strata_dtype type, int n_dim,
                      const int64_t *shape, bool chunked, const struct strata_h5_dset_opts *o,
@@ -558,7 +750,6 @@ static int h5_create(struct strata_h5 *f, const char *name, enum strata_dtype ty
     char why[200];
     int rc = 0;
     hid_t space = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, ds = H5I_INVALID_HID;
-    const char *what = "dataset";
     *out = H5I_INVALID_HID;
     int ex = strata_h5_has(f, name);
     if (ex < 0) return ex;
@@ -610,16 +801,13 @@ static int h5_create(struct strata_h5 *f, const char *name, enum strata_dtype ty
     }
     if ((ds = H5Dcreate2(f->file, name, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0)
         goto h5fail;
-    what = "dimension labels of dataset";
-    if (o && o->labels)
-        for (int i = 0; i < n_dim; i++)
-            if (o->labels[i] && H5DSset_label(ds, (unsigned)i, o->labels[i]) < 0) goto h5fail;
+    if (o && o->dims && (rc = h5_attach(f, name, ds, n_dim, dims, o->dims))) goto fail;
     *out = ds;
     ds = H5I_INVALID_HID;
     goto done;
 h5fail:
-    rc = strata_fail(STRATA_E_HDF5, "%s: cannot create %s /%s (%s); check free disk space",
-                     f->file_path, what, name, h5_why(why));
+    rc = strata_fail(STRATA_E_HDF5, "%s: cannot create dataset /%s (%s); check free disk space",
+                     f->file_path, name, h5_why(why));
 fail:
     close_id(&ds, H5Dclose);
 done:
@@ -964,6 +1152,16 @@ done:
     return rc;
 }
 
+/* Bytes (with the NUL) of the longest string kept fixed-length: the
+ * earliest file format holds an attribute in one object-header message of
+ * at most 64 KiB. */
+#define STR_FIXED_MAX ((size_t)63 << 10)
+
+/* Strings are fixed-length, NUL-terminated UTF-8 of their own size: HDF5
+ * 1.10.8 can loop forever reading a variable-length string whose global
+ * heap is damaged (docs/RELIABILITY.md), and netCDF reads fixed-length
+ * strings as text (NC_CHAR) attributes. A string too long for one header
+ * message (STR_FIXED_MAX) stays variable-length. */
 int strata_h5_set_attr_str(struct strata_h5 *f, const char *obj, const char *name,
                            const char *value)
 {
@@ -971,13 +1169,17 @@ int strata_h5_set_attr_str(struct strata_h5 *f, const char *obj, const char *nam
     if (!value)
         return strata_fail(STRATA_E_ARG, "%s: attribute `%s`: value is NULL",
                            f ? f->path : "strata_h5_set_attr_str", name ? name : "");
+    size_t n = strlen(value) + 1;
+    bool fixed = n <= STR_FIXED_MAX;
     hid_t t = H5Tcopy(H5T_C_S1);
-    if (t < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+    if (t < 0 || H5Tset_size(t, fixed ? n : H5T_VARIABLE) < 0 ||
+        H5Tset_strpad(t, H5T_STR_NULLTERM) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
         if (t >= 0) H5Tclose(t);
         return strata_fail(STRATA_E_HDF5, "cannot make the string type for attribute `%s` (%s)",
                            name ? name : "", h5_why(why));
     }
-    int rc = h5_attr_write(f, obj, name, t, t, &value, false);
+    int rc = h5_attr_write(f, obj, name, t, t, fixed ? (const void *)value : (const void *)&value,
+                           false);
     H5Tclose(t);
     return rc;
 }
@@ -1052,18 +1254,31 @@ int strata_h5_get_attr_str(const struct strata_h5 *f, const char *obj, const cha
     htri_t var = H5Tis_variable_str(ftype);
     if (var < 0 || (mtype = H5Tcopy(H5T_C_S1)) < 0) goto h5fail;
     if (var) {
+        /* Older files (and strings beyond STR_FIXED_MAX): the string lives
+         * in the global heap, which HDF5 reads without bounds of its own;
+         * only a descriptor of the usual size is read at all. */
         char *s = NULL;
+        hsize_t stored = H5Aget_storage_size(attr);
+        if (stored > 64) {
+            rc = strata_fail(STRATA_E_FORMAT, "%s: attribute `%s` of /%s: a variable-length "
+                             "string stored in %llu bytes: the file is corrupt", f->file_path,
+                             name, bare(obj), (unsigned long long)stored);
+            goto fail;
+        }
         if (H5Tset_size(mtype, H5T_VARIABLE) < 0 ||
             H5Tset_cset(mtype, H5Tget_cset(ftype)) < 0 || H5Aread(attr, mtype, &s) < 0)
             goto h5fail;
         *value = strata_xstrdup(s ? s : "");
         H5free_memory(s);
-    } else { /* fixed-length strings, as other writers may make them */
+    } else { /* fixed-length: what strata writes */
         size_t n = H5Tget_size(ftype);
-        if (n == 0 || n > ((size_t)1 << 26)) { /* a corrupt header must not size the buffer */
+        hsize_t stored = H5Aget_storage_size(attr);
+        /* a corrupt header must not size the buffer */
+        if (n == 0 || n > ((size_t)1 << 26) || stored != (hsize_t)n) {
             rc = strata_fail(STRATA_E_FORMAT, "%s: attribute `%s` of /%s claims a %zu-byte "
-                             "string (at most 64 MiB): the file is corrupt", f->file_path, name,
-                             bare(obj), n);
+                             "string stored in %llu bytes (at most 64 MiB, and equal): the file "
+                             "is corrupt", f->file_path, name, bare(obj), n,
+                             (unsigned long long)stored);
             goto fail;
         }
         char *s = xmalloc(n + 1);
@@ -1096,7 +1311,7 @@ static int h5_attr_read_num(const struct strata_h5 *f, const char *obj, const ch
     if (!value) return strata_fail(STRATA_E_ARG, "strata_h5_get_attr: value is NULL");
     int rc = h5_attr_open(f, obj, name, &o, &attr, &ftype, &cls);
     if (rc) return rc;
-    if (cls != H5T_INTEGER && (int_only || cls != H5T_FLOAT))
+    if ((cls != H5T_INTEGER && (int_only || cls != H5T_FLOAT)) || H5Tget_size(ftype) > 8)
         rc = strata_fail(STRATA_E_FORMAT, "%s: attribute `%s` of /%s is not %s", f->file_path,
                          name, bare(obj), int_only ? "an integer" : "a number");
     else if (H5Aread(attr, mtype, value) < 0)

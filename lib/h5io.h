@@ -1,25 +1,13 @@
-/* h5io.h — internal: what lib/h5io.c offers the rest of lib/ beyond the
- * public strata_h5_* calls, so lib/dump.c can lay out the hidden-state dump
- * without calling HDF5 itself (all HDF5 calls stay in h5io.c). No HDF5 type
- * appears here. */
+/* h5io.h — internal: what lib/h5io.c offers lib/ beyond the public strata_h5_*
+ * calls (strata.h, which also holds the dataset options and netCDF-4
+ * dimensions the programs use), so lib/dump.c and lib/stats.c lay out their
+ * files without calling HDF5 themselves (all HDF5 calls stay in h5io.c). No
+ * HDF5 type appears here. */
 #ifndef STRATA_H5IO_H
 #define STRATA_H5IO_H
 
 #include "strata.h"
 
-/* Options of strata_h5_create_dataset_opts; zero means the default. */
-struct strata_h5_dset_opts {
-    const int64_t *chunk;        /* (n_dim) chunk shape; NULL: the ~1 MiB rule of docs/FORMAT.md */
-    bool extendible;             /* axis 0 may grow later (strata_h5_extend) */
-    int gzip;                    /* 0: raw; 1..9: shuffle + deflate at that level */
-    const char *const *labels;   /* (n_dim) dimension labels, or NULL */
-};
-
-/* strata_h5_create_dataset with options (opts may be NULL), and one more
- * type: F16, the dump's, written from raw uint16_t halves. */
-int strata_h5_create_dataset_opts(struct strata_h5 *f, const char *name, enum strata_dtype type,
-                                  int n_dim, const int64_t *shape,
-                                  const struct strata_h5_dset_opts *opts);
 /* Open path.partial (which must exist) read-write, to continue filling it;
  * strata_h5_finish then renames it to path. */
 int strata_h5_open_rw(struct strata_h5 **out, const char *path);

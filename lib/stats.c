@@ -67,41 +67,94 @@ void strata_stats_free(struct strata_stats *st)
     memset(st, 0, sizeof *st);
 }
 
-/* The datasets that change as samples complete. */
+/* Dimension names of the datasets (docs/FORMAT.md, "Dimensions"). */
+static const char *const d_sample[1] = {"sample"}, *const d_tokens[2] = {"sample", "token"},
+                         *const d_bound[1] = {"boundary"}, *const d_pos[1] = {"position"},
+                         *const d_sum[3] = {"boundary", "position", "dim"},
+                         *const d_sumsq[2] = {"boundary", "position"}, *const d_row[1] = {"row"},
+                         *const d_bi[3] = {"sample", "row", "block"},
+                         *const d_ablock[1] = {"block"}, *const d_head[1] = {"head"},
+                         *const d_dist[3] = {"block", "head", "distance"},
+                         *const d_query[3] = {"block", "head", "query"},
+                         *const d_sink[4] = {"block", "head", "sink_k", "query"};
+
+/* Every dataset, its netCDF-4 dimensions and coordinates, the selections
+ * and origins; the sums and rows are written as samples complete. */
 static int create_all(struct strata_h5 *f, const struct strata_stats *st)
 {
     const int64_t N = st->n_samples, T = st->seq_len, K = st->n_bi, L = st->n_layer;
     int rc = 0;
     const int64_t s_n[1] = {N}, s_t[2] = {N, T};
-    rc = strata_h5_write(f, "layers", STRATA_DT_I32, 1, &st->n_layers, st->layers);
+    rc = strata_h5_write_coord(f, "sample", STRATA_DT_I64, N, st->draw,
+                               "draw of the sample in the seeded shuffle (as /sample_draw)", NULL);
+    if (!rc) rc = strata_h5_def_dim(f, "token", T, false);
+    if (!rc) rc = strata_h5_write_coord(f, "boundary", STRATA_DT_I32, st->n_layers, st->layers,
+                                        "residual-stream boundary: 0 embeddings, b after block b "
+                                        "(as /layers)", NULL);
+    if (!rc) rc = strata_h5_write_coord(f, "position", STRATA_DT_I32, st->n_pos, st->positions,
+                                        "kept position (as /positions)", NULL);
+    if (!rc) rc = strata_h5_def_dim(f, "dim", st->dim, false);
+    if (!rc) rc = strata_h5_write(f, "layers", STRATA_DT_I32, 1, &st->n_layers, st->layers);
+    if (!rc) rc = strata_h5_set_dims(f, "layers", d_bound);
     if (!rc) rc = strata_h5_write(f, "positions", STRATA_DT_I32, 1, &st->n_pos, st->positions);
+    if (!rc) rc = strata_h5_set_dims(f, "positions", d_pos);
     if (!rc) rc = strata_h5_write(f, "tokens", STRATA_DT_I32, 2, s_t, st->tokens);
-    if (!rc) rc = strata_h5_write(f, "sample_doc", STRATA_DT_I64, 1, s_n, st->doc);
-    if (!rc) rc = strata_h5_write(f, "sample_window", STRATA_DT_I64, 1, s_n, st->window);
-    if (!rc) rc = strata_h5_write(f, "sample_draw", STRATA_DT_I64, 1, s_n, st->draw);
+    if (!rc) rc = strata_h5_set_dims(f, "tokens", d_tokens);
+    static const char *const origins[3] = {"sample_doc", "sample_window", "sample_draw"};
+    const int64_t *origin[3] = {st->doc, st->window, st->draw};
+    for (int i = 0; i < 3 && !rc; i++) {
+        rc = strata_h5_write(f, origins[i], STRATA_DT_I64, 1, s_n, origin[i]);
+        if (!rc) rc = strata_h5_set_dims(f, origins[i], d_sample);
+    }
     if (!rc && st->has_posvec) {
         const int64_t s3[3] = {st->n_layers, st->n_pos, st->dim}, s2[2] = {st->n_layers, st->n_pos};
-        rc = strata_h5_create_dataset(f, "posvec/sum", STRATA_DT_F64, 3, s3);
-        if (!rc) rc = strata_h5_create_dataset(f, "posvec/sumsq", STRATA_DT_F64, 2, s2);
+        struct strata_h5_dset_opts o3 = {.dims = d_sum}, o2 = {.dims = d_sumsq};
+        rc = strata_h5_create_dataset_opts(f, "posvec/sum", STRATA_DT_F64, 3, s3, &o3);
+        if (!rc) rc = strata_h5_create_dataset_opts(f, "posvec/sumsq", STRATA_DT_F64, 2, s2, &o2);
     }
     if (!rc && K > 0) {
         const int64_t s3[3] = {N, K, L};
-        rc = strata_h5_write(f, "blockinf/metric", STRATA_DT_I32, 1, &K, st->bi_metric);
+        int32_t *ids = xmalloc((size_t)L * sizeof *ids);
+        for (int64_t l = 0; l < L; l++) ids[l] = (int32_t)l;
+        rc = strata_h5_def_dim(f, "blockinf/row", K, false);
+        if (!rc) rc = strata_h5_write_coord(f, "blockinf/block", STRATA_DT_I32, L, ids,
+                                            "block l (boundary l to l+1)", NULL);
+        free(ids);
+        if (!rc) rc = strata_h5_write(f, "blockinf/metric", STRATA_DT_I32, 1, &K, st->bi_metric);
+        if (!rc) rc = strata_h5_set_dims(f, "blockinf/metric", d_row);
         if (!rc) rc = strata_h5_write(f, "blockinf/span", STRATA_DT_I32, 1, &K, st->bi_span);
-        if (!rc) rc = strata_h5_create_dataset(f, "blockinf/mean", STRATA_DT_F64, 3, s3);
-        if (!rc) rc = strata_h5_create_dataset(f, "blockinf/last", STRATA_DT_F64, 3, s3);
+        if (!rc) rc = strata_h5_set_dims(f, "blockinf/span", d_row);
+        struct strata_h5_dset_opts o = {.dims = d_bi};
+        if (!rc) rc = strata_h5_create_dataset_opts(f, "blockinf/mean", STRATA_DT_F64, 3, s3, &o);
+        if (!rc) rc = strata_h5_create_dataset_opts(f, "blockinf/last", STRATA_DT_F64, 3, s3, &o);
     }
     if (!rc && st->n_attn_layers > 0) {
         const int64_t s3[3] = {st->n_attn_layers, st->n_heads, T};
         const int64_t s4[4] = {st->n_attn_layers, st->n_heads, st->n_sink, T};
-        rc = strata_h5_write(f, "attn/layers", STRATA_DT_I32, 1, &st->n_attn_layers, st->attn_layers);
+        int32_t *m = xmalloc((size_t)T * sizeof *m);
+        for (int64_t t = 0; t < T; t++) m[t] = (int32_t)t;
+        rc = strata_h5_write_coord(f, "attn/block", STRATA_DT_I32, st->n_attn_layers,
+                                   st->attn_layers, "block (0-based; as /attn/layers)", NULL);
+        if (!rc) rc = strata_h5_write_coord(f, "attn/head", STRATA_DT_I32, st->n_heads, st->heads,
+                                            "query head (0-based; as /attn/heads)", NULL);
+        if (!rc) rc = strata_h5_write_coord(f, "attn/sink_k", STRATA_DT_I32, st->n_sink,
+                                            st->sink_k, "sink width k: keys 0 .. k-1", "tokens");
+        if (!rc) rc = strata_h5_write_coord(f, "attn/distance", STRATA_DT_I32, T, m,
+                                            "relative distance m = i - j of query i and key j",
+                                            "tokens");
+        free(m);
+        if (!rc) rc = strata_h5_def_dim(f, "attn/query", T, false);
+        if (!rc) rc = strata_h5_write(f, "attn/layers", STRATA_DT_I32, 1, &st->n_attn_layers, st->attn_layers);
+        if (!rc) rc = strata_h5_set_dims(f, "attn/layers", d_ablock);
         if (!rc) rc = strata_h5_write(f, "attn/heads", STRATA_DT_I32, 1, &st->n_heads, st->heads);
-        if (!rc) rc = strata_h5_write(f, "attn/sink_k", STRATA_DT_I32, 1, &st->n_sink, st->sink_k);
+        if (!rc) rc = strata_h5_set_dims(f, "attn/heads", d_head);
         static const char *const names[] = {"attn/prob_sum", "attn/logit_sum", "attn/count",
                                             "attn/entropy_sum", "attn/query_count"};
+        struct strata_h5_dset_opts od = {.dims = d_dist}, oq = {.dims = d_query},
+                                   os = {.dims = d_sink};
         for (int i = 0; i < 5 && !rc; i++)
-            rc = strata_h5_create_dataset(f, names[i], STRATA_DT_F64, 3, s3);
-        if (!rc) rc = strata_h5_create_dataset(f, "attn/sink_sum", STRATA_DT_F64, 4, s4);
+            rc = strata_h5_create_dataset_opts(f, names[i], STRATA_DT_F64, 3, s3, i < 3 ? &od : &oq);
+        if (!rc) rc = strata_h5_create_dataset_opts(f, "attn/sink_sum", STRATA_DT_F64, 4, s4, &os);
     }
     if (!rc) rc = strata_h5_set_attr_str(f, "/", "format", STRATA_STATS_FORMAT);
     if (!rc) rc = strata_h5_set_attr_i64(f, "/", "n_block", L);

@@ -976,6 +976,42 @@ int strata_h5_create_dataset(struct strata_h5 *f, const char *name, enum strata_
                              int n_dim, const int64_t *shape);
 int strata_h5_write_rows(struct strata_h5 *f, const char *name, int64_t row0, int64_t n_rows,
                          const void *data);
+/* Options of strata_h5_create_dataset_opts; zero means the default. */
+struct strata_h5_dset_opts {
+    const int64_t *chunk;        /* (n_dim) chunk shape; NULL: the ~1 MiB rule of docs/FORMAT.md */
+    bool extendible;             /* axis 0 may grow later (strata_h5_extend) */
+    int gzip;                    /* 0: raw; 1..9: shuffle + deflate at that level */
+    const char *const *dims;     /* (n_dim) dimension names (strata_h5_def_dim), or NULL */
+};
+
+/* strata_h5_create_dataset with options (opts may be NULL), and one more
+ * type: F16, the dump's, written from raw uint16_t halves. */
+int strata_h5_create_dataset_opts(struct strata_h5 *f, const char *name, enum strata_dtype type,
+                                  int n_dim, const int64_t *shape,
+                                  const struct strata_h5_dset_opts *opts);
+/* netCDF-4 dimensions (docs/FORMAT.md, "Dimensions"), in HDF5's terms as
+ * netCDF-C and h5netcdf read them: a dimension is a dimension-scale dataset
+ * named after it, in the group whose datasets (and subgroups' datasets) use
+ * it; every axis of every other dataset has one attached, so xarray and
+ * netCDF readers name the axes and tell apart axes of equal length.
+ *
+ * Define dimension `name` (a path: "sample", "attn/block") of length n when
+ * creating a file. If dataset `name` exists it must be 1-D of length n: it
+ * becomes the dimension's coordinate variable (unlimited when the dataset
+ * is extendible; `unlimited` must say the same). Otherwise an empty
+ * placeholder dataset of that name marks a dimension without a variable
+ * (netCDF's convention), growable when `unlimited`. */
+int strata_h5_def_dim(struct strata_h5 *f, const char *name, int64_t n, bool unlimited);
+/* strata_h5_write of a 1-D coordinate `name` (n values of `type`), made the
+ * coordinate variable of dimension `name`, with attributes long_name and
+ * units where given (each may be NULL). */
+int strata_h5_write_coord(struct strata_h5 *f, const char *name, enum strata_dtype type,
+                          int64_t n, const void *data, const char *long_name, const char *units);
+/* Attach dimension dims[i] to axis i of dataset `name` (every axis; rank of
+ * the dataset entries) and label the axis with it. A dimension is looked up
+ * as netCDF scopes it: in the dataset's group, then in each parent group; its
+ * length must equal the axis'. */
+int strata_h5_set_dims(struct strata_h5 *f, const char *name, const char *const *dims);
 /* Attributes: obj is "/" or a dataset name. */
 int strata_h5_set_attr_str(struct strata_h5 *f, const char *obj, const char *name,
                            const char *value);

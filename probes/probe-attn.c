@@ -155,6 +155,43 @@ static void h5_check(int rc, struct strata_h5 *f, const char *partial)
     cli_check(rc, "check free space and permissions of the output directory");
 }
 
+/* The selections, the tokens and the netCDF-4 dimensions (docs/FORMAT.md,
+ * "Dimensions"): coordinates sample (the draws), block, head, distance (in
+ * /dist) and k (in /sink); token, query and key without one. T-long axes of
+ * different meaning are different dimensions, so xarray never merges them. */
+static int write_axes(struct strata_h5 *f, const struct attn_probe *a, const int32_t *layers,
+                      const int32_t *heads, const int32_t *sink_k,
+                      const struct strata_samples *smp)
+{
+    const int64_t T = a->T, N = smp->n, s_t[2] = {N, T};
+    static const char *const d_block[1] = {"block"}, *const d_head[1] = {"head"},
+                             *const d_tok[2] = {"sample", "token"};
+    int32_t *m = cli_alloc((size_t)T * sizeof *m, "the distances"); /* (T) */
+    for (int64_t i = 0; i < T; i++) m[i] = (int32_t)i;
+    int rc = strata_h5_write_coord(f, "sample", STRATA_DT_I64, N, smp->draw,
+                                   "draw of the sample in the seeded shuffle", NULL);
+    if (!rc) rc = strata_h5_write_coord(f, "block", STRATA_DT_I32, a->Ls, layers,
+                                        "block (0-based; as /layers)", NULL);
+    if (!rc) rc = strata_h5_write_coord(f, "head", STRATA_DT_I32, a->Hs, heads,
+                                        "query head (0-based; as /heads)", NULL);
+    if (!rc) rc = strata_h5_write_coord(f, "dist/distance", STRATA_DT_I32, T, m,
+                                        "relative distance m = i - j of query i and key j",
+                                        "tokens");
+    if (!rc) rc = strata_h5_def_dim(f, "token", T, false);
+    if (!rc) rc = strata_h5_def_dim(f, "query", T, false);
+    if (!rc) rc = strata_h5_def_dim(f, "key", T, false);
+    if (!rc) rc = strata_h5_write_coord(f, "sink/k", STRATA_DT_I32, a->K, sink_k,
+                                        "sink width k: keys 0 .. k-1", "tokens");
+    if (!rc) rc = strata_h5_write(f, "layers", STRATA_DT_I32, 1, &a->Ls, layers);
+    if (!rc) rc = strata_h5_set_dims(f, "layers", d_block);
+    if (!rc) rc = strata_h5_write(f, "heads", STRATA_DT_I32, 1, &a->Hs, heads);
+    if (!rc) rc = strata_h5_set_dims(f, "heads", d_head);
+    if (!rc) rc = strata_h5_write(f, "tokens", STRATA_DT_I32, 2, s_t, smp->tokens);
+    if (!rc) rc = strata_h5_set_dims(f, "tokens", d_tok);
+    free(m);
+    return rc;
+}
+
 /* The run's sums in one buffer, per selected (layer, head) pair lh: by
  * distance prob, logit, count (T each), by query position entropy, rows
  * (T each), sink mass (K, T): LH (5 + K) T doubles, so the ranks' sums
@@ -202,12 +239,29 @@ static int write_reductions(struct strata_h5 *f, const struct attn_probe *a, con
                 mk[(lh * K + k) * T + t] = q[t] > 0 ? SK[k * T + t] / q[t] : (double)NAN;
     }
     const int64_t s3[3] = {a->Ls, a->Hs, T}, s4[4] = {a->Ls, a->Hs, K, T};
-    int rc = strata_h5_write(f, "dist/prob_mean", STRATA_DT_F64, 3, s3, mp);
-    if (!rc) rc = strata_h5_write(f, "dist/logit_mean", STRATA_DT_F64, 3, s3, ms);
-    if (!rc) rc = strata_h5_write(f, "dist/count", STRATA_DT_F64, 3, s3, mn);
-    if (!rc) rc = strata_h5_write(f, "entropy", STRATA_DT_F64, 3, s3, me);
-    if (!rc) rc = strata_h5_write(f, "sink/mass", STRATA_DT_F64, 4, s4, mk);
-    if (!rc) rc = strata_h5_write(f, "query_count", STRATA_DT_F64, 3, s3, mq);
+    static const char *const by_dist[3] = {"block", "head", "distance"};
+    static const char *const by_query[3] = {"block", "head", "query"};
+    static const char *const by_sink[4] = {"block", "head", "k", "query"};
+    const struct {
+        const char *name, *long_name, *units;
+        const double *data;
+        const char *const *dims;
+    } out[6] = {
+        {"dist/prob_mean", "mean attention probability p[i, i-m] by distance m", NULL, mp, by_dist},
+        {"dist/logit_mean", "mean attention logit s[i, i-m] by distance m", NULL, ms, by_dist},
+        {"dist/count", "(sample, query) pairs in each mean", NULL, mn, by_dist},
+        {"entropy", "mean entropy of query row i", "nats", me, by_query},
+        {"sink/mass", "mean attention mass on keys 0 .. k-1 of query i", NULL, mk, by_sink},
+        {"query_count", "samples averaged at query position i", NULL, mq, by_query},
+    };
+    int rc = 0;
+    for (int i = 0; i < 6 && !rc; i++) {
+        rc = strata_h5_write(f, out[i].name, STRATA_DT_F64, i == 4 ? 4 : 3, i == 4 ? s4 : s3,
+                             out[i].data);
+        if (!rc) rc = strata_h5_set_dims(f, out[i].name, out[i].dims);
+        if (!rc) rc = strata_h5_set_attr_str(f, out[i].name, "long_name", out[i].long_name);
+        if (!rc && out[i].units) rc = strata_h5_set_attr_str(f, out[i].name, "units", out[i].units);
+    }
     free(mp), free(ms), free(mn), free(me), free(mq), free(mk);
     return rc;
 }
@@ -304,15 +358,17 @@ int main(int argc, char **argv)
         if (!rc) rc = strata_h5_set_attr_i64(f, "/", "seq_len", T);
         if (!rc) rc = strata_h5_set_attr_i64(f, "/", "attn_block", ap.B);
         if (!rc) rc = strata_h5_set_attr_i64(f, "/", "maps", maps);
-        const int64_t s_l[1] = {ap.Ls}, s_h[1] = {ap.Hs}, s_k[1] = {ap.K}, s_t[2] = {n_samples, T};
-        if (!rc) rc = strata_h5_write(f, "layers", STRATA_DT_I32, 1, s_l, layers);
-        if (!rc) rc = strata_h5_write(f, "heads", STRATA_DT_I32, 1, s_h, heads);
-        if (!rc) rc = strata_h5_write(f, "sink/k", STRATA_DT_I32, 1, s_k, sink_k);
-        if (!rc) rc = strata_h5_write(f, "tokens", STRATA_DT_I32, 2, s_t, samples.tokens);
+        if (!rc) rc = write_axes(f, &ap, layers, heads, sink_k, &samples);
         if (maps) {
+            static const char *const d_map[5] = {"sample", "block", "head", "query", "key"};
+            const struct strata_h5_dset_opts om = {.dims = d_map};
             const int64_t s_m[5] = {n_samples, ap.Ls, ap.Hs, T, T};
-            if (!rc) rc = strata_h5_create_dataset(f, "maps/probs", STRATA_DT_F32, 5, s_m);
-            if (!rc) rc = strata_h5_create_dataset(f, "maps/logits", STRATA_DT_F32, 5, s_m);
+            if (!rc) rc = strata_h5_create_dataset_opts(f, "maps/probs", STRATA_DT_F32, 5, s_m, &om);
+            if (!rc) rc = strata_h5_create_dataset_opts(f, "maps/logits", STRATA_DT_F32, 5, s_m, &om);
+            if (!rc) rc = strata_h5_set_attr_str(f, "maps/probs", "long_name",
+                                                 "attention probability p[i, j]");
+            if (!rc) rc = strata_h5_set_attr_str(f, "maps/logits", "long_name",
+                                                 "attention logit s[i, j] (-inf where masked)");
         }
         h5_check(rc, f, partial);
     }

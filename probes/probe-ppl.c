@@ -140,9 +140,23 @@ int main(int argc, char **argv)
     int rc = 0;
     if (writer) {
         cli_check(strata_h5_create(&h5, out_path), "check that the directory exists and is writable");
+        /* netCDF-4 dimensions (docs/FORMAT.md): sample (the draws), target
+         * (the predicted token's position, 1 .. T-1), token (0 .. T-1) */
         const int64_t shape_nll[2] = {N, T - 1}, shape_tok[2] = {N, T};
-        rc = strata_h5_create_dataset(h5, "nll", STRATA_DT_F64, 2, shape_nll);
-        if (!rc) rc = strata_h5_create_dataset(h5, "tokens", STRATA_DT_I32, 2, shape_tok);
+        static const char *const d_nll[2] = {"sample", "target"}, *const d_tok[2] = {"sample", "token"};
+        const struct strata_h5_dset_opts o_nll = {.dims = d_nll}, o_tok = {.dims = d_tok};
+        int32_t *target = cli_alloc((size_t)(T - 1) * sizeof *target, "the positions"); /* (T-1) */
+        for (int64_t t = 0; t < T - 1; t++) target[t] = (int32_t)(t + 1);
+        rc = strata_h5_write_coord(h5, "sample", STRATA_DT_I64, N, samples.draw,
+                                   "draw of the sample in the seeded shuffle", NULL);
+        if (!rc) rc = strata_h5_write_coord(h5, "target", STRATA_DT_I32, T - 1, target,
+                                            "position of the predicted token", NULL);
+        free(target);
+        if (!rc) rc = strata_h5_def_dim(h5, "token", T, false);
+        if (!rc) rc = strata_h5_create_dataset_opts(h5, "nll", STRATA_DT_F64, 2, shape_nll, &o_nll);
+        if (!rc) rc = strata_h5_create_dataset_opts(h5, "tokens", STRATA_DT_I32, 2, shape_tok, &o_tok);
+        if (!rc) rc = strata_h5_set_attr_str(h5, "nll", "long_name", "next-token negative log-likelihood");
+        if (!rc) rc = strata_h5_set_attr_str(h5, "nll", "units", "nats");
 
         struct cli_prov prov;
         cli_prov_init(&prov, &a, &samples);

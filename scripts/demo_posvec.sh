@@ -33,17 +33,17 @@ echo "== decompose"
 "$PV" decompose "$OUT/h512.h5" -o "$OUT/pv512.h5"
 "$PV" decompose "$OUT/h2048.h5" -o "$OUT/pv2048.h5"
 cat "$OUT/pv512.csv"
-rm -f "$OUT/h512.h5" "$OUT/h2048.h5" # large; the PV files keep the sums
 
 echo "== formation (inside the window)"
 "$PV" formation "$OUT/pv512.h5" -o "$OUT/formation"
 cat "$OUT/formation/distinct.csv" "$OUT/formation/layers.csv"
-$PLOT pca "$OUT/formation" --layers 1,4 -o "$OUT/posvec_pca.png" --title "stories260K, p[b,t], t < 512"
-$PLOT cos "$OUT/formation" --layers 0,1,4 -o "$OUT/posvec_cos.png"
+$PLOT pca "$OUT/formation" --boundaries 1,4 -o "$OUT/posvec_pca.png"
+$PLOT cos "$OUT/formation" --boundaries 0,1,4 -o "$OUT/posvec_cos.png"
 $PLOT norms "$OUT/formation" -o "$OUT/posvec_norms.png"
 
 echo "== attention: remove p, m or c at boundary 1"
 "$PV" attention --pv "$OUT/pv512.h5" "${M[@]}" --samples "$NRUN" --seed 1 -o "$OUT/attention"
+$PLOT attention "$OUT/attention" --block 3 -o "$OUT/posvec_attention.png"
 
 echo "== beyond the window (2048 = 4C)"
 "$PV" beyond-window --pv "$OUT/pv2048.h5" "${M[@]}" --samples "$NRUN" --seed 1 -o "$OUT/beyond"
@@ -54,7 +54,7 @@ echo "== extension at 1024: RoPE scaling and temperature"
 "$PV" extension --pv "$OUT/pv2048.h5" "${M[@]}" --samples "$NRUN" --seed 1 --seq-len 1024 \
     --methods direct,linear:2,ntk:2,dynamic-ntk:2,temp:1.2 -o "$OUT/extension"
 cat "$OUT/extension/extension_summary.csv"
-$PLOT extension "$OUT/extension" --layer 3 --method linear:2 -o "$OUT/posvec_extension.png"
+$PLOT extension "$OUT/extension" --boundary 3 --method linear:2 -o "$OUT/posvec_extension.png"
 
 echo "== methods at 512, 1024, 2048"
 "$PV" methods --pv "$OUT/pv2048.h5" "${M[@]}" --samples "$NRUN" --seed 1 --lengths 512,1024,2048 \
@@ -63,6 +63,9 @@ echo "== methods at 512, 1024, 2048"
     --grid-length 1024 -o "$OUT/methods"
 cat "$OUT/methods/methods.csv"
 $PLOT methods "$OUT/methods" -o "$OUT/posvec_methods.png"
+# the dumps are large; the PV files keep the sums (the CSVs name the dumps' model and corpus,
+# read from them while they existed)
+rm -f "$OUT/h512.h5" "$OUT/h2048.h5"
 
 echo
 echo "posvec demo done in ${SECONDS} s; CSV and PNG in $OUT (docs/POSVEC.md explains them)"

@@ -9,7 +9,10 @@ reader), in float64 numpy:
   token), relative magnitude, BI of the attention and MLP sub-blocks of a
   stories260K dump with resid, attn_out and mlp_out equal numpy's within
   1e-6 (absolute; observed ~1e-16, printed); ranks agree.
-- bootstrap: the CSV's M_lo, M_hi and M_stab equal a numpy bootstrap that
+- the scores CSV is long form (block, metric, span, value, ci_lo, ci_hi,
+  stability, rank, n_tokens; one row per metric and scored block) after a
+  comment line naming model, corpus, n_samples and seq_len.
+- bootstrap: the CSV's ci_lo, ci_hi and stability equal a numpy bootstrap that
   follows the documented rule (splitmix64 stream from the seed; replicate b
   draws indices next() % N; percentile interval with linear interpolation;
   stab = fraction of replicates where the block keeps its rank) within
@@ -72,17 +75,31 @@ def probe(model, out, n, offset, sites="resid,attn_out,mlp_out", extra=(), tok=T
                 "--sample-offset", str(offset), "--sites", sites, "-o", out, *extra])
 
 
+SCORE_COLS = ["block", "metric", "span", "value", "ci_lo", "ci_hi", "stability", "rank", "n_tokens"]
+
+
 def read_csv(path):
+    """Rows of a CSV; comment lines (the provenance line) skipped."""
     with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+        return list(csv.DictReader(ln for ln in f if not ln.startswith("#")))
 
 
-def column(rows, col, L):
-    """(L) float array of a CSV column by layer; NaN for absent rows/cells."""
+def read_meta(path):
+    """{key: value} of the '# key=value ...' first line, {} without one."""
+    with open(path) as f:
+        first = f.readline()
+    if not first.startswith("#"):
+        return {}
+    return dict(t.split("=", 1) for t in first[1:].split() if "=" in t)
+
+
+def column(rows, metric, L, field="value"):
+    """(L) float array of one field of a metric's rows (long form) by block;
+    NaN for blocks without a row or with an empty field."""
     v = np.full(L, np.nan)
     for r in rows:
-        if r.get(col, "") != "":
-            v[int(r["layer"])] = float(r[col])
+        if r["metric"] == metric and r.get(field, "") != "":
+            v[int(r["block"])] = float(r[field])
     return v
 
 
@@ -186,16 +203,25 @@ def check_scores(tmp, dump):
         return
     rows = read_csv(out)
     cols = list(rows[0].keys())
-    check(cols[:5] == ["layer", "bi", "mean_cos", "rank", "n_tokens"],
-          f"CSV keeps layer, bi, mean_cos, rank, n_tokens first: {cols}")
-    check(all(int(r["n_tokens"]) == h.shape[0] * h.shape[2] for r in rows), "n_tokens = N * P")
+    check(cols == SCORE_COLS, f"long-form columns {SCORE_COLS}: {cols}")
+    check(len(rows) == 5 * L and
+          [(r["metric"], int(r["block"])) for r in rows] ==
+          [(mt, l) for mt in ("bi", "angular", "relmag", "bi-attn", "bi-mlp") for l in range(L)],
+          f"one row per metric and block, metrics in the order asked: {len(rows)} rows")
+    check(all(int(r["n_tokens"]) == h.shape[0] * h.shape[2] and r["span"] == "1" for r in rows),
+          "n_tokens = N * P, span 1")
+    check(all(r[k] == "" for r in rows for k in ("ci_lo", "ci_hi", "stability")),
+          "no bootstrap: ci_lo, ci_hi, stability empty")
+    meta = read_meta(out)
+    check(meta.get("program") == "strata-blockinf" and meta.get("model") == STORIES and
+          meta.get("corpus") == CORPUS and meta.get("n_samples") == str(h.shape[0]) and
+          meta.get("seq_len") == str(T), f"provenance line names model, corpus, N, T: {meta}")
     for metric in ("bi", "angular", "relmag", "bi-attn", "bi-mlp"):
-        c = metric.replace("-", "_")
         want = per_sample(h, a, m, metric).mean(0)
-        got = column(rows, c, L)
+        got = column(rows, metric, L)
         d = np.nanmax(np.abs(got - want))
         check(d <= TOL, f"{metric}: within {TOL} of numpy: max diff {d:.3g}; {got} vs {want}")
-        rk = column(rows, "rank" if metric == "bi" else c + "_rank", L)
+        rk = column(rows, metric, L, "rank")
         check(np.array_equal(rk.astype(int), ranks_of(want)[0]), f"{metric}: ranks {rk}")
         print(f"{metric}: {np.array2string(want, precision=4)} (max diff {d:.2g})")
     # the old command line (dump first, no subcommand) is `score --metric bi`
@@ -203,9 +229,9 @@ def check_scores(tmp, dump):
     rc, _, err = run([BLOCKINF, dump, "-o", old])
     if ok("strata-blockinf DUMP -o CSV", rc, err):
         r2 = read_csv(old)
-        check(list(r2[0].keys()) == ["layer", "bi", "mean_cos", "rank", "n_tokens"] and
-              [x["bi"] for x in r2] == [x["bi"] for x in rows],
-              f"old command line: same BI columns: {list(r2[0].keys())}")
+        check(list(r2[0].keys()) == SCORE_COLS and
+              [x["value"] for x in r2] == [x["value"] for x in rows if x["metric"] == "bi"],
+              f"old command line: the same BI rows: {list(r2[0].keys())}")
     for n, last in ((2, False), (1, True), (3, True)):
         o = os.path.join(tmp, f"ang{n}{last}.csv")
         cmd = [BLOCKINF, dump, "--metric", "angular", "--n", str(n), "-o", o]
@@ -215,6 +241,9 @@ def check_scores(tmp, dump):
         rr = read_csv(o)
         want = per_sample(h, a, m, "angular", n=n, last=last).mean(0)
         got = column(rr, "angular", L)
+        check(len(rr) == L + 1 - n and all(x["span"] == str(n) for x in rr),
+              f"angular n={n}: rows for blocks 0..{L - n} only (a missing row, not an empty "
+              f"cell), span {n}")
         same_nan = np.array_equal(np.isnan(got), np.isnan(want))
         d = np.nanmax(np.abs(got - want))
         check(same_nan and d <= TOL, f"angular n={n} tokens={'last' if last else 'all'}: "
@@ -226,6 +255,7 @@ def check_scores(tmp, dump):
     if ok("bi --tokens last", rc, err):
         want = per_sample(h, a, m, "bi", last=True).mean(0)
         d = np.nanmax(np.abs(column(read_csv(o), "bi", L) - want))
+        check(read_meta(o).get("tokens") == "last", "provenance line says tokens=last")
         check(d <= TOL, f"bi on the last token: max diff {d:.3g}")
 
 
@@ -245,13 +275,17 @@ def check_bootstrap(tmp, dump):
         return
     check(open(a1, "rb").read() == open(a2, "rb").read(), "same seed: byte-identical CSV")
     ra, rb = read_csv(a1), read_csv(b1)
-    check(any(x["bi_lo"] != y["bi_lo"] or x["bi_hi"] != y["bi_hi"] for x, y in zip(ra, rb)),
+    check(any(x["ci_lo"] != y["ci_lo"] or x["ci_hi"] != y["ci_hi"] for x, y in zip(ra, rb)),
           "another seed: different intervals")
-    for metric, c in (("bi", "bi"), ("relmag", "relmag")):
+    meta = read_meta(a1)
+    check(meta.get("bootstrap") == str(B) and meta.get("ci") == str(ci) and meta.get("seed") == "7",
+          f"provenance line names the bootstrap: {meta}")
+    for metric in ("bi", "relmag"):
         vals = per_sample(h, a, m, metric)
         lo, hi, stab, _, _ = np_bootstrap(vals, B, 7, ci)
-        point = column(ra, c, L)
-        glo, ghi, gst = column(ra, c + "_lo", L), column(ra, c + "_hi", L), column(ra, c + "_stab", L)
+        point = column(ra, metric, L)
+        glo, ghi = column(ra, metric, L, "ci_lo"), column(ra, metric, L, "ci_hi")
+        gst = column(ra, metric, L, "stability")
         d = max(np.abs(glo - lo).max(), np.abs(ghi - hi).max())
         check(d <= 1e-8, f"{metric}: interval equals numpy's splitmix64 bootstrap: max diff {d:.3g}")
         check(np.abs(gst - stab).max() <= 1e-9, f"{metric}: rank stability {gst} = numpy {stab}")
@@ -275,9 +309,9 @@ def check_shards(tmp, dump):
     rc2, _, e2 = run([BLOCKINF, s1, s2, *cmd, "-o", two])
     if ok("score one dump", rc1, e1) and ok("score two shards", rc2, e2):
         r1, r2 = read_csv(one), read_csv(two)
-        d = max(abs(float(x[k]) - float(y[k])) for x, y in zip(r1, r2) for k in x
-                if k not in ("layer",) and not k.endswith("rank"))
-        same_rank = all(x[k] == y[k] for x, y in zip(r1, r2) for k in x if k.endswith("rank"))
+        d = max(abs(float(x["value"]) - float(y["value"])) for x, y in zip(r1, r2))
+        same_rank = all(x[k] == y[k] for x, y in zip(r1, r2)
+                        for k in ("block", "metric", "rank", "n_tokens"))
         check(len(r1) == len(r2) and d <= 1e-12 and same_rank,
               f"shards = one dump: max diff {d:.3g}, ranks equal {same_rank}")
 
@@ -309,9 +343,14 @@ def check_plan(tmp, dump):
               f"plan K={K}: remove_stability {p['bootstrap']['remove_stability']} = {same}, "
               f"tau {p['bootstrap']['kendall_tau_mean']} = {tau}")
         rows = read_csv(pc)
-        check([int(r["layer"]) for r in rows] == order and
-              [int(r["layer"]) for r in rows if r["remove"] == "1"] == order[:K],
-              f"plan CSV: rows in removal order, first {K} marked")
+        check(list(rows[0].keys()) == ["rank", "block", "metric", "span", "value", "remove"] and
+              [int(r["block"]) for r in rows] == order and
+              [int(r["rank"]) for r in rows] == list(range(1, L + 1)) and
+              [int(r["block"]) for r in rows if r["remove"] == "1"] == order[:K] and
+              max(abs(float(r["value"]) - point[int(r["block"])]) for r in rows) <= TOL,
+              f"plan CSV: rank, block, metric, span, value, remove; rows in removal order, "
+              f"first {K} marked")
+        check(read_meta(pc).get("remove") == str(K), "plan CSV's provenance line names K")
     pj = os.path.join(tmp, "plan_ang.json")
     rc, _, err = run([BLOCKINF, "plan", dump, "--remove", "2", "--metric", "angular", "-o", pj])
     if ok("plan --metric angular --remove 2", rc, err):
@@ -349,9 +388,9 @@ def check_errors(tmp, dump):
     o = os.path.join(tmp, "all_resid.csv")
     rc, _, err = run([BLOCKINF, resid, "--metric", "all", "-o", o])
     if ok("--metric all on a resid-only dump", rc, err):
-        cols = list(read_csv(o)[0].keys())
-        check("angular" in cols and "relmag" not in cols and "note" in err,
-              f"all = bi, angular on a resid-only dump (note on stderr): {cols}")
+        metrics = list(dict.fromkeys(r["metric"] for r in read_csv(o)))
+        check(metrics == ["bi", "angular"] and "note" in err,
+              f"all = bi, angular on a resid-only dump (note on stderr): {metrics}")
 
 
 def check_pruned(tmp):
@@ -400,8 +439,7 @@ def check_baichuan(tmp):
     rc, _, err = run([BLOCKINF, dump, "--metric", "all", "--bootstrap", "50", "-o", sc])
     if ok("baichuan: score --metric all", rc, err):
         rows = read_csv(sc)
-        d = max(np.nanmax(np.abs(column(rows, c.replace("-", "_"), 4) -
-                                 per_sample(h, a, m, c).mean(0)))
+        d = max(np.nanmax(np.abs(column(rows, c, 4) - per_sample(h, a, m, c).mean(0)))
                 for c in ("bi", "angular", "relmag", "bi-attn", "bi-mlp"))
         check(d <= TOL, f"baichuan: all five scores within {TOL} of numpy: {d:.3g}")
     plan = os.path.join(tmp, "bc_plan.json")
@@ -414,16 +452,21 @@ def check_baichuan(tmp):
     ev = os.path.join(tmp, "bc_eval")
     rc, _, err = run([sys.executable, EVAL, plan, "-o", ev, "--samples", str(M), "--kmax", "2",
                       "--bindir", BINDIR])
+    # (tests/test_plot.py checks where blockinf_eval.py finds the programs without --bindir)
     if not ok("baichuan: blockinf_eval.py", rc, err):
         return
     pl, pk = read_csv(os.path.join(ev, "ppl_layer.csv")), read_csv(os.path.join(ev, "ppl_k.csv"))
-    check([int(r["layer"]) for r in pl] == [0, 1, 2, 3] and [int(r["k"]) for r in pk] == [0, 1, 2],
+    check([int(r["block"]) for r in pl] == [0, 1, 2, 3] and [int(r["k"]) for r in pk] == [0, 1, 2],
           f"eval: 4 single-removal rows, K = 0..2: {len(pl)}, {[r['k'] for r in pk]}")
-    check([r["removed"] for r in pk] == ["", str(want[0]), f"{want[0]} {want[1]}"],
-          f"eval: K blocks removed = the plan's order prefixes: {[r['removed'] for r in pk]}")
+    check([r["removed"] for r in pk] == ["", str(want[0]), f"{want[0]};{want[1]}"],
+          f"eval: K blocks removed (';'-separated) = the plan's order prefixes: "
+          f"{[r['removed'] for r in pk]}")
+    em = read_meta(os.path.join(ev, "ppl_k.csv"))
+    check(em.get("model") == mdir and em.get("n_samples") == str(M) and em.get("seq_len") == str(T),
+          f"eval CSVs' provenance line: model, N, T: {em}")
     base = float(pk[0]["ppl"])
     check(all(float(r["ppl_base"]) == base for r in pl), "eval: ppl_base = the K = 0 perplexity")
-    single = {int(r["layer"]): float(r["ppl"]) for r in pl}
+    single = {int(r["block"]): float(r["ppl"]) for r in pl}
     check(float(pk[1]["ppl"]) == single[want[0]], "eval: K = 1 = the single removal of that block")
     # held out: no evaluation window equals a calibration window
     with h5py.File(os.path.join(ev, "runs", "skip_none.h5"), "r") as f:
@@ -433,8 +476,8 @@ def check_baichuan(tmp):
           f"{len(shared)} shared with calibration")
     rc, _, err = run([sys.executable, EVAL, plan, "-o", ev, "--samples", str(M + 1),
                       "--bindir", BINDIR])
-    check(rc != 0 and "--sample-offset" in err, f"eval refuses M > the first calibration draw: "
-          f"{rc}, {err.strip()}")
+    check(rc != 0 and "--sample-offset" in err and f"--samples {M} or fewer" in err,
+          f"eval refuses M > the first calibration draw, saying what to do: {rc}, {err.strip()}")
     # convert --drop-layers with the plan -> probe-ppl on the pruned model
     pruned = os.path.join(tmp, "bc_pruned")
     rc, _, err = run([CONVERT, "--model", mdir, "--tokenizer", TOK, "--drop-layers",

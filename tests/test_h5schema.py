@@ -36,6 +36,18 @@ FORMAT = "strata-dump/2"
 MiB = 1 << 20
 
 
+def text(a, key):
+    """String attribute `key` of attrs a as str, if it is one strata writes:
+    fixed-length (h5py returns numpy.bytes_), NUL-terminated, UTF-8; None
+    otherwise (absent, another type, or variable-length)."""
+    if key not in a:
+        return None
+    t = a.get_id(key).dtype
+    if t.kind != "S" or not isinstance(a[key], bytes):
+        return None
+    return a[key].decode("utf-8")
+
+
 def value_at(s, l, t, d):
     """float32 array of the formula in tests/test_h5io.c, same rounding."""
     n = (s * 131 + l * 31 + t * 7 + d * 3) % 1009 - 504
@@ -73,8 +85,11 @@ FILES = {
 def check_file(path, shape, dtype, gzip, n_written, complete):
     name = os.path.basename(path)
     with h5py.File(path, "r") as f:
-        check(sorted(f.keys()) == ["hidden", "layers", "positions", "sample_doc", "sample_draw",
-                                   "sample_window", "tokens"], f"{name}: datasets {sorted(f.keys())}")
+        # /boundary, /position, /sample (coordinates) and /dim, /token (dimensions without
+        # one) are the netCDF-4 dimensions (docs/FORMAT.md, "Dimensions")
+        check(sorted(f.keys()) == ["boundary", "dim", "hidden", "layers", "position", "positions",
+                                   "sample", "sample_doc", "sample_draw", "sample_window", "token",
+                                   "tokens"], f"{name}: datasets {sorted(f.keys())}")
         check(np.array_equal(f["layers"][:], np.arange(shape[1])) and f["layers"].dtype == "<i4",
               f"{name}: /layers lists every boundary")
         check(np.array_equal(f["positions"][:], np.arange(shape[2]))
@@ -86,12 +101,13 @@ def check_file(path, shape, dtype, gzip, n_written, complete):
         for key, typ in [("format", str), ("n_complete", np.int64), ("complete", np.int64),
                          ("strata_version", str), ("command_line", str), ("model_config", str),
                          ("dtype", str), ("seed", np.int64)]:
-            check(key in a and type(a[key]) is typ,
-                  f"{name}: attribute {key} is {type(a.get(key)).__name__}, want {typ.__name__}")
-        check(a.get("format") == FORMAT, f"{name}: format {a.get('format')!r}")
+            check(key in a and (text(a, key) is not None if typ is str else type(a[key]) is typ),
+                  f"{name}: attribute {key} is {type(a.get(key)).__name__}, want "
+                  f"{'a fixed-length string' if typ is str else typ.__name__}")
+        check(text(a, "format") == FORMAT, f"{name}: format {a.get('format')!r}")
         check(a.get("n_complete") == n_written, f"{name}: n_complete {a.get('n_complete')}")
         check(a.get("complete") == complete, f"{name}: complete {a.get('complete')}")
-        check(a.get("dtype") == ("f16" if dtype == np.float16 else "f32"), f"{name}: dtype attr")
+        check(text(a, "dtype") == ("f16" if dtype == np.float16 else "f32"), f"{name}: dtype attr")
         check(a.get("seed") == 42, f"{name}: seed")
 
         h, t = f["hidden"], f["tokens"]
@@ -100,9 +116,9 @@ def check_file(path, shape, dtype, gzip, n_written, complete):
         check(h.dtype.byteorder in ("<", "="), f"{name}: hidden byte order")
         check(t.shape == (shape[0], shape[2]), f"{name}: tokens shape {t.shape}")
         check(t.dtype == np.dtype("<i4"), f"{name}: tokens dtype {t.dtype}")
-        check([d.label for d in h.dims] == ["sample", "layer", "position", "dim"],
+        check([d.label for d in h.dims] == ["sample", "boundary", "position", "dim"],
               f"{name}: hidden labels {[d.label for d in h.dims]}")
-        check([d.label for d in t.dims] == ["sample", "position"],
+        check([d.label for d in t.dims] == ["sample", "token"],
               f"{name}: tokens labels {[d.label for d in t.dims]}")
 
         want_chunks = chunk_rule(shape[1], shape[2], shape[3], np.dtype(dtype).itemsize)
@@ -161,14 +177,16 @@ def check_probe_dump(tmp):
     if r.returncode:
         return
     with h5py.File(out, "r") as f:
-        check(sorted(f.keys()) == ["attn_out", "blocks", "hidden", "layers", "mlp_out",
-                                   "positions", "sample_doc", "sample_draw", "sample_window",
+        check(sorted(f.keys()) == ["attn_out", "block", "blocks", "boundary", "dim", "hidden",
+                                   "layers", "mlp_out", "position", "positions", "sample",
+                                   "sample_doc", "sample_draw", "sample_window", "token",
                                    "tokens"], f"probe dump datasets {sorted(f.keys())}")
         lay, blk, pos = f["layers"][:], f["blocks"][:], f["positions"][:]
         check(list(lay) == [1, 3, 4, 5] and list(blk) == [1, 3, 4], f"layers {lay} blocks {blk}")
         check(list(pos) == list(range(10)) + list(range(10, 64, 9)), f"positions {pos}")
         P = len(pos)
-        for k, n, lab in (("hidden", 4, "layer"), ("attn_out", 3, "block"), ("mlp_out", 3, "block")):
+        for k, n, lab in (("hidden", 4, "boundary"), ("attn_out", 3, "block"),
+                          ("mlp_out", 3, "block")):
             d = f[k]
             check(d.shape == (3, n, P, 64) and d.dtype == np.float16, f"/{k} {d.shape} {d.dtype}")
             check([x.label for x in d.dims] == ["sample", lab, "position", "dim"], f"/{k} labels")
@@ -181,12 +199,12 @@ def check_probe_dump(tmp):
                    "seed", "seq_len", "sample_offset", "layers_spec", "positions_spec", "sites",
                    "dtype", "interventions", "sampling"]
         for key in strings:
-            check(key in a and type(a[key]) is str, f"probe attribute {key}: {type(a.get(key))}")
+            check(text(a, key) is not None, f"probe attribute {key}: {type(a.get(key))}")
         for key in ("n_complete", "complete", "n_windows"):
             check(key in a and type(a[key]) is np.int64, f"probe attribute {key}")
-        check(a["format"] == FORMAT and a["complete"] == 1 and a["n_complete"] == 3
-              and a["sites"] == "resid,attn_out,mlp_out" and a["dtype"] == "f16"
-              and a["corpus_format"] == "text", "probe attribute values")
+        check(text(a, "format") == FORMAT and a["complete"] == 1 and a["n_complete"] == 3
+              and text(a, "sites") == "resid,attn_out,mlp_out" and text(a, "dtype") == "f16"
+              and text(a, "corpus_format") == "text", "probe attribute values")
         draws = f["sample_draw"][:]
         check(sorted(draws) == [0, 1, 2] and np.all(np.diff(f["sample_window"][:]) > 0),
               f"draws 0..2 kept in stream order: {draws}")

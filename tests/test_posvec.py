@@ -70,8 +70,19 @@ def fails(cmd, what, needle):
 
 
 def read_csv(path):
+    """Rows of a CSV; comment lines (the provenance line) skipped."""
     with open(path) as f:
-        return list(csv.DictReader(f))
+        return list(csv.DictReader(ln for ln in f if not ln.startswith("#")))
+
+
+def read_meta(path):
+    """{key: value} of the '# key=value ...' first line (%XX-escaped values)."""
+    import urllib.parse
+    with open(path) as f:
+        first = f.readline()
+    if not first.startswith("#"):
+        return {}
+    return {k: urllib.parse.unquote(v) for k, v in (t.split("=", 1) for t in first[1:].split() if "=" in t)}
 
 
 def dump(tmp, name, extra):
@@ -103,6 +114,12 @@ def test_decompose(tmp):
     check(ds <= 1e-9, f"/sum equals the numpy sum ({ds})")
     # per-boundary statistics
     rows = read_csv(os.path.join(tmp, "pv.csv"))
+    check([int(r["boundary"]) for r in rows] == list(range(h.shape[1])), "pv.csv: one row per boundary")
+    meta = read_meta(os.path.join(tmp, "pv.csv"))
+    check(meta.get("command") == "decompose" and meta.get("model") == STORIES and
+          meta.get("corpus") == CORPUS and meta.get("n_samples") == str(N) and
+          meta.get("seq_len") == str(T) and meta.get("trained_window") == "512",
+          f"pv.csv's provenance line: model, corpus, N, T, C ({meta})")
     for bi, r in enumerate(rows):
         hb = h[:, bi]  # (N, T, D)
         u = p_ref[bi].mean(axis=0)
@@ -116,6 +133,12 @@ def test_decompose(tmp):
     ok([POSVEC, "decompose", a, "-o", pa], "decompose shard a")
     ok([POSVEC, "decompose", b, "-o", pb], "decompose shard b")
     ok([POSVEC, "merge", pa, pb, "-o", pm], "merge")
+    mrows = read_csv(pm[:-3] + ".csv")
+    check(all(r["c_norm_mean"] == "" for r in mrows) and all(r["frac_pos"] != "" for r in mrows),
+          "merge's CSV: mean |c| is no value (an empty field, not nan)")
+    mm = read_meta(pm[:-3] + ".csv")
+    check(mm.get("model") == STORIES and mm.get("n_samples") == str(N),
+          f"merge's CSV names the model (through the PV files' sources) and N ({mm})")
     ok([POSVEC, "decompose", a, b, "-o", pab], "decompose two shards")
     for path, what in ((pm, "merge"), (pab, "decompose a b")):
         with h5py.File(path, "r") as f:
@@ -140,16 +163,16 @@ def test_formation(tmp, pv, p_ref):
         xc = x - x.mean(axis=0)
         cov = xc.T @ xc / x.shape[0]
         ev_ref = np.sort(np.linalg.eigvalsh(cov))[::-1]
-        ev = np.array([float(r["eigval"]) for r in var if int(r["layer"]) == b])
+        ev = np.array([float(r["eigval"]) for r in var if int(r["boundary"]) == b])
         worst_e = max(worst_e, np.abs(ev - ev_ref).max() / ev_ref[0])
         V = np.zeros((4, D))
         for r in comp:
-            if int(r["layer"]) == b:
+            if int(r["boundary"]) == b:
                 V[int(r["k"]), int(r["i"])] = float(r["value"])
         worst_o = max(worst_o, np.abs(V @ V.T - np.eye(4)).max())
         worst_v = max(worst_v, np.abs(np.einsum("ki,ij,kj->k", V, cov, V) - ev_ref[:4]).max() / ev_ref[0])
-        pn = np.array([float(r["p_norm"]) for r in norms if int(r["layer"]) == b])
-        mn = np.array([float(r["m_norm"]) for r in norms if int(r["layer"]) == b])
+        pn = np.array([float(r["p_norm"]) for r in norms if int(r["boundary"]) == b])
+        mn = np.array([float(r["m_norm"]) for r in norms if int(r["boundary"]) == b])
         worst_n = max(worst_n, np.abs(pn - np.linalg.norm(x, axis=1)).max() / pn.max(),
                       np.abs(mn - np.linalg.norm(xc, axis=1)).max() / mn.max())
     print(f"formation: eigval rel {worst_e:.3g}, |VV^T-I| {worst_o:.3g}, v'Cv rel {worst_v:.3g}, norms rel {worst_n:.3g}")
@@ -159,6 +182,17 @@ def test_formation(tmp, pv, p_ref):
     check(worst_n <= 1e-6, f"norms match ({worst_n})")
     dist = read_csv(os.path.join(out, "distinct.csv"))
     check(all(1 <= int(r["n_distinct"]) <= p_ref.shape[1] for r in dist), "distinct counts in range")
+    leaders = [[int(x) for x in r["leaders"].split(";")] for r in dist]
+    check(all(ld[0] == 0 and ld == sorted(ld) and len(ld) == min(16, int(r["n_distinct"]))
+              for ld, r in zip(leaders, dist)),
+          "distinct.csv: leaders ';'-separated in one field, from position 0, increasing")
+    lay = read_csv(os.path.join(out, "layers.csv"))
+    check([(int(r["boundary"]), int(r["boundary_next"])) for r in lay] ==
+          [(b, b + 1) for b in range(p_ref.shape[0] - 1)], "layers.csv: boundary, boundary_next")
+    fm = read_meta(os.path.join(out, "norms.csv"))
+    check(fm.get("command") == "formation" and fm.get("model") == STORIES and
+          fm.get("n_samples") == str(N) and fm.get("seq_len") == str(T),
+          f"formation CSVs name model, N, T ({fm})")
 
 
 def nll(tmp, name, extra):
@@ -189,6 +223,15 @@ def test_edits(tmp, pv, n_bound):
     rows = read_csv(os.path.join(out, "attention_summary.csv"))
     m0 = float([r for r in rows if r["run"] == "none"][0]["mean_nll"])
     m1 = float([r for r in rows if r["run"] != "none"][0]["mean_nll"])
+    none = [r for r in rows if r["run"] == "none"]
+    check([int(r["block"]) for r in none] == list(range(n_bound - 1)) and
+          all(r["boundary"] == r["t0"] == r["t1"] == "" for r in none) and
+          all(r["boundary"] == "1" and r["t0"] == "0" and r["t1"] == "4"
+              for r in rows if r["run"] != "none"),
+          "attention_summary.csv: one row per block; boundary, t0, t1 empty for the unedited run")
+    am = read_meta(os.path.join(out, "attention_summary.csv"))
+    check(am.get("n_samples") == "3" and am.get("seq_len") == str(T) and am.get("model") == STORIES,
+          f"attention CSVs name model, N, T ({am})")
     check(abs(m0 - base.mean()) <= 1e-5 * base.mean(), f"attention unedited NLL {m0} = probe-ppl {base.mean()}")
     check(abs(m1 - edited.mean()) <= 1e-5 * edited.mean(), f"attention edited NLL {m1} = probe-ppl {edited.mean()}")
 
@@ -235,8 +278,10 @@ def test_methods_defaults(tmp):
     check(got == want, f"methods.csv: one row per method and length ({len(rows)} rows)")
     check(all(np.isfinite(float(r["mean_nll"])) for r in rows), "methods.csv NLL finite")
     grid = read_csv(os.path.join(out, "grid.csv"))
-    settings = sorted((int(r["layer"]), float(r["r"]), float(r["alpha"])) for r in grid)
+    settings = sorted((int(r["boundary"]) if r["boundary"] else -1, float(r["r"]), float(r["alpha"]))
+                      for r in grid)
     want = sorted([(-1, 1.0, 1.0)] + [(b, r, a) for b in range(1, 32) for r in (2.0, 4.0) for a in (1.0, 1.3)])
+    check(grid[0]["boundary"] == "", "grid.csv: the no-replacement row has an empty boundary")
     check(settings == want, f"grid.csv: direct + 31 x 2 x 2 settings ({len(grid)} rows)")
     check(all(int(r["length"]) == 64 and np.isfinite(float(r["ppl"])) for r in grid), "grid at 2C, finite")
 
@@ -253,6 +298,14 @@ def test_runs(tmp):
         m = read_csv(os.path.join(bw, "beyond_match.csv"))
         check(len(m) == 6 * 48 and all(512 <= int(r["t"]) < 560 and 0 <= int(r["best_t"]) < 512
                                        and float(r["max_cos"]) <= 1 + 1e-6 for r in m), "beyond_match rows")
+        check(sorted({int(r["boundary"]) for r in m}) == list(range(6)), "beyond_match: boundary column")
+        sm = read_csv(os.path.join(bw, "beyond_summary.csv"))
+        check(all(r["slope"] == "" and r["ratio"] == "" for r in sm) and sm[-1]["sink_in"] == "" and
+              all(r["sink_in"] != "" for r in sm[:-1]),
+              "beyond_summary: no value is an empty field (slope, ratio; the sink of boundary L)")
+        bm = read_meta(os.path.join(bw, "beyond_match.csv"))
+        check(bm.get("trained_window") == "512" and bm.get("seq_len") == "560" and
+              bm.get("n_samples") == "2", f"beyond_match names C, T and the PV's N ({bm})")
     ex = os.path.join(tmp, "ext")
     if ok([POSVEC, "extension", "--pv", pl] + MODEL + ["--samples", "1", "--seq-len", "540", "--methods", "direct,ntk:2", "-o", ex], "extension"):
         check(len(read_csv(os.path.join(ex, "extension_summary.csv"))) == 12, "extension summary rows")

@@ -259,15 +259,16 @@ def check_blockinf(label, dump, hidden, tmp):
     with open(out, newline="") as f:
         rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
     cols = set(rows[0].keys()) if rows else set()
-    if not check({"layer", "bi", "rank"} <= cols, f"{label}: CSV columns {sorted(cols)} "
-                 "include layer, bi, rank"):
+    if not check({"block", "metric", "value", "rank"} <= cols, f"{label}: CSV columns "
+                 f"{sorted(cols)} include block, metric, value, rank (long form)"):
         return
     want = block_influence(hidden)
     L = len(want)
-    layers = [int(r["layer"]) for r in rows]
-    if not check(layers == list(range(L)), f"{label}: one CSV row per block 0..{L - 1}: {layers}"):
+    blocks = [int(r["block"]) for r in rows]
+    if not check(blocks == list(range(L)) and all(r["metric"] == "bi" for r in rows),
+                 f"{label}: one CSV row (metric bi) per block 0..{L - 1}: {blocks}"):
         return
-    got = np.array([float(r["bi"]) for r in rows])
+    got = np.array([float(r["value"]) for r in rows])
     diff = np.abs(got - want).max()
     check(diff <= BI_TOL, f"{label}: BI within {BI_TOL}: max diff {diff:.3g}; "
           f"csv {got}, numpy {want}")

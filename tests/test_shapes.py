@@ -49,9 +49,9 @@ What is checked, each against something computed independently:
 - convert: C (80 layers) HF -> HF f32 copy: config counts kept, the copy's
   hidden states equal the original's bit for bit (<= 1e-6 relative);
   --drop-layers 40-79: 40 layers, boundaries 0..40 equal the original's.
-- blockinf: BI and mean_cos of all 80 blocks of C (and 32 of A) equal
-  numpy's 1 - mean cos within 1e-6, n_tokens = N*P, ranks 1..L; --metric
-  all --bootstrap 20 on the 80-block sites dump: 80 rows, finite.
+- blockinf: BI of all 80 blocks of C (and 32 of A) equals numpy's
+  1 - mean cos within 1e-6, n_tokens = N*P, ranks 1..L; --metric all
+  --bootstrap 20 on the 80-block sites dump: 5 x 80 rows, finite.
 - posvec: decompose's /positional equals numpy's mean over samples (1e-5
   relative; of the T 4096 subset dump: shape (5, P, 64), /layers and
   /positions kept, equal to the one sample); formation's pca_var explained
@@ -97,6 +97,12 @@ REL = 1e-4                      # float32 runtime vs float64 reference, of max|r
 TIMES = {}
 
 
+def read_rows(path):
+    """Rows of a strata CSV; comment lines (the provenance line) skipped."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(ln for ln in f if not ln.startswith("#")))
+
+
 def timed(prog, cmd, timeout=1200):
     t0 = time.monotonic()
     r = run(cmd, timeout=timeout)
@@ -108,6 +114,15 @@ def timed(prog, cmd, timeout=1200):
 
 def ok(r, what):
     return check(r[0] == 0, f"{what} exits 0 (got {r[0]}): {r[2].strip()[-600:]}")
+
+
+def ok_verdict(r, what):
+    """strata-decay check: exit 0 when its verdict is pass, 1 when fail (the
+    CSV is on stdout either way)."""
+    rows = list(csv.DictReader(r[1].splitlines())) if r[0] in (0, 1) else []
+    v = rows[0].get("verdict") if len(rows) == 1 else None
+    return check(v in ("pass", "fail") and r[0] == (0 if v == "pass" else 1),
+                 f"{what} exits 0 on pass, 1 on fail (got {r[0]}, verdict {v}): {r[2].strip()[-600:]}")
 
 
 def write_tokenizer(path, V):
@@ -196,14 +211,13 @@ def blockinf_check(name, dump, L, tmp):
     x, y = h[:, :-1], h[:, 1:]
     cos = (x * y).sum(-1) / (np.linalg.norm(x, axis=-1) * np.linalg.norm(y, axis=-1))
     mc = cos.transpose(1, 0, 2).reshape(L, -1).mean(1)
-    rows = list(csv.DictReader(open(out)))
-    check(len(rows) == L and [int(r["layer"]) for r in rows] == list(range(L)),
-          f"{name}: blockinf rows {len(rows)} != {L}")
+    rows = read_rows(out)
+    check(len(rows) == L and [int(r["block"]) for r in rows] == list(range(L)) and
+          all(r["metric"] == "bi" for r in rows), f"{name}: blockinf rows {len(rows)} != {L}")
     if len(rows) != L:
         return
-    got_bi = np.array([float(r["bi"]) for r in rows])
-    got_mc = np.array([float(r["mean_cos"]) for r in rows])
-    d = max(np.abs(got_bi - (1 - mc)).max(), np.abs(got_mc - mc).max())
+    got_bi = np.array([float(r["value"]) for r in rows])
+    d = np.abs(got_bi - (1 - mc)).max()
     print(f"  {name}: blockinf BI of {L} blocks vs numpy: max |diff| {d:.2e} (tolerance 1e-6)")
     check(d <= 1e-6, f"{name}: blockinf BI differs from numpy by {d:.3e}")
     n_tok = h.shape[0] * h.shape[2]
@@ -355,10 +369,10 @@ def body(tmp):
             fdir = j("a_form")
             if ok(timed("posvec", [P["posvec"], "formation", pv, "-q", "-o", fdir]),
                   "A: formation"):
-                rows = list(csv.DictReader(open(os.path.join(fdir, "pca_var.csv"))))
+                rows = read_rows(os.path.join(fdir, "pca_var.csv"))
                 tot = {}
                 for rw in rows:
-                    b = rw.get("layer", rw.get("b"))
+                    b = rw["boundary"]
                     tot[b] = tot.get(b, 0.0) + float(rw["explained"])
                 check(len(tot) == 33 and all(abs(v - 1) < 1e-6 for v in tot.values()),
                       f"A: formation pca_var: {len(tot)} boundaries, explained sums "
@@ -369,7 +383,7 @@ def body(tmp):
                                  "--lengths", f"{TA},{2 * TA}", "--methods", "direct,linear:2",
                                  "--grid-layers", "none", "-q", "-o", mdir])
             if ok(r, "A: posvec methods"):
-                rows = list(csv.DictReader(open(os.path.join(mdir, "methods.csv"))))
+                rows = read_rows(os.path.join(mdir, "methods.csv"))
                 check(len(rows) >= 4 and all(math.isfinite(float(rw["ppl"])) for rw in rows),
                       f"A: methods.csv {len(rows)} rows, finite ppl")
 
@@ -407,7 +421,7 @@ def body(tmp):
                         str(TG), "--trials", "4", "--stride", "4", "-q"])
     if ok(r, "A: decay gap"):
         rows = list(csv.DictReader(r[1].splitlines()))
-        keys = {(int(rw["layer"]), int(rw["head"])) for rw in rows}
+        keys = {(int(rw["block"]), int(rw["head"])) for rw in rows}
         check(keys == {(l, hh) for l in range(32) for hh in range(-1, 32)},
               f"A: decay gap covers {len(keys)} (layer, head) pairs, want 32 x 33")
         check(all(math.isfinite(float(rw["gap"])) for rw in rows if rw["gap"] not in ("", "nan")),
@@ -469,7 +483,7 @@ def body(tmp):
     # decay check on the Llama-3-like config
     r = timed("decay", [P["decay"], "check", "--config", os.path.join(C, "config.json"),
                         "--context", "8192", "-q"])
-    if ok(r, "C: decay check"):
+    if ok_verdict(r, "C: decay check"):
         rows = list(csv.DictReader(r[1].splitlines()))
         if check(len(rows) == 1, f"C: decay check rows {len(rows)}"):
             rw = rows[0]
@@ -494,7 +508,7 @@ def body(tmp):
                            rope_scaling=llama3)
     json.dump(cfg, open(os.path.join(l31, "config.json"), "w"))
     r = timed("decay", [P["decay"], "check", "--config", l31, "-q"])
-    if ok(r, "Llama-3.1-8B config: decay check"):
+    if ok_verdict(r, "Llama-3.1-8B config: decay check"):
         rw = list(csv.DictReader(r[1].splitlines()))[0]
         f, _ = ref_hf.inv_freq(500000.0, 128, llama3, 131072)
         Bm = np.empty(131072)
@@ -510,7 +524,7 @@ def body(tmp):
               f"Llama-3.1-8B decay check row {rw}, numpy first_neg {want}")
 
     r = timed("decay", [P["decay"], "check", "--config", A, "-q"])
-    if ok(r, "A: decay check (llama2.c .bin)"):
+    if ok_verdict(r, "A: decay check (llama2.c .bin)"):
         rw = list(csv.DictReader(r[1].splitlines()))[0]
         # head width 2: B(m) = cos(m), first negative at m = 2
         check(int(rw["head_dim"]) == 2 and int(rw["context"]) == 4096 and
@@ -523,7 +537,7 @@ def body(tmp):
                         "--stride", "2", "-q"])
     if ok(r, "C: decay gap"):
         rows = list(csv.DictReader(r[1].splitlines()))
-        keys = {(int(rw["layer"]), int(rw["head"])) for rw in rows}
+        keys = {(int(rw["block"]), int(rw["head"])) for rw in rows}
         check(keys == {(l, hh) for l in range(80) for hh in range(-1, 64)},
               f"C: decay gap covers {len(keys)} (layer, head) pairs, want 80 x 65")
 
@@ -552,11 +566,12 @@ def body(tmp):
         r = timed("blockinf", [P["blockinf"], hs, "--metric", "all", "--bootstrap", "20", "-q",
                                "-o", out])
         if ok(r, "C: blockinf --metric all --bootstrap 20"):
-            rows = list(csv.DictReader(open(out)))
-            cols = ("bi", "angular", "relmag", "bi_attn", "bi_mlp", "bi_lo", "bi_hi")
-            check(len(rows) == 80 and all(c in rows[0] for c in cols),
-                  f"C: blockinf all: {len(rows)} rows, columns {list(rows[0])[:12]}")
-            check(all(math.isfinite(float(rw[c])) for rw in rows for c in cols if rw.get(c)),
+            rows = read_rows(out)
+            metrics = ("bi", "angular", "relmag", "bi-attn", "bi-mlp")
+            check(len(rows) == 5 * 80 and sorted({rw["metric"] for rw in rows}) == sorted(metrics)
+                  and all(rw["ci_lo"] != "" and rw["ci_hi"] != "" for rw in rows),
+                  f"C: blockinf all: {len(rows)} rows (5 metrics x 80 blocks) with intervals")
+            check(all(math.isfinite(float(rw[c])) for rw in rows for c in ("value", "ci_lo", "ci_hi")),
                   "C: blockinf all metrics finite")
 
     # pruning at 80 layers: drop the last 40 blocks; boundaries 0..40 unchanged

@@ -88,13 +88,15 @@ def rel(a, b):
 
 
 def csv_rows(path):
+    """Rows of a CSV; comment lines (the provenance line) skipped."""
     with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+        return list(csv.DictReader(ln for ln in f if not ln.startswith("#")))
 
 
 def csv_rel(pa, pb, skip=()):
     """Max relative difference of every numeric cell of two CSVs with the same
-    header and row count (inf if they differ in shape or in empty cells)."""
+    header and row count (inf if they differ in shape, in empty cells or in
+    a text cell such as the metric's name)."""
     a, b = csv_rows(pa), csv_rows(pb)
     if len(a) != len(b) or not a or a[0].keys() != b[0].keys():
         return np.inf
@@ -106,7 +108,11 @@ def csv_rel(pa, pb, skip=()):
             if (ra[k] == "") != (rb[k] == ""):
                 return np.inf
             if ra[k] != "":
-                worst = max(worst, rel([float(ra[k])], [float(rb[k])]))
+                try:
+                    worst = max(worst, rel([float(ra[k])], [float(rb[k])]))
+                except ValueError:  # text
+                    if ra[k] != rb[k]:
+                        return np.inf
     return worst
 
 
@@ -159,7 +165,7 @@ def compare_pair(tmp, tag, extra, L):
     with h5py.File(s, "r") as f:
         metric, span = list(f["blockinf/metric"][()]), list(f["blockinf/span"][()])
         mean, last = f["blockinf/mean"][()], f["blockinf/last"][()]
-        check(f.attrs["format"] == "strata-stats/1" and int(f.attrs["complete"]) == 1,
+        check(f.attrs["format"].decode() == "strata-stats/1" and int(f.attrs["complete"]) == 1,
               f"{tag}: format strata-stats/1, complete")
     ref, ref_last = np_bi(d, L)
     order = [metric.index(0), [i for i in range(len(metric)) if metric[i] == 1 and span[i] == 1][0],

@@ -1,6 +1,7 @@
 /* posvec.h — private to strata-posvec: what its parts share.
  *   analyzers/posvec.c          main, decompose, merge, formation
- *   analyzers/posvec/pvfile.c   PV-file I/O, CSV outputs, lists
+ *   analyzers/posvec/pvfile.c   PV-file I/O, lists
+ *   analyzers/posvec/csv.c      CSV outputs and their provenance line
  *   analyzers/posvec/runner.c   in-process multi-configuration model runs
  *   analyzers/posvec/studies.c  attention, beyond-window, extension, methods
  * P1 (Dong et al. 2024, ../shared/docs/PAPERS.md), docs/POSVEC.md.
@@ -49,7 +50,7 @@ void pv_write(const struct pvfile *f, const char *path, const char *cmd, const c
 /* Die unless f keeps boundaries 0 .. L and positions 0 .. T-1. */
 void pv_require_full(const struct pvfile *f, const char *path, int64_t L);
 
-/* ------------------------------------------------------ CSV (pvfile.c) */
+/* --------------------------------------------------------- CSV (csv.c) */
 
 struct csv {
     struct cli_out o;
@@ -57,9 +58,26 @@ struct csv {
     FILE *f;
 };
 
-/* Create dir if needed, open dir/name (committed by csv_close), write header. */
-FILE *csv_open(struct csv *c, const char *dir, const char *name, const char *header);
+/* Create dir if needed, open dir/name (committed by csv_close), write the
+ * comment line meta (from pv_meta; NULL: none) and the header. */
+FILE *csv_open(struct csv *c, const char *dir, const char *name, const char *meta,
+               const char *header);
 void csv_close(struct csv *c);
+/* The CSVs' first line (docs/FORMAT.md "CSV files"): program, command and
+ * what is known of model, corpus, N, T (a number or a ';'-list), C, the PV
+ * file read and its samples (NULL, empty or 0: left out). Caller free()s. */
+char *pv_meta(const char *command, const char *model, const char *corpus, int64_t n_samples,
+              const char *seq_len, int64_t trained_window, const char *pv, int64_t pv_samples);
+/* The same for numbers computed from a PV file f read from path: its N,
+ * its T (when it keeps positions 0..T-1), model and corpus from pv_origin. */
+char *pv_file_meta(const char *command, const char *path, const struct pvfile *f);
+/* The trained window C (seq_len) of a model_config JSON, 0 if absent. */
+int64_t pv_config_window(const char *model_config);
+/* Model path, corpus path and seq_len behind a file: its own root
+ * attributes, else those of the first of its `sources` (followed up to 4
+ * files deep) while they can be opened; NULL where not found. Caller
+ * free()s the three. */
+void pv_origin(const char *path, char **model, char **corpus, char **seq_len);
 
 /* A comma-separated list: its items, as many as given. */
 struct list {

@@ -1,8 +1,8 @@
 /* pvfile.c — part of strata-posvec (analyzers/posvec.c, docs/POSVEC.md):
  * reading and writing PV files (the strata-posvec/1 HDF5 layout of
- * decompose and merge) and the CSV outputs every command writes. Kept apart
+ * decompose and merge) and the comma-separated option lists. Kept apart
  * from the commands so decompose, merge and the studies read and check PV
- * files the same way.
+ * files the same way (the CSV outputs: csv.c).
  *
  * Legend: Lk boundaries kept, T positions, D width.
  */
@@ -120,13 +120,33 @@ void pv_write(const struct pvfile *f, const char *path, const char *cmd, const c
     const int64_t s3[3] = {f->Lk, f->T, f->D}, s2[2] = {f->Lk, f->T};
     float *p = xalloc((size_t)(f->Lk * f->T * f->D) * sizeof(float)); /* (Lk, T, D) */
     cli_check(strata_pvsum_mean(&f->acc, p), NULL);
+    /* netCDF-4 dimensions (docs/FORMAT.md): coordinates boundary and
+     * position (copies of /layers, /positions), dim without one */
+    static const char *const d3[3] = {"boundary", "position", "dim"}, *const d2[2] = {"boundary", "position"};
+    static const char *const d_b[1] = {"boundary"}, *const d_p[1] = {"position"};
     cli_check(strata_h5_create(&h, path), hint);
+    cli_check(strata_h5_write_coord(h, "boundary", STRATA_DT_I32, f->Lk, f->layers,
+                                    "residual-stream boundary: 0 embeddings, b after block b "
+                                    "(as /layers)", NULL), hint);
+    cli_check(strata_h5_write_coord(h, "position", STRATA_DT_I32, f->T, f->positions,
+                                    "position (as /positions)", NULL), hint);
+    cli_check(strata_h5_def_dim(h, "dim", f->D, false), hint);
     cli_check(strata_h5_write(h, "positional", STRATA_DT_F32, 3, s3, p), hint);
+    cli_check(strata_h5_set_dims(h, "positional", d3), hint);
+    cli_check(strata_h5_set_attr_str(h, "positional", "long_name",
+                                     "positional vector: mean over samples of the hidden state"), hint);
     cli_check(strata_h5_write(h, "sum", STRATA_DT_F64, 3, s3, f->acc.sum), hint);
+    cli_check(strata_h5_set_dims(h, "sum", d3), hint);
     cli_check(strata_h5_write(h, "sumsq", STRATA_DT_F64, 2, s2, f->acc.sumsq), hint);
+    cli_check(strata_h5_set_dims(h, "sumsq", d2), hint);
     cli_check(strata_h5_write(h, "layers", STRATA_DT_I32, 1, &f->Lk, f->layers), hint);
+    cli_check(strata_h5_set_dims(h, "layers", d_b), hint);
     cli_check(strata_h5_write(h, "positions", STRATA_DT_I32, 1, &f->T, f->positions), hint);
-    if (f->cnorm) cli_check(strata_h5_write(h, "semantic_norm", STRATA_DT_F64, 2, s2, f->cnorm), hint);
+    cli_check(strata_h5_set_dims(h, "positions", d_p), hint);
+    if (f->cnorm) {
+        cli_check(strata_h5_write(h, "semantic_norm", STRATA_DT_F64, 2, s2, f->cnorm), hint);
+        cli_check(strata_h5_set_dims(h, "semantic_norm", d2), hint);
+    }
     cli_check(strata_h5_set_attr_str(h, "/", "format", PV_FORMAT), hint);
     cli_check(strata_h5_set_attr_str(h, "/", "strata_version", STRATA_VERSION), hint);
     cli_check(strata_h5_set_attr_str(h, "/", "command_line", cmd), hint);
@@ -152,24 +172,6 @@ void pv_require_full(const struct pvfile *f, const char *path, int64_t L)
         if (f->positions[t] != t)
             cli_die("decompose a dump of every position (no --positions)",
                     "%s keeps a subset of positions; edits need 0 .. T-1", path);
-}
-
-FILE *csv_open(struct csv *c, const char *dir, const char *name, const char *header)
-{
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        cli_die("check the path of -o DIR", "%s: cannot create directory: %s", dir, strerror(errno));
-    c->path = cli_sprintf("%s/%s", dir, name);
-    c->f = cli_out_open(&c->o, c->path);
-    fprintf(c->f, "%s\n", header);
-    return c->f;
-}
-
-void csv_close(struct csv *c)
-{
-    cli_out_commit(&c->o);
-    cli_info("wrote %s", c->path);
-    free(c->path);
-    c->path = NULL;
 }
 
 void list_add(struct list *l, const char *s)

@@ -10,6 +10,18 @@
  */
 #include "posvec.h"
 
+/* The CSVs' comment line of a model run: its model, corpus, N, T (or
+ * seq_len, e.g. methods' ';'-list of lengths), C, the PV file and its N. */
+static char *runner_meta(const struct runner *rn, const char *command, const char *seq_len,
+                         int64_t pv_samples)
+{
+    char *t = seq_len ? NULL : cli_sprintf("%lld", (long long)rn->T);
+    char *m = pv_meta(command, rn->a.model.model_path, rn->a.sampling.corpus_path, rn->N,
+                      seq_len ? seq_len : t, runner_config(rn)->seq_len, rn->pv_path, pv_samples);
+    free(t);
+    return m;
+}
+
 /* ----------------------------------------------------------- attention */
 
 static const struct cli_opt attention_opts[] = {
@@ -27,11 +39,12 @@ static const struct cli_spec attention_spec = {
              "positions (the runtime's editors, as strata-probe-attn/-ppl --edit) and\n"
              "compare with the unedited run on the same samples (drawn as strata-probe-ppl\n"
              "draws them). Writes in DIR:\n"
-             "  attention_summary.csv  run,kind,boundary,t0,t1,layer,sink,sink_base,\n"
+             "  attention_summary.csv  run,kind,boundary,t0,t1,block,sink,sink_base,\n"
              "                         hidden_cos,mean_nll,ppl,ppl_base\n"
              "    sink = mean attention on token 0 (all heads, all queries) in block\n"
-             "    `layer`; hidden_cos = mean cos of boundary layer+1 to the unedited run\n"
-             "  attention_dist.csv     run,layer,distance,prob: mean attention against\n"
+             "    `block`; hidden_cos = mean cos of boundary block+1 to the unedited run;\n"
+             "    boundary, t0, t1 are empty for the unedited run\n"
+             "  attention_dist.csv     run,block,distance,prob: mean attention against\n"
              "                         relative distance (all heads)\n"
              "--seq-len defaults to the trained window.\n",
     .groups = CLI_G_MODEL | CLI_G_SAMPLING | CLI_G_OUTPUT,
@@ -110,20 +123,26 @@ int cmd_attention(int argc, char **argv)
         }
     runner_go(&rn, runs, n, true, true);
     struct csv cs, cd;
-    FILE *fs = csv_open(&cs, dir, "attention_summary.csv",
-                        "run,kind,boundary,t0,t1,layer,sink,sink_base,hidden_cos,mean_nll,ppl,ppl_base");
-    FILE *fd = csv_open(&cd, dir, "attention_dist.csv", "run,layer,distance,prob");
+    char *meta = runner_meta(&rn, "attention", NULL, f.acc.n);
+    FILE *fs = csv_open(&cs, dir, "attention_summary.csv", meta,
+                        "run,kind,boundary,t0,t1,block,sink,sink_base,hidden_cos,mean_nll,ppl,ppl_base");
+    FILE *fd = csv_open(&cd, dir, "attention_dist.csv", meta, "run,block,distance,prob");
+    free(meta);
     const int64_t N = rn.N, T = rn.T, L = c->n_layer;
     const double base = run_nll(&runs[0], N, 0, T);
     for (int k = 0; k < n; k++) {
         const struct run *r = &runs[k];
         const double nl = run_nll(r, N, 0, T);
         for (int64_t l = 0; l < L; l++) {
-            fprintf(fs, "%s,%s,%d,%lld,%lld,%lld,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", r->name,
-                    k ? strata_edit_kind_name(r->ed.kind) : "none", k ? (int)r->ed.boundary : -1,
-                    (long long)(k ? r->ed.t0 : 0), (long long)(k ? r->ed.t1 : 0), (long long)l,
-                    run_sink(r, N, l, 0, T), run_sink(&runs[0], N, l, 0, T),
-                    r->hcos[l + 1] / (double)(N * T), nl, exp(nl), exp(base));
+            if (k)
+                fprintf(fs, "%s,%s,%d,%lld,%lld,%lld", r->name, strata_edit_kind_name(r->ed.kind),
+                        (int)r->ed.boundary, (long long)r->ed.t0, (long long)r->ed.t1, (long long)l);
+            else /* the unedited run: no boundary, no range */
+                fprintf(fs, "%s,none,,,,%lld", r->name, (long long)l);
+            const double v[6] = {run_sink(r, N, l, 0, T), run_sink(&runs[0], N, l, 0, T),
+                                 r->hcos[l + 1] / (double)(N * T), nl, exp(nl), exp(base)};
+            for (int i = 0; i < 6; i++) cli_csv_num(fs, v[i], 6);
+            fputc('\n', fs);
             for (int64_t m = 0; m < T; m++)
                 if (r->pdn[l * T + m] > 0)
                     fprintf(fd, "%s,%lld,%lld,%.6g\n", r->name, (long long)l, (long long)m,
@@ -169,11 +188,14 @@ static void write_match(FILE *fm, FILE *fh, FILE *fs, const char *name, const fl
                 for (int64_t u = 0; u < C; u += stride)
                     fprintf(fh, "%s,%lld,%lld,%lld,%.5f\n", name, (long long)b, (long long)t,
                             (long long)u, strata_pv_cos(x + t * D, y + u * D, D));
-        fprintf(fs, "%s,%lld,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", name, (long long)b,
-                cin / (double)(C < T ? C : T), T > C ? cout / (double)(T - C) : DNAN, slope,
-                1.0 / slope, b < L ? run_sink(r, N, b, 0, C) : DNAN,
-                b < L ? run_sink(r, N, b, C, T) : DNAN, b < L ? run_logit_sim(r, b) : DNAN,
-                exp(run_nll(r, N, 0, C - 1)), exp(run_nll(r, N, C - 1, T)));
+        fprintf(fs, "%s,%lld", name, (long long)b);
+        const double v[9] = {cin / (double)(C < T ? C : T), T > C ? cout / (double)(T - C) : DNAN,
+                             slope, 1.0 / slope, b < L ? run_sink(r, N, b, 0, C) : DNAN,
+                             b < L ? run_sink(r, N, b, C, T) : DNAN,
+                             b < L ? run_logit_sim(r, b) : DNAN, exp(run_nll(r, N, 0, C - 1)),
+                             exp(run_nll(r, N, C - 1, T))};
+        for (int k = 0; k < 9; k++) cli_csv_num(fs, v[k], 6);
+        fputc('\n', fs);
     }
     free(best), free(cs);
 }
@@ -189,9 +211,9 @@ static const struct cli_spec beyond_spec = {
     .about = "Inputs longer than the trained window C (direct extrapolation). PV.h5 must\n"
              "come from a dump of T > C tokens (probe-hidden --seq-len 2C); the model\n"
              "runs N new samples of T tokens (--seq-len, default the PV's T). Writes in DIR:\n"
-             "  beyond_match.csv  run,layer,t,best_t,max_cos: for every t the in-window\n"
-             "                    position t' < C whose p[b,t'] is most similar\n"
-             "  beyond_summary.csv run,layer,cos_in,cos_beyond,slope,ratio,sink_in,\n"
+             "  beyond_match.csv  run,boundary,t,best_t,max_cos: for every t the\n"
+             "                    in-window position t' < C whose p[b,t'] is most similar\n"
+             "  beyond_summary.csv run,boundary,cos_in,cos_beyond,slope,ratio,sink_in,\n"
              "                    sink_beyond,logit_sim,ppl_in,ppl_beyond (see POSVEC.md)\n"
              "  beyond_ppl.csv    start,end,mean_nll,ppl per bucket of predictions\n",
     .groups = CLI_G_MODEL | CLI_G_SAMPLING | CLI_G_OUTPUT,
@@ -220,8 +242,8 @@ static const struct cli_spec extension_spec = {
              "                    boundary; slope = least-squares slope of best_t\n"
              "                    against t (t >= 4), ratio = 1/slope the effective\n"
              "                    interpolation ratio\n"
-             "  extension_match.csv  method,layer,t,best_t,max_cos\n"
-             "  extension_heatmap.csv method,layer,t_ext,t_orig,cos every S positions\n",
+             "  extension_match.csv  run,boundary,t,best_t,max_cos\n"
+             "  extension_heatmap.csv run,boundary,t_ext,t_orig,cos every S positions\n",
     .groups = CLI_G_MODEL | CLI_G_SAMPLING | CLI_G_OUTPUT,
     .opts = extension_opts,
     .output_help = "output directory (created)",
@@ -280,14 +302,20 @@ int cmd_beyond(int argc, char **argv, bool extension)
     const int64_t T = rn.T, N = rn.N;
     struct csv cm, ch, cs, cp;
     const char *pre = extension ? "extension" : "beyond";
+    char *meta = runner_meta(&rn, extension ? "extension" : "beyond-window", NULL, o.acc.n);
     char *nm = cli_sprintf("%s_match.csv", pre);
-    FILE *fm = csv_open(&cm, dir, nm, "run,layer,t,best_t,max_cos");
+    /* beyond-window matches the PV file's own p: its samples and length */
+    char *mmeta = extension ? NULL : pv_file_meta("beyond-window", rn.pv_path, &o);
+    FILE *fm = csv_open(&cm, dir, nm, extension ? meta : mmeta, "run,boundary,t,best_t,max_cos");
+    free(mmeta);
     free(nm);
     nm = cli_sprintf("%s_summary.csv", pre);
-    FILE *fs = csv_open(&cs, dir, nm, "run,layer,cos_in,cos_beyond,slope,ratio,sink_in,sink_beyond,"
-                                      "logit_sim,ppl_in,ppl_beyond");
+    FILE *fs = csv_open(&cs, dir, nm, meta, "run,boundary,cos_in,cos_beyond,slope,ratio,sink_in,"
+                                            "sink_beyond,logit_sim,ppl_in,ppl_beyond");
     free(nm);
-    FILE *fh = extension ? csv_open(&ch, dir, "extension_heatmap.csv", "run,layer,t_ext,t_orig,cos") : NULL;
+    FILE *fh = extension ? csv_open(&ch, dir, "extension_heatmap.csv", meta,
+                                    "run,boundary,t_ext,t_orig,cos")
+                         : NULL;
     if (!extension) { /* the dump's own p, beyond the window */
         for (int64_t i = 0; i < o.Lk; i++) {
             const int64_t b = o.layers[i];
@@ -298,17 +326,24 @@ int cmd_beyond(int argc, char **argv, bool extension)
                 fprintf(fm, "direct,%lld,%lld,%d,%.6f\n", (long long)b, (long long)t, (int)best[t], cs2[t]);
             double ci = 0;
             for (int64_t t = C; t < o.T; t++) ci += cs2[t];
-            fprintf(fs, "direct,%lld,1,%.6g,NaN,NaN,%.6g,%.6g,%.6g,%.6g,%.6g\n", (long long)b,
-                    ci / (double)(o.T - C), b < L ? run_sink(&runs[0], N, b, 0, C) : DNAN,
-                    b < L ? run_sink(&runs[0], N, b, C, T) : DNAN,
-                    b < L ? run_logit_sim(&runs[0], b) : DNAN, exp(run_nll(&runs[0], N, 0, C - 1)),
-                    exp(run_nll(&runs[0], N, C - 1, T)));
+            /* in-window p matched against themselves: cos_in 1; no slope here */
+            fprintf(fs, "direct,%lld,1", (long long)b);
+            const double v[8] = {ci / (double)(o.T - C), DNAN, DNAN,
+                                 b < L ? run_sink(&runs[0], N, b, 0, C) : DNAN,
+                                 b < L ? run_sink(&runs[0], N, b, C, T) : DNAN,
+                                 b < L ? run_logit_sim(&runs[0], b) : DNAN,
+                                 exp(run_nll(&runs[0], N, 0, C - 1)), exp(run_nll(&runs[0], N, C - 1, T))};
+            for (int k = 0; k < 8; k++) cli_csv_num(fs, v[k], 6);
+            fputc('\n', fs);
             free(best), free(cs2);
         }
-        FILE *fp = csv_open(&cp, dir, "beyond_ppl.csv", "start,end,mean_nll,ppl");
+        FILE *fp = csv_open(&cp, dir, "beyond_ppl.csv", meta, "start,end,mean_nll,ppl");
         for (int64_t t = 0; t < T - 1; t += bucket) {
             double m = run_nll(&runs[0], N, t, t + bucket);
-            fprintf(fp, "%lld,%lld,%.6g,%.6g\n", (long long)t, (long long)(t + bucket < T - 1 ? t + bucket : T - 1), m, exp(m));
+            fprintf(fp, "%lld,%lld", (long long)t, (long long)(t + bucket < T - 1 ? t + bucket : T - 1));
+            cli_csv_num(fp, m, 6);
+            cli_csv_num(fp, exp(m), 6);
+            fputc('\n', fp);
         }
         csv_close(&cp);
     } else {
@@ -323,6 +358,7 @@ int cmd_beyond(int argc, char **argv, bool extension)
         csv_close(&ch);
     }
     csv_close(&cm), csv_close(&cs);
+    free(meta);
     runs_free(runs, n);
     free(runs);
     pv_free(&o);
@@ -377,8 +413,9 @@ static const struct cli_spec methods_spec = {
              "strata-probe-ppl draws them). Writes in DIR:\n"
              "  methods.csv  method,length,mean_nll,ppl,ppl_in,ppl_beyond (in: predictions\n"
              "               of positions < C; beyond: >= C)\n"
-             "  grid.csv     layer,r,alpha,length,ppl,ppl_beyond of the replacement grid\n"
-             "               (best = lowest ppl; printed)\n",
+             "  grid.csv     boundary,r,alpha,length,ppl,ppl_beyond of the replacement\n"
+             "               grid (best = lowest ppl; printed); the first row, with an\n"
+             "               empty boundary, is no replacement\n",
     .groups = CLI_G_MODEL | CLI_G_SAMPLING | CLI_G_OUTPUT,
     .opts = methods_opts,
     .output_help = "output directory (created)",
@@ -462,7 +499,15 @@ int cmd_methods(int argc, char **argv)
     pv_require_full(&f, rn.pv_path, L);
     const int nm = mo.methods.n, nr = mo.replace.n;
     struct csv cm, cg;
-    FILE *fm = csv_open(&cm, dir, "methods.csv", "method,length,mean_nll,ppl,ppl_in,ppl_beyond");
+    char *lens_s = cli_strdup("");
+    for (int k = 0; k < n_len; k++) {
+        char *t = cli_sprintf("%s%s%lld", lens_s, k ? ";" : "", (long long)lens[k]);
+        free(lens_s);
+        lens_s = t;
+    }
+    char *meta = runner_meta(&rn, "methods", lens_s, f.acc.n);
+    free(lens_s);
+    FILE *fm = csv_open(&cm, dir, "methods.csv", meta, "method,length,mean_nll,ppl,ppl_in,ppl_beyond");
     struct run *runs = xalloc((size_t)(nm + nr) * sizeof *runs);
     for (int li = 0; li < n_len; li++) {
         rn.T = lens[li];
@@ -487,15 +532,23 @@ int cmd_methods(int argc, char **argv)
         runner_go(&rn, runs, n, false, false);
         for (int k = 0; k < n; k++) {
             const double m = run_nll(&runs[k], rn.N, 0, rn.T);
-            fprintf(fm, "%s,%lld,%.6g,%.6g,%.6g,%.6g\n", runs[k].name, (long long)rn.T, m, exp(m),
-                    exp(run_nll(&runs[k], rn.N, 0, C - 1)), exp(run_nll(&runs[k], rn.N, C - 1, rn.T)));
+            fprintf(fm, "%s,%lld", runs[k].name, (long long)rn.T);
+            const double v[4] = {m, exp(m), exp(run_nll(&runs[k], rn.N, 0, C - 1)),
+                                 exp(run_nll(&runs[k], rn.N, C - 1, rn.T))};
+            for (int i = 0; i < 4; i++) cli_csv_num(fm, v[i], 6);
+            fputc('\n', fm);
         }
         runs_free(runs, n);
     }
     free(runs);
     csv_close(&cm);
     /* the grid at one length: direct, then every (boundary, R, ALPHA) */
-    FILE *fg = csv_open(&cg, dir, "grid.csv", "layer,r,alpha,length,ppl,ppl_beyond");
+    char *gl_s = cli_sprintf("%lld", (long long)grid_len);
+    char *gmeta = runner_meta(&rn, "methods", gl_s, f.acc.n);
+    free(gl_s);
+    FILE *fg = csv_open(&cg, dir, "grid.csv", gmeta, "boundary,r,alpha,length,ppl,ppl_beyond");
+    free(gmeta);
+    free(meta);
     if (!(mo.gl.n == 1 && !strcmp(mo.gl.item[0], "none"))) {
         if (!mo.gl.n) {
             if (L < 2) list_add(&mo.gl, "0");
@@ -526,9 +579,12 @@ int cmd_methods(int argc, char **argv)
         for (int k = 0; k < n; k++) {
             const double m = run_nll(&runs[k], rn.N, 0, rn.T);
             if (m < run_nll(&runs[best], rn.N, 0, rn.T)) best = k;
-            if (k == 0) fprintf(fg, "-1,1,1,%lld,%.6g,%.6g\n", (long long)rn.T, exp(m), exp(run_nll(&runs[k], rn.N, C - 1, rn.T)));
-            else fprintf(fg, "%d,%g,%g,%lld,%.6g,%.6g\n", (int)runs[k].ed.boundary, runs[k].ed.ratio,
-                         runs[k].ed.alpha, (long long)rn.T, exp(m), exp(run_nll(&runs[k], rn.N, C - 1, rn.T)));
+            if (k == 0) fprintf(fg, ",1,1,%lld", (long long)rn.T); /* no replacement: no boundary */
+            else fprintf(fg, "%d,%g,%g,%lld", (int)runs[k].ed.boundary, runs[k].ed.ratio,
+                         runs[k].ed.alpha, (long long)rn.T);
+            cli_csv_num(fg, exp(m), 6);
+            cli_csv_num(fg, exp(run_nll(&runs[k], rn.N, C - 1, rn.T)), 6);
+            fputc('\n', fg);
         }
         cli_info("best at length %lld: %s ppl %.4f (direct %.4f)", (long long)rn.T,
                  best ? runs[best].name : "direct (no replacement helps)",

@@ -381,6 +381,9 @@ struct cli_out {
     const char *path;
 };
 /* Dies (exit 1) if it cannot be created. */
+/* Before any work: dies if the output `path` (given as option `opt`) is a
+ * directory, or its directory is missing or not writable ("-" is stdout). */
+void cli_out_check(const char *opt, const char *path);
 FILE *cli_out_open(struct cli_out *o, const char *path);
 /* Close and rename; dies on a write error (and removes the .partial). */
 void cli_out_commit(struct cli_out *o);

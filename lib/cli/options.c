@@ -716,14 +716,9 @@ void cli_require(const struct cli_args *a, unsigned what)
     if (what & CLI_REQ_MODEL) names[n++] = "--model", missing |= !a->model.model_path;
     if (what & CLI_REQ_CORPUS) names[n++] = "--corpus", missing |= !a->sampling.corpus_path;
     if (what & CLI_REQ_OUTPUT) names[n++] = "-o", missing |= !a->out_path;
-    if (!missing && (what & CLI_REQ_OUTPUT) && strcmp(a->out_path, "-") != 0) {
-        /* before any work: a run that could not rename its result at the end
-         * would have computed for nothing */
-        struct stat st;
-        if (stat(a->out_path, &st) == 0 && S_ISDIR(st.st_mode))
-            cli_usage_die("give -o a file name, e.g. DIR/out.h5", "-o %s is a directory",
-                          a->out_path);
-    }
+    /* before any work: a run that could not rename its result at the end
+     * would have computed for nothing */
+    if (!missing && (what & CLI_REQ_OUTPUT)) cli_out_check("-o", a->out_path);
     if (!missing) return;
     char hint[160];
     snprintf(hint, sizeof hint, "see %s --help", a->spec ? a->spec->prog : cli_prog);

@@ -7,10 +7,32 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 char *cli_partial_path(const char *path)
 {
     return cli_sprintf("%s.partial", path);
+}
+
+void cli_out_check(const char *opt, const char *path)
+{
+    if (!path || !strcmp(path, "-")) return;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        cli_usage_die("give a file name, e.g. DIR/out.h5", "%s %s is a directory", opt, path);
+    char *dir = cli_strdup(path), *slash = strrchr(dir, '/');
+    if (!slash) strcpy(dir, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    const bool ok = stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+    if (!ok || access(dir, W_OK) != 0) {
+        const char *why = ok ? "is not writable" : "does not exist";
+        char *msg = cli_sprintf("%s %s: directory %s %s", opt, path, dir, why);
+        free(dir);
+        cli_die("create the directory, or give a writable one", "%s", msg);
+    }
+    free(dir);
 }
 
 FILE *cli_out_open(struct cli_out *o, const char *path)
@@ -19,6 +41,14 @@ FILE *cli_out_open(struct cli_out *o, const char *path)
     o->tmp = NULL;
     if (!strcmp(path, "-")) {
         o->f = stdout;
+        return o->f;
+    }
+    /* A device or pipe (-o /dev/null, a FIFO) is written directly: renaming
+     * a .partial onto it would replace it by a regular file. */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        o->f = fopen(path, "w");
+        if (!o->f) cli_die(NULL, "%s: cannot open for writing: %s", path, strerror(errno));
         return o->f;
     }
     o->tmp = cli_partial_path(path);
@@ -35,6 +65,12 @@ void cli_out_commit(struct cli_out *o)
         fflush(stdout);
         return;
     }
+    if (!o->tmp) { /* a device or pipe, written directly */
+        int bad = ferror(o->f) | fclose(o->f);
+        o->f = NULL;
+        if (bad) cli_die("check the device or pipe", "%s: write failed", o->path);
+        return;
+    }
     int bad = ferror(o->f) | fclose(o->f);
     o->f = NULL;
     if (bad || rename(o->tmp, o->path) != 0) {
@@ -49,7 +85,7 @@ void cli_out_abort(struct cli_out *o)
 {
     if (o->f && o->f != stdout) {
         fclose(o->f);
-        remove(o->tmp);
+        if (o->tmp) remove(o->tmp);
     }
     o->f = NULL;
     free(o->tmp);

@@ -1,0 +1,63 @@
+#!/usr/bin/python3
+"""test_outputs.py — outputs that are not regular files.
+
+Why: text outputs are written as OUT.partial and renamed onto OUT, so an
+interrupted run never leaves a file that looks complete. Renamed onto a
+device or a pipe, that replaced it: `-o /dev/null` as root turned
+/dev/null into a regular file. A FIFO stands in for /dev/null here, so a
+regression cannot damage the machine running the test.
+
+Checks: a CSV program (strata-decay curve) given a FIFO writes the CSV
+into it (a reader thread receives every row) and the FIFO is still a FIFO
+with no .partial beside it; an HDF5 program (strata-probe-ppl) given a
+FIFO refuses before the run (exit 1, the message names the path and says
+to give a file name), leaving the FIFO a FIFO; an output in a missing
+directory is refused before any work, naming the directory.
+Prints "test_outputs: N passed, N failed".
+"""
+import os
+import stat
+import sys
+import threading
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from pycheck import BINDIR, CORPUS, STORIES, TOK, check, main, run  # noqa: E402
+
+DECAY = os.path.join(BINDIR, "strata-decay")
+PPL = os.path.join(BINDIR, "strata-probe-ppl")
+BLOCKINF = os.path.join(BINDIR, "strata-blockinf")
+
+
+def body(tmp):
+    fifo = os.path.join(tmp, "out.fifo")
+    os.mkfifo(fifo)
+    got = []
+
+    def reader():
+        with open(fifo, "rb") as f:  # blocks until the writer opens it
+            got.append(f.read())
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    rc, _, err = run([DECAY, "curve", "--base", "10000", "--dim", "8", "--max-dist", "99", "-q", "-o", fifo])
+    t.join(timeout=60)
+    text = got[0].decode() if got else ""
+    rows = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    check(rc == 0 and len(rows) == 101, f"curve into a FIFO: header + 100 rows arrive ({len(rows)} lines, exit {rc}: {err.strip()})")
+    check(stat.S_ISFIFO(os.stat(fifo).st_mode), "the FIFO is still a FIFO")
+    check(not os.path.exists(fifo + ".partial"), "no .partial beside it")
+
+    rc, _, err = run([PPL, "--model", STORIES, "--tokenizer", TOK, "--corpus", CORPUS, "--samples", "1",
+                      "--seq-len", "16", "-o", fifo])
+    check(rc == 1 and fifo in err and "file name" in err, f"probe-ppl -o FIFO refused: exit {rc}: {err.strip()}")
+    check(stat.S_ISFIFO(os.stat(fifo).st_mode) and not os.path.exists(fifo + ".partial"),
+          "still a FIFO, no .partial")
+
+    missing = os.path.join(tmp, "no-such-dir", "x.csv")
+    rc, _, err = run([DECAY, "curve", "--base", "10000", "--dim", "8", "--max-dist", "9", "-o", missing])
+    check(rc != 0 and os.path.dirname(missing) in err, f"curve into a missing directory: exit {rc}: {err.strip()}")
+
+
+if __name__ == "__main__":
+    main("test_outputs", body)
