@@ -136,12 +136,7 @@ static char *config_json(const struct strata_model *m, const struct strata_confi
                 cJSON_AddNumberToObject(s, "attention_factor", r->attention_factor);
         }
     }
-    char *txt = cJSON_Print(j);
-    cJSON_Delete(j);
-    STRATA_ASSERT(txt);
-    char *copy = strata_xstrdup(txt);
-    cJSON_free(txt);
-    return copy;
+    return strata_json_text(j);
 }
 
 static void add(struct out_tensor *o, int64_t *n, const char *name, int64_t rows, int64_t cols,

@@ -41,6 +41,11 @@ char *strata_path_join(const char *dir, const char *name);
 int strata_fail(int status, const char *fmt, ...) STRATA_PRINTF(2, 3);
 void strata_log(enum strata_log_level level, const char *fmt, ...) STRATA_PRINTF(2, 3);
 
+/* cJSON's indented text of o, which is deleted, as a strata-owned
+ * malloc'ed string (allocate-or-die). o is a cJSON *. */
+struct cJSON;
+char *strata_json_text(struct cJSON *o);
+
 /* A read-only mapping of a whole file. */
 struct strata_map {
     void *data;

@@ -81,12 +81,7 @@ static int build_merges(struct strata_tokenizer *tok, const struct strata_gguf *
     if (!ms)
         return strata_fail(STRATA_E_FORMAT, "%s: tokenizer.ggml.model \"gpt2\" needs "
                            "tokenizer.ggml.merges", g->path);
-    uint64_t cap = 16;
-    while (cap < 2 * (uint64_t)n_merge + 2) cap *= 2;
-    tok->merge = xmalloc(cap * sizeof *tok->merge);
-    tok->merge_mask = cap - 1;
-    for (uint64_t i = 0; i < cap; i++) tok->merge[i].pair = UINT64_MAX;
-    char *join = xmalloc(2 * (size_t)tok->max_token_length + 2);
+    char *join = strata_tok_merges_alloc(tok, n_merge);
     for (int64_t r = 0; r < n_merge; r++) {
         const char *s = ms[r], *sp = memchr(s, ' ', (size_t)ml[r]);
         const size_t na = sp ? (size_t)(sp - s) : 0, nb = sp ? (size_t)ml[r] - na - 1 : 0;

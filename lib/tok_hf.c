@@ -606,12 +606,7 @@ int strata_tok_hf_load(struct strata_tokenizer **out, const char *path)
     /* Merges: rank = index; a later duplicate replaces an earlier one, as
      * tokenizers' HashMap collect does. */
     int64_t n_merge = cJSON_GetArraySize(merges);
-    uint64_t cap = 16;
-    while (cap < 2 * (uint64_t)n_merge + 2) cap *= 2;
-    tok->merge = xmalloc(cap * sizeof *tok->merge);
-    tok->merge_mask = cap - 1;
-    for (uint64_t i = 0; i < cap; i++) tok->merge[i].pair = UINT64_MAX;
-    char *join = xmalloc(2 * (size_t)tok->max_token_length + 2);
+    char *join = strata_tok_merges_alloc(tok, n_merge);
     int64_t rank = 0;
     cJSON_ArrayForEach(x, merges) {
         const char *a, *b;
@@ -896,4 +891,14 @@ int strata_tok_hf_encode(const struct strata_tokenizer *tok, struct tok_enc *e,
                                       hf_normalize);
     free(fixed);
     return rc;
+}
+
+char *strata_tok_merges_alloc(struct strata_tokenizer *tok, int64_t n_merge)
+{
+    uint64_t cap = 16;
+    while (cap < 2 * (uint64_t)n_merge + 2) cap *= 2;
+    tok->merge = xmalloc(cap * sizeof *tok->merge);
+    tok->merge_mask = cap - 1;
+    for (uint64_t i = 0; i < cap; i++) tok->merge[i].pair = UINT64_MAX;
+    return xmalloc(2 * (size_t)tok->max_token_length + 2);
 }

@@ -127,6 +127,11 @@ void strata_tok_matcher_free(struct tok_matcher *mt);
 /* tok_spm.c */
 bool strata_tok_spm_sniff(const unsigned char *data, size_t size);
 int strata_tok_spm_load(struct strata_tokenizer **out, const char *path);
+/* An empty merge table (open addressing, power-of-two size, load <= 1/2)
+ * for n_merge merges, and a scratch buffer for joining two pieces (caller
+ * free()s it). */
+char *strata_tok_merges_alloc(struct strata_tokenizer *tok, int64_t n_merge);
+
 /* Bytes of the valid UTF-8 character at s (n bytes left), 1..4, or 0 when
  * s[0] starts none, by SentencePiece's DecodeUTF8 (util.cc): a truncated
  * sequence, a lone continuation byte, an overlong form, a surrogate or a

@@ -86,16 +86,6 @@ static int write_atomic(const char *dir, const char *name, const char *text)
     return rc;
 }
 
-/* cJSON text of o (o is deleted); NULL never (allocate-or-die). */
-static char *print_json(cJSON *o)
-{
-    char *txt = cJSON_Print(o);
-    cJSON_Delete(o);
-    STRATA_ASSERT(txt);
-    char *copy = strata_xstrdup(txt);
-    cJSON_free(txt);
-    return copy;
-}
 
 /* {"id": content, "type_id": type_id}: a TemplateProcessing piece. */
 static cJSON *template_piece(const char *content, int type_id)
@@ -314,7 +304,7 @@ int strata_tokenizer_save_hf(const struct strata_tokenizer *tok, const char *dir
         cJSON_AddItemToArray(merges, cJSON_CreateString(s));
         free(s);
     }
-    char *text = print_json(j);
+    char *text = strata_json_text(j);
     rc = write_atomic(dir, "tokenizer.json", text);
     free(text);
     if (rc) goto done;
@@ -331,7 +321,7 @@ int strata_tokenizer_save_hf(const struct strata_tokenizer *tok, const char *dir
     cJSON_AddBoolToObject(c, "legacy", true);
     if (model_max_length > 0) cJSON_AddNumberToObject(c, "model_max_length", (double)model_max_length);
     cJSON_AddStringToObject(c, "tokenizer_class", "LlamaTokenizer");
-    text = print_json(c);
+    text = strata_json_text(c);
     rc = write_atomic(dir, "tokenizer_config.json", text);
     free(text);
 

@@ -3,6 +3,8 @@
 #include "h5io.h"
 #include "internal.h"
 
+#include <cjson/cJSON.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -301,4 +303,14 @@ int strata_h5_want_shape(const struct strata_h5 *f, const char *name, int n_dim,
                            strata_shape_text(b, sizeof b, n_dim, want), dims);
     }
     return 0;
+}
+
+char *strata_json_text(struct cJSON *o)
+{
+    char *txt = cJSON_Print(o);
+    cJSON_Delete(o);
+    STRATA_ASSERT(txt);
+    char *copy = strata_xstrdup(txt);
+    cJSON_free(txt);
+    return copy;
 }
