@@ -4,6 +4,7 @@ non-zero on any failure; plus what every Python test shares: the paths
 tests/run.sh passes (BUILD, BINDIR, SHARED), run() for programs under test,
 and main() that gives the test a scratch directory and turns a crash into a
 counted failure."""
+import csv
 import os
 import shutil
 import subprocess
@@ -102,3 +103,21 @@ def main(name, body):
         if owned:
             shutil.rmtree(owned, ignore_errors=True)
     done(name)
+
+
+def read_csv(path):
+    """Rows of a strata CSV as dicts; comment lines (the provenance line,
+    docs/FORMAT.md "CSV files") skipped."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(ln for ln in f if not ln.startswith("#")))
+
+
+def read_meta(path):
+    """{key: value} of a CSV's '# key=value ...' first line (%XX-escaped
+    values decoded); {} without one."""
+    import urllib.parse
+    with open(path) as f:
+        first = f.readline()
+    if not first.startswith("#"):
+        return {}
+    return {k: urllib.parse.unquote(v) for k, v in (t.split("=", 1) for t in first[1:].split() if "=" in t)}

@@ -39,7 +39,6 @@ reader), in float64 numpy:
   not held out: non-zero exit, one message naming the problem.
 About 15 s; under STRATA_SAN=1 fewer samples.
 """
-import csv
 import json
 import os
 import sys
@@ -48,7 +47,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from pycheck import BINDIR, CORPUS, SAN, STORIES, TOK, check, main, run  # noqa: E402
+from pycheck import BINDIR, CORPUS, SAN, STORIES, TOK, check, main, read_csv, read_meta, run  # noqa: E402
 
 import h5py  # noqa: E402
 
@@ -78,19 +77,8 @@ def probe(model, out, n, offset, sites="resid,attn_out,mlp_out", extra=(), tok=T
 SCORE_COLS = ["block", "metric", "span", "value", "ci_lo", "ci_hi", "stability", "rank", "n_tokens"]
 
 
-def read_csv(path):
-    """Rows of a CSV; comment lines (the provenance line) skipped."""
-    with open(path, newline="") as f:
-        return list(csv.DictReader(ln for ln in f if not ln.startswith("#")))
 
 
-def read_meta(path):
-    """{key: value} of the '# key=value ...' first line, {} without one."""
-    with open(path) as f:
-        first = f.readline()
-    if not first.startswith("#"):
-        return {}
-    return dict(t.split("=", 1) for t in first[1:].split() if "=" in t)
 
 
 def column(rows, metric, L, field="value"):

@@ -37,7 +37,6 @@ Checks, with tolerances (p is float32, sums float64):
   non-zero exit and a message naming the problem.
 Prints "test_posvec: N passed, N failed" last.
 """
-import csv
 import os
 import sys
 
@@ -45,7 +44,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from pycheck import BINDIR, BUILD, CORPUS, SAN, STORIES, TOK, check, main, run  # noqa: E402
+from pycheck import BINDIR, BUILD, CORPUS, SAN, STORIES, TOK, check, main, read_csv, read_meta, run  # noqa: E402
 
 import h5py  # noqa: E402
 
@@ -69,20 +68,8 @@ def fails(cmd, what, needle):
     check(rc != 0 and needle in err, f"{what}: expected failure mentioning '{needle}', got exit {rc}: {err[-600:]}")
 
 
-def read_csv(path):
-    """Rows of a CSV; comment lines (the provenance line) skipped."""
-    with open(path) as f:
-        return list(csv.DictReader(ln for ln in f if not ln.startswith("#")))
 
 
-def read_meta(path):
-    """{key: value} of the '# key=value ...' first line (%XX-escaped values)."""
-    import urllib.parse
-    with open(path) as f:
-        first = f.readline()
-    if not first.startswith("#"):
-        return {}
-    return {k: urllib.parse.unquote(v) for k, v in (t.split("=", 1) for t in first[1:].split() if "=" in t)}
 
 
 def dump(tmp, name, extra):

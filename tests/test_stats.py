@@ -38,7 +38,6 @@ stories260K.
   message naming the problem.
 Prints "test_stats: N passed, N failed" last.
 """
-import csv
 import json
 import os
 import signal
@@ -49,7 +48,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from pycheck import BINDIR, BUILD, CORPUS, SAN, STORIES, TOK, check, main, run, run_interrupted  # noqa: E402
+from pycheck import BINDIR, BUILD, CORPUS, SAN, STORIES, TOK, check, main, read_csv, run, run_interrupted  # noqa: E402
 
 import h5py  # noqa: E402
 
@@ -87,17 +86,13 @@ def rel(a, b):
     return float(np.max(np.abs(a[m] - b[m]) / np.maximum(np.abs(b[m]), 1e-300)))
 
 
-def csv_rows(path):
-    """Rows of a CSV; comment lines (the provenance line) skipped."""
-    with open(path, newline="") as f:
-        return list(csv.DictReader(ln for ln in f if not ln.startswith("#")))
 
 
 def csv_rel(pa, pb, skip=()):
     """Max relative difference of every numeric cell of two CSVs with the same
     header and row count (inf if they differ in shape, in empty cells or in
     a text cell such as the metric's name)."""
-    a, b = csv_rows(pa), csv_rows(pb)
+    a, b = read_csv(pa), read_csv(pb)
     if len(a) != len(b) or not a or a[0].keys() != b[0].keys():
         return np.inf
     worst = 0.0
@@ -256,7 +251,7 @@ def body(tmp):
                     ok("gen: empirical attn", run([DECAY, "empirical", ga, "-o", c2])):
                 r = csv_rel(c1, c2)
                 print(f"  generated 12-block GQA model: decay empirical stats vs probe-attn, max rel diff {r:.2e}")
-                check(r <= REL and len(csv_rows(c1)) > 100, f"gen: decay empirical agrees ({r})")
+                check(r <= REL and len(read_csv(c1)) > 100, f"gen: decay empirical agrees ({r})")
             with h5py.File(gs, "r") as f, h5py.File(ga, "r") as a:
                 r = max(rel(f["attn/sink_sum"][()] / f["attn/query_count"][()][:, :, None, :], a["sink/mass"][()]),
                         rel(f["attn/entropy_sum"][()] / f["attn/query_count"][()], a["entropy"][()]))
