@@ -72,12 +72,13 @@ static char *csv_beside(const char *out)
 
 /* The CSV of docs/FORMAT.md from sum (T-1): the sum over N samples of
  * nll[s,t]. Means in double; perplexity = exp(mean NLL). */
-static void write_csv(const char *path, const double *sum, int64_t N, int64_t T, int64_t B)
+static void write_csv(const char *path, const char *meta, const double *sum, int64_t N, int64_t T,
+                      int64_t B)
 {
     struct cli_out o;
     FILE *f = cli_out_open(&o, path);
     const int64_t n = T - 1;
-    fprintf(f, "kind,start,end,n_samples,n_values,mean_nll,ppl\n");
+    cli_csv_head(f, meta, "kind,start,end,n_samples,n_values,mean_nll,ppl");
     for (int64_t t = 0; t < n; t++) {
         double m = sum[t] / (double)N;
         fprintf(f, "position,%lld,%lld,%lld,%lld,%.10g,%.10g\n", (long long)t, (long long)t + 1,
@@ -241,7 +242,15 @@ int main(int argc, char **argv)
         }
         strata_h5_free(h5);
         h5 = NULL;
-        write_csv(csv_path, sum, N, T, o.bucket);
+        char n_s[32], t_s[32], c_s[32];
+        snprintf(n_s, sizeof n_s, "%lld", (long long)N);
+        snprintf(t_s, sizeof t_s, "%lld", (long long)T);
+        snprintf(c_s, sizeof c_s, "%d", (int)a.model.cfg.seq_len);
+        char *meta = cli_csv_meta("program", "strata-probe-ppl", "model", a.model.model_path, "corpus",
+                                  a.sampling.corpus_path, "n_samples", n_s, "seq_len", t_s,
+                                  "trained_window", c_s, NULL);
+        write_csv(csv_path, meta, sum, N, T, o.bucket);
+        free(meta);
         cli_rounds_end(&loop);
         double all = 0.0;
         for (int64_t t = 0; t < T - 1; t++) all += sum[t];

@@ -196,7 +196,11 @@ def test_base(llama):
     compare("llama T=96", nll, ref_all(m, toks))
 
     # CSV beside the output (base.csv), --bucket 32
-    rows = list(csv.DictReader(open(os.path.join(TMP, "base.csv"))))
+    with open(os.path.join(TMP, "base.csv")) as f:
+        first = f.readline()
+        check(first.startswith("# program=strata-probe-ppl ") and f" n_samples={N} " in first
+              and f" seq_len={T} " in first, f"CSV provenance line: {first.strip()}")
+        rows = list(csv.DictReader(f))
     pos = [r for r in rows if r["kind"] == "position"]
     buck = [r for r in rows if r["kind"] == "bucket"]
     allr = [r for r in rows if r["kind"] == "all"]
