@@ -94,6 +94,9 @@ def test_decompose(tmp):
         check(p.dtype == np.float32 and p.shape == p_ref.shape, f"/positional {p.dtype} {p.shape}")
         check(list(layers) == list(range(h.shape[1])), "/layers lists every boundary")
         check(int(f.attrs["n_samples"]) == N, "n_samples attribute")
+        with h5py.File(full, "r") as g:  # the dump's origin, copied so it outlives the dump
+            same = all(k in f.attrs and f.attrs[k] == g.attrs[k] for k in ("model_path", "corpus_path", "seq_len"))
+        check(same, "model_path, corpus_path and seq_len copied from the dump")
     d = np.abs(p - p_ref).max()
     print(f"decompose: max |p - numpy mean| = {d:.3g} (max |p| {np.abs(p_ref).max():.3g})")
     check(d <= 1e-6 * np.abs(p_ref).max() + 1e-7, f"p equals the numpy mean ({d})")

@@ -154,6 +154,17 @@ void pv_write(const struct pvfile *f, const char *path, const char *cmd, const c
     cli_check(strata_h5_set_attr_i64(h, "/", "n_samples", f->acc.n), hint);
     if (f->model_config)
         cli_check(strata_h5_set_attr_str(h, "/", "model_config", f->model_config), hint);
+    /* Where the states came from, copied from the first source while it
+     * exists, so CSVs made from this file later name model and corpus even
+     * after the (large) dump is deleted (pv_origin reads them here first). */
+    char *first = cli_strdup(src ? src : ""), *sp = strchr(first, ' ');
+    if (sp) *sp = '\0';
+    char *model = NULL, *corpus = NULL, *seq_len = NULL;
+    if (*first) pv_origin(first, &model, &corpus, &seq_len);
+    if (model) cli_check(strata_h5_set_attr_str(h, "/", "model_path", model), hint);
+    if (corpus) cli_check(strata_h5_set_attr_str(h, "/", "corpus_path", corpus), hint);
+    if (seq_len) cli_check(strata_h5_set_attr_str(h, "/", "seq_len", seq_len), hint);
+    free(first), free(model), free(corpus), free(seq_len);
     cli_check(strata_h5_finish(h), hint);
     strata_h5_free(h);
     free(p);
