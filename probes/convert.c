@@ -170,7 +170,7 @@ int main(int argc, char **argv)
     cli_args_init(&a);
     struct conv_opts c = {.sp = strata_save_default_params()};
     cli_parse(&a, &spec, argc, argv, conv_option, &c);
-    cli_require(&a, CLI_REQ_MODEL | CLI_REQ_OUTPUT);
+    cli_require(&a, CLI_REQ_MODEL | CLI_REQ_OUTPUT_DIR);
     const char *out_dir = a.out_path;
     cli_model_load(&a, true);
     /* --position-embedding, --rope-base, --rope-scaling: the copy's config */

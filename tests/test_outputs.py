@@ -12,7 +12,9 @@ into it (a reader thread receives every row) and the FIFO is still a FIFO
 with no .partial beside it; an HDF5 program (strata-probe-ppl) given a
 FIFO refuses before the run (exit 1, the message names the path and says
 to give a file name), leaving the FIFO a FIFO; an output in a missing
-directory is refused before any work, naming the directory.
+directory is refused before any work, naming the directory;
+strata-convert's output directory is made if missing and reused if there
+(a rerun of the demo), and a file in its place is a usage error.
 Prints "test_outputs: N passed, N failed".
 """
 import os
@@ -53,6 +55,18 @@ def body(tmp):
     check(rc == 1 and fifo in err and "file name" in err, f"probe-ppl -o FIFO refused: exit {rc}: {err.strip()}")
     check(stat.S_ISFIFO(os.stat(fifo).st_mode) and not os.path.exists(fifo + ".partial"),
           "still a FIFO, no .partial")
+
+    # strata-convert's -o is a directory: made if missing, reused if there
+    conv = os.path.join(BINDIR, "strata-convert")
+    d = os.path.join(tmp, "hf")
+    for what in ("made", "reused"):
+        rc, _, err = run([conv, "--model", STORIES, "--tokenizer", TOK, "-q", "-o", d])
+        check(rc == 0 and os.path.exists(os.path.join(d, "model.safetensors")),
+              f"convert into a directory {what}: exit {rc}: {err.strip()}")
+    afile = os.path.join(tmp, "afile")
+    open(afile, "w").close()
+    rc, _, err = run([conv, "--model", STORIES, "--tokenizer", TOK, "-q", "-o", afile])
+    check(rc == 2 and "not a directory" in err, f"convert -o an existing file: usage error ({rc}: {err.strip()})")
 
     missing = os.path.join(tmp, "no-such-dir", "x.csv")
     rc, _, err = run([DECAY, "curve", "--base", "10000", "--dim", "8", "--max-dist", "9", "-o", missing])

@@ -331,7 +331,8 @@ void cli_parse(struct cli_args *a, const struct cli_spec *spec, int argc, char *
 void cli_usage(const struct cli_spec *spec, FILE *f);
 /* Die (exit 2) "--model, --corpus and -o are required" unless every
  * CLI_REQ_* in `what` was given. */
-enum { CLI_REQ_MODEL = 1, CLI_REQ_CORPUS = 2, CLI_REQ_OUTPUT = 4 };
+enum { CLI_REQ_MODEL = 1, CLI_REQ_CORPUS = 2, CLI_REQ_OUTPUT = 4,
+       CLI_REQ_OUTPUT_DIR = 8 /* -o is a directory (made if missing): required, not a file */ };
 void cli_require(const struct cli_args *a, unsigned what);
 
 /* ----------------------------------------------------- model (model.c) */
@@ -384,6 +385,9 @@ struct cli_out {
 /* Before any work: dies if the output `path` (given as option `opt`) is a
  * directory, or its directory is missing or not writable ("-" is stdout). */
 void cli_out_check(const char *opt, const char *path);
+/* The same for an output directory `path`: an existing directory must be
+ * writable; a missing one is made later, so its parent must be. */
+void cli_out_dir_check(const char *opt, const char *path);
 FILE *cli_out_open(struct cli_out *o, const char *path);
 /* Close and rename; dies on a write error (and removes the .partial). */
 void cli_out_commit(struct cli_out *o);

@@ -715,10 +715,11 @@ void cli_require(const struct cli_args *a, unsigned what)
     bool missing = false;
     if (what & CLI_REQ_MODEL) names[n++] = "--model", missing |= !a->model.model_path;
     if (what & CLI_REQ_CORPUS) names[n++] = "--corpus", missing |= !a->sampling.corpus_path;
-    if (what & CLI_REQ_OUTPUT) names[n++] = "-o", missing |= !a->out_path;
+    if (what & (CLI_REQ_OUTPUT | CLI_REQ_OUTPUT_DIR)) names[n++] = "-o", missing |= !a->out_path;
     /* before any work: a run that could not rename its result at the end
      * would have computed for nothing */
     if (!missing && (what & CLI_REQ_OUTPUT)) cli_out_check("-o", a->out_path);
+    if (!missing && (what & CLI_REQ_OUTPUT_DIR)) cli_out_dir_check("-o", a->out_path);
     if (!missing) return;
     char hint[160];
     snprintf(hint, sizeof hint, "see %s --help", a->spec ? a->spec->prog : cli_prog);

@@ -35,6 +35,20 @@ void cli_out_check(const char *opt, const char *path)
     free(dir);
 }
 
+void cli_out_dir_check(const char *opt, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            cli_usage_die("give a directory (made if missing)", "%s %s exists and is not a directory",
+                          opt, path);
+        if (access(path, W_OK) != 0)
+            cli_die("give a writable directory", "%s %s: directory is not writable", opt, path);
+        return;
+    }
+    cli_out_check(opt, path); /* to be made: its parent must exist and take it */
+}
+
 FILE *cli_out_open(struct cli_out *o, const char *path)
 {
     o->path = path;
