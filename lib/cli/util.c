@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -195,7 +196,7 @@ double cli_progress_interval = 5.0;
 
 /* The loop's progress the heartbeat reports, and the lock that keeps its
  * line whole: the main thread advances it, any worker may print it. */
-static struct cli_progress *progress_now;
+static _Atomic(struct cli_progress *) progress_now; /* read unlocked by the heartbeat */
 static pthread_mutex_t progress_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void cli_progress_start(struct cli_progress *p, const char *what)
@@ -206,7 +207,7 @@ void cli_progress_start(struct cli_progress *p, const char *what)
     p->what = what;
     p->done = p->total = p->tokens = 0;
     p->printed = -1;
-    progress_now = p;
+    atomic_store(&progress_now, p);
     pthread_mutex_unlock(&progress_lock);
 }
 
@@ -238,7 +239,7 @@ void cli_progress(struct cli_progress *p, int64_t done, int64_t total, int64_t t
      * just printed (a terminal needs it to end the line). */
     if (final ? p->tty || p->printed != done : now - p->last >= cli_progress_interval)
         progress_line(p, now, final, false);
-    if (final && progress_now == p) progress_now = NULL;
+    if (final && atomic_load(&progress_now) == p) atomic_store(&progress_now, NULL);
     pthread_mutex_unlock(&progress_lock);
 }
 
@@ -246,9 +247,11 @@ void cli_progress_heartbeat(void)
 {
     /* --progress 0 asks for a line after every sample, not for one at
      * every block. */
-    if (cli_quiet || !progress_now || cli_progress_interval <= 0 || cli_rank() != 0) return;
+    if (cli_quiet || !atomic_load_explicit(&progress_now, memory_order_relaxed) ||
+        cli_progress_interval <= 0 || cli_rank() != 0)
+        return;
     if (pthread_mutex_trylock(&progress_lock) != 0) return; /* someone is printing it */
-    struct cli_progress *p = progress_now;
+    struct cli_progress *p = atomic_load(&progress_now);
     const double now = cli_now();
     if (p && p->total > 0 && now - p->last >= cli_progress_interval) progress_line(p, now, false, true);
     pthread_mutex_unlock(&progress_lock);
