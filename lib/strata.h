@@ -454,6 +454,10 @@ int32_t strata_tokenizer_eos(const struct strata_tokenizer *tok);
 /* "llama2c", "sentencepiece", "hf-bpe" (SentencePiece-style BPE with byte
  * fallback) or "hf-bytelevel" (GPT-2/Llama 3 byte-level BPE); static. */
 const char *strata_tokenizer_kind(const struct strata_tokenizer *tok);
+/* The file the tokenizer was read from: for a directory given to
+ * strata_tokenizer_open, the file it chose (provenance records this).
+ * Borrowed; valid until strata_tokenizer_free. */
+const char *strata_tokenizer_path(const struct strata_tokenizer *tok);
 /* The llama2.c tokenizer's fixed ids (other kinds: strata_tokenizer_bos/eos). */
 #define STRATA_TOKEN_BOS 1
 #define STRATA_TOKEN_EOS 2

@@ -544,6 +544,11 @@ int32_t strata_tokenizer_eos(const struct strata_tokenizer *tok)
     return tok ? tok->eos : -1;
 }
 
+const char *strata_tokenizer_path(const struct strata_tokenizer *tok)
+{
+    return tok ? tok->path : NULL;
+}
+
 const char *strata_tokenizer_kind(const struct strata_tokenizer *tok)
 {
     if (!tok) return "none";

@@ -107,13 +107,7 @@ static void save_tokenizer(const struct cli_args *a, const char *out_dir, int64_
     const char *kind = strata_tokenizer_kind(tok);
     const bool hf = !strcmp(kind, "hf-bpe") || !strcmp(kind, "hf-bytelevel");
     const bool spm = !strcmp(kind, "sentencepiece");
-    char *src = cli_strdup(a->model.tok_used);
-    struct stat st;
-    if (stat(src, &st) == 0 && S_ISDIR(st.st_mode)) { /* strata_tokenizer_open's pick */
-        free(src);
-        src = cli_sprintf("%s/%s", a->model.tok_used, hf ? "tokenizer.json" : spm ? "tokenizer.model"
-                                                                             : "tokenizer.bin");
-    }
+    char *src = cli_strdup(strata_tokenizer_path(tok)); /* the file read, never a directory */
     const char *slash = strrchr(src, '/');
     const char *base = slash ? slash + 1 : src;
     char *src_dir = slash ? cli_sprintf("%.*s", (int)(slash - src), src) : cli_strdup(".");

@@ -14,7 +14,9 @@ FIFO refuses before the run (exit 1, the message names the path and says
 to give a file name), leaving the FIFO a FIFO; an output in a missing
 directory is refused before any work, naming the directory;
 strata-convert's output directory is made if missing and reused if there
-(a rerun of the demo), and a file in its place is a usage error.
+(a rerun of the demo), and a file in its place is a usage error; a probe
+on the copy records the tokenizer file it read (tokenizer.json), not the
+directory, as tokenizer_path.
 Prints "test_outputs: N passed, N failed".
 """
 import os
@@ -63,6 +65,15 @@ def body(tmp):
         rc, _, err = run([conv, "--model", STORIES, "--tokenizer", TOK, "-q", "-o", d])
         check(rc == 0 and os.path.exists(os.path.join(d, "model.safetensors")),
               f"convert into a directory {what}: exit {rc}: {err.strip()}")
+    # provenance names the tokenizer file chosen beside the weights, not the directory
+    pp = os.path.join(tmp, "hf_ppl.h5")
+    rc, _, err = run([PPL, "--model", d, "--corpus", CORPUS, "--samples", "1", "--seq-len", "16", "-q", "-o", pp])
+    if check(rc == 0, f"probe-ppl on the converted copy: {err.strip()}"):
+        import h5py
+        with h5py.File(pp, "r") as f:
+            tp = f.attrs["tokenizer_path"]
+        tp = tp.decode() if isinstance(tp, bytes) else str(tp)
+        check(tp == os.path.join(d, "tokenizer.json"), f"tokenizer_path is the file read: {tp}")
     afile = os.path.join(tmp, "afile")
     open(afile, "w").close()
     rc, _, err = run([conv, "--model", STORIES, "--tokenizer", TOK, "-q", "-o", afile])

@@ -175,6 +175,8 @@ void cli_model_load(struct cli_args *a, bool need_tokenizer)
         }
         cli_check(strata_tokenizer_open(&cm->tok, cm->tok_used), NULL);
     }
+    /* Provenance names the file read, not the directory it was found in. */
+    if (strata_tokenizer_path(cm->tok)) snprintf(cm->tok_used, n, "%s", strata_tokenizer_path(cm->tok));
     const int32_t nv = strata_tokenizer_n_vocab(cm->tok);
     if (nv > c->vocab_size)
         cli_die("the tokenizer must belong to the model",
