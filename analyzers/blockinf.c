@@ -322,7 +322,7 @@ static void accumulate(struct mstat *ms, const struct opts *o, struct strata_dum
     char msg[1024] = "";
     const char *hint = NULL;
     struct cli_progress prog;
-    cli_progress_start(&prog, NULL);
+    cli_progress_start(&prog, NULL, 0);
     /* Under mpirun each rank scores its contiguous share of the samples;
      * rank 0 gathers the rows (a sample's row is the same whoever computes
      * it, so the scores equal a single process's bit for bit). */

@@ -645,7 +645,7 @@ static int cmd_gap(int argc, char **argv)
     cli_check(strata_ctx_add_observer(ctx, &obs), NULL);
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 1;
     struct cli_progress prog;
-    cli_progress_start(&prog, NULL);
+    cli_progress_start(&prog, NULL, trials);
     for (int64_t t = 0; t < trials; t++) {
         const int32_t q = lo + (int32_t)(strata_rng_next(&rng) % (uint64_t)(V - lo));
         tok[0] = bos >= 0 ? bos : q;

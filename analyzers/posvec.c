@@ -243,7 +243,7 @@ static int cmd_decompose(int argc, char **argv, const char *cmdline)
     if (strata_dump_get_attr_str(dump, "model_config", &f.model_config)) f.model_config = NULL;
     float *h = xalloc((size_t)(T * D) * sizeof(float)); /* (T, D) one boundary of one sample */
     struct cli_progress prog;
-    cli_progress_start(&prog, "pass 1 of 2 (sums)");
+    cli_progress_start(&prog, "pass 1 of 2 (sums)", 0);
     char msg[1024] = ""; /* a failure: every buffer is freed, then the message */
     const char *hint = NULL;
     /* Under mpirun each rank sums its contiguous share of the samples; the
@@ -276,7 +276,7 @@ static int cmd_decompose(int argc, char **argv, const char *cmdline)
         strata_pvsum_count(&f.acc, 1);
         cli_progress(&prog, s + 1 - s_lo, s_hi - s_lo, (s + 1 - s_lo) * T, s + 1 == s_hi);
     }
-    cli_progress_start(&prog, "pass 2 of 2 (|c|)");
+    cli_progress_start(&prog, "pass 2 of 2 (|c|)", 0);
     if (cli_nranks() > 1) {
         cli_reduce_sum_f64(f.acc.sum, Lk * T * D);
         cli_reduce_sum_f64(f.acc.sumsq, Lk * T);

@@ -25,9 +25,9 @@
  * negative if present but not one integer. */
 static int attr_opt(const struct strata_h5 *h, const char *name, int64_t *v)
 {
-    int rc = strata_h5_get_attr_i64(h, "/", name, v);
-    if (rc == 0) return 1;
-    return strstr(strata_last_error(), "is missing") ? 0 : rc;
+    int rc = strata_h5_has_attr(h, "/", name);
+    if (rc <= 0) return rc;
+    return (rc = strata_h5_get_attr_i64(h, "/", name, v)) ? rc : 1;
 }
 
 void strata_attn_dist_free(struct strata_attn_dist *a)

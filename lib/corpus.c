@@ -225,6 +225,16 @@ enum strata_corpus_kind strata_corpus_kind(const struct strata_corpus *corpus)
     return corpus ? corpus->kind : STRATA_CORPUS_AUTO;
 }
 
+enum strata_corpus_kind strata_corpus_kind_resolve(const char *path, enum strata_corpus_kind kind)
+{
+    if (kind != STRATA_CORPUS_AUTO || !path) return kind;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return STRATA_CORPUS_DIR;
+    if (strata_has_suffix(path, ".jsonl")) return STRATA_CORPUS_JSONL;
+    if (strata_has_suffix(path, ".ids")) return STRATA_CORPUS_IDS;
+    return STRATA_CORPUS_TEXT;
+}
+
 int strata_corpus_open(struct strata_corpus **out, const char *path,
                        const struct strata_corpus_params *params)
 {
@@ -234,13 +244,7 @@ int strata_corpus_open(struct strata_corpus **out, const char *path,
     struct strata_corpus_params def = strata_corpus_default_params();
     if (!pr.sep) pr.sep = def.sep;
     if (!pr.field) pr.field = def.field;
-    struct stat st;
-    if (pr.kind == STRATA_CORPUS_AUTO) {
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) pr.kind = STRATA_CORPUS_DIR;
-        else if (strata_has_suffix(path, ".jsonl")) pr.kind = STRATA_CORPUS_JSONL;
-        else if (strata_has_suffix(path, ".ids")) pr.kind = STRATA_CORPUS_IDS;
-        else pr.kind = STRATA_CORPUS_TEXT;
-    }
+    pr.kind = strata_corpus_kind_resolve(path, pr.kind);
     if ((unsigned)pr.kind > STRATA_CORPUS_IDS)
         return strata_fail(STRATA_E_ARG, "%s: unknown corpus kind %d", path, (int)pr.kind);
     struct strata_corpus *c = xcalloc(1, sizeof *c);

@@ -1110,6 +1110,22 @@ static int h5_obj(const struct strata_h5 *f, const char *obj, hid_t *id)
     return 0;
 }
 
+int strata_h5_has_attr(const struct strata_h5 *f, const char *obj, const char *name)
+{
+    char why[200];
+    int rc = h5_check(f, "strata_h5_has_attr", false);
+    if (rc) return rc;
+    if (!name) return strata_fail(STRATA_E_ARG, "%s: NULL attribute name", f->path);
+    hid_t o;
+    if ((rc = h5_obj(f, obj, &o))) return rc;
+    const htri_t ex = H5Aexists(o, name);
+    H5Oclose(o);
+    if (ex < 0)
+        return strata_fail(STRATA_E_HDF5, "%s: cannot look up attribute `%s` of /%s (%s)",
+                           f->file_path, name, bare(obj), h5_why(why));
+    return ex > 0;
+}
+
 /* Write scalar attribute `name` of object `obj`; an existing one of the same
  * file type is overwritten in place when in_place (counters rewritten after
  * every sample must not grow the file), else deleted and made anew. */

@@ -523,6 +523,9 @@ struct strata_corpus_params strata_corpus_default_params(void);
 /* "text", "jsonl", "dir", "ids" (AUTO resolved); static. */
 const char *strata_corpus_kind_name(enum strata_corpus_kind kind);
 int strata_corpus_kind_parse(const char *s, enum strata_corpus_kind *out);
+/* The kind strata_corpus_open reads `path` as: `kind` itself unless AUTO,
+ * which is DIR for a directory, JSONL for *.jsonl, IDS for *.ids, else TEXT. */
+enum strata_corpus_kind strata_corpus_kind_resolve(const char *path, enum strata_corpus_kind kind);
 
 /* Read a corpus. Text documents are trimmed of surrounding white space;
  * empty documents are dropped. Caller owns *out: strata_corpus_free. */
@@ -1017,6 +1020,10 @@ int strata_h5_write_coord(struct strata_h5 *f, const char *name, enum strata_dty
  * length must equal the axis'. */
 int strata_h5_set_dims(struct strata_h5 *f, const char *name, const char *const *dims);
 /* Attributes: obj is "/" or a dataset name. */
+/* 1 if obj has attribute `name`, 0 if not, negative on an HDF5 error (a
+ * missing obj is STRATA_E_FORMAT). For optional attributes: absent is
+ * allowed, present must then read. */
+int strata_h5_has_attr(const struct strata_h5 *f, const char *obj, const char *name);
 int strata_h5_set_attr_str(struct strata_h5 *f, const char *obj, const char *name,
                            const char *value);
 int strata_h5_set_attr_i64(struct strata_h5 *f, const char *obj, const char *name, int64_t value);

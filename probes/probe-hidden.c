@@ -361,7 +361,7 @@ static int64_t run_pipeline(struct strata_ctx *ctx, struct capture *cap, int64_t
     float *all = r == 0 ? cli_calloc((size_t)(R * per), sizeof *all, "the gathered captures") : NULL;
     float *mine = cli_calloc((size_t)per, sizeof *mine, "one sample's hidden states");
     struct cli_progress prog;
-    if (r == 0) cli_progress_start(&prog, NULL);
+    if (r == 0) cli_progress_start(&prog, NULL, N - s0);
     int64_t s = s0;
     for (; s < N; s++) {
         int64_t stop = cli_stop_requested ? 1 : 0;

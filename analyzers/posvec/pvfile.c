@@ -71,21 +71,20 @@ void pv_read(struct pvfile *f, const char *path)
         cli_die(hint, "%s: dataset /sum (%lld, %lld, %lld) is too large", path, (long long)Lk,
                 (long long)T, (long long)D);
     const int64_t s3[3] = {Lk, T, D}, s2[2] = {Lk, T};
-    cli_want_shape(h, path, "sumsq", 2, s2, "(Lk, T) of /sum", hint);
-    cli_want_shape(h, path, "layers", 1, &Lk, "(Lk) of /sum", hint);
-    cli_want_shape(h, path, "positions", 1, &T, "(T) of /sum", hint);
-    cli_want_shape(h, path, "positional", 3, s3, "(Lk, T, D) of /sum", hint);
+    cli_check(strata_h5_want_shape(h, "sumsq", 2, s2, "(Lk, T) of /sum"), hint);
+    cli_check(strata_h5_want_shape(h, "layers", 1, &Lk, "(Lk) of /sum"), hint);
+    cli_check(strata_h5_want_shape(h, "positions", 1, &T, "(T) of /sum"), hint);
+    cli_check(strata_h5_want_shape(h, "positional", 3, s3, "(Lk, T, D) of /sum"), hint);
     const bool has_cnorm = strata_h5_shape(h, "semantic_norm", &nd, sh) == 0;
-    if (has_cnorm) cli_want_shape(h, path, "semantic_norm", 2, s2, "(Lk, T) of /sum", hint);
+    if (has_cnorm) cli_check(strata_h5_want_shape(h, "semantic_norm", 2, s2, "(Lk, T) of /sum"), hint);
     cli_check(strata_h5_get_attr_i64(h, "/", "n_samples", &n), hint);
     if (n < 1)
         cli_die(hint, "%s: attribute n_samples is %lld; expected 1 or more", path, (long long)n);
-    if (strata_h5_get_attr_str(h, "/", "model_config", &f->model_config)) {
-        /* absent is allowed; present, it must be one string */
-        const char *why = strata_last_error();
-        if (!strstr(why, "is missing")) cli_die(hint, "%s", why);
-        f->model_config = NULL;
-    }
+    /* absent is allowed; present, it must be one string */
+    const int has_cfg = strata_h5_has_attr(h, "/", "model_config");
+    cli_check(has_cfg < 0 ? has_cfg : 0, hint);
+    f->model_config = NULL;
+    if (has_cfg) cli_check(strata_h5_get_attr_str(h, "/", "model_config", &f->model_config), hint);
     cli_check(strata_pvsum_init(&f->acc, Lk, T, D), hint);
     f->Lk = Lk, f->T = T, f->D = D;
     f->acc.n = n;

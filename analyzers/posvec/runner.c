@@ -220,7 +220,7 @@ void runner_go(struct runner *rn, struct run *runs, int n_run, bool attn, bool h
     rn->a.sampling.seq_len = T_opt;
     double *nll = xalloc((size_t)T * sizeof(double));
     struct cli_progress prog;
-    cli_progress_start(&prog, NULL);
+    cli_progress_start(&prog, NULL, hidden ? rn->N : n_run * rn->N);
     if (!hidden) {
         for (int k = 0; k < n_run; k++) {
             run_setup(rn, &runs[k], T, attn, false, &pv);

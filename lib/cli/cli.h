@@ -120,9 +120,10 @@ struct cli_progress {
     int64_t printed;                /* done of the last line printed (-1: none) */
 };
 extern double cli_progress_interval;
-/* Starts p (what: a label such as "pass 1 of 2", or NULL) and makes it
- * the one the heartbeat reports. */
-void cli_progress_start(struct cli_progress *p, const char *what);
+/* Starts p (what: a label such as "pass 1 of 2", or NULL; total: the
+ * samples to come, 0 if not known yet) and makes it the one the heartbeat
+ * reports (once total is known). */
+void cli_progress_start(struct cli_progress *p, const char *what, int64_t total);
 /* The current progress line again if the interval has passed since the
  * last one, marked "(next running)"; safe from any thread. */
 void cli_progress_heartbeat(void);
@@ -478,13 +479,6 @@ void cli_ident_free(struct cli_ident *id);
 /* Are the inputs statistics files (strata-stats/1, strata-probe-stats)
  * rather than dumps? Mixed inputs are a usage error (exit 2). */
 bool cli_inputs_are_stats(const char *const *paths, int n);
-
-/* Die (exit 1) unless dataset `name` of the open file h (path, for the
- * message) has exactly the shape want (n_dim); dims names the axes, e.g.
- * "(Lk, T, D) of /sum". Nothing is read: a file whose datasets disagree is
- * refused before any of them sizes or fills a buffer. */
-void cli_want_shape(const struct strata_h5 *h, const char *path, const char *name, int n_dim,
-                    const int64_t *want, const char *dims, const char *hint);
 
 /* ------------------------------------------------- ranks (mpi.c, MPI)
  *

@@ -109,14 +109,6 @@ static struct strata_ctx_params settings(const struct cli_args *a)
     return cp;
 }
 
-/* The corpus is token ids (--corpus-format ids, or auto and a .ids name). */
-static bool corpus_is_ids(const struct cli_sampling *cs)
-{
-    const size_t n = cs->corpus_path ? strlen(cs->corpus_path) : 0;
-    return cs->cpar.kind == STRATA_CORPUS_IDS ||
-           (cs->cpar.kind == STRATA_CORPUS_AUTO && n > 4 && !strcmp(cs->corpus_path + n - 4, ".ids"));
-}
-
 void cli_model_load(struct cli_args *a, bool need_tokenizer)
 {
     struct cli_model *cm = &a->model;
@@ -164,7 +156,9 @@ void cli_model_load(struct cli_args *a, bool need_tokenizer)
         snprintf(cm->tok_used, n, "%s/tok%d.bin", strata_model_dir(cm->model), (int)c->vocab_size);
         if (access(cm->tok_used, R_OK) != 0) {
             /* Token ids need no tokenizer: the model's vocabulary bounds them. */
-            if (corpus_is_ids(&a->sampling)) {
+            const struct cli_sampling *cs = &a->sampling;
+            if (cs->corpus_path &&
+                strata_corpus_kind_resolve(cs->corpus_path, cs->cpar.kind) == STRATA_CORPUS_IDS) {
                 snprintf(cm->tok_used, n, "none");
                 cli_note("no tokenizer beside %s: reading the .ids corpus as given, BOS id %d "
                          "(--bos)", cm->model_path, (int)a->sampling.cpar.ids_bos);

@@ -312,8 +312,7 @@ void cli_rounds_begin(struct cli_loop *l, int split, int64_t n, int64_t T, int64
     l->s0 = 0;
     l->n = t[0];
     cli_catch_stop();
-    cli_progress_start(&l->prog, NULL);
-    l->prog.total = l->n; /* so a heartbeat inside the first round has it */
+    cli_progress_start(&l->prog, NULL, l->n);
 }
 
 bool cli_rounds_next(struct cli_loop *l, int64_t *s)

@@ -163,8 +163,7 @@ void cli_loop_begin(struct cli_loop *l, int64_t s0, int64_t n, int64_t T)
     const char *e = getenv("STRATA_STOP_AFTER");
     l->stop_after = e ? strtoll(e, NULL, 10) : -1;
     cli_catch_stop();
-    cli_progress_start(&l->prog, NULL);
-    l->prog.total = n - s0; /* so a heartbeat inside the first sample has it */
+    cli_progress_start(&l->prog, NULL, n - s0);
 }
 
 bool cli_loop_more(const struct cli_loop *l, int64_t s)

@@ -199,13 +199,14 @@ double cli_progress_interval = 5.0;
 static _Atomic(struct cli_progress *) progress_now; /* read unlocked by the heartbeat */
 static pthread_mutex_t progress_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void cli_progress_start(struct cli_progress *p, const char *what)
+void cli_progress_start(struct cli_progress *p, const char *what, int64_t total)
 {
     pthread_mutex_lock(&progress_lock);
     p->t0 = p->last = cli_now();
     p->tty = isatty(2);
     p->what = what;
-    p->done = p->total = p->tokens = 0;
+    p->done = p->tokens = 0;
+    p->total = total;
     p->printed = -1;
     atomic_store(&progress_now, p);
     pthread_mutex_unlock(&progress_lock);
@@ -304,13 +305,6 @@ bool cli_test_pause_point_(int64_t done, bool say)
         nanosleep(&ts, NULL);
     }
     return true;
-}
-
-void cli_want_shape(const struct strata_h5 *h, const char *path, const char *name, int n_dim,
-                    const int64_t *want, const char *dims, const char *hint)
-{
-    (void)path; /* the message names strata_h5_file_path(h), the same file */
-    cli_check(strata_h5_want_shape(h, name, n_dim, want, dims), hint);
 }
 
 bool cli_inputs_are_stats(const char *const *paths, int n)
