@@ -16,10 +16,13 @@ directory is refused before any work, naming the directory;
 strata-convert's output directory is made if missing and reused if there
 (a rerun of the demo), and a file in its place is a usage error; a probe
 on the copy records the tokenizer file it read (tokenizer.json), not the
-directory, as tokenizer_path.
+directory, as tokenizer_path; `-o /dev/null` works for an unprivileged
+user (a device is written in place, its directory need not be writable),
+and /dev/null stays a device.
 Prints "test_outputs: N passed, N failed".
 """
 import os
+import shutil
 import stat
 import sys
 import threading
@@ -30,6 +33,7 @@ from pycheck import BINDIR, CORPUS, STORIES, TOK, check, main, run  # noqa: E402
 
 DECAY = os.path.join(BINDIR, "strata-decay")
 PPL = os.path.join(BINDIR, "strata-probe-ppl")
+HIDDEN = os.path.join(BINDIR, "strata-probe-hidden")
 BLOCKINF = os.path.join(BINDIR, "strata-blockinf")
 
 
@@ -78,6 +82,30 @@ def body(tmp):
     open(afile, "w").close()
     rc, _, err = run([conv, "--model", STORIES, "--tokenizer", TOK, "-q", "-o", afile])
     check(rc == 2 and "not a directory" in err, f"convert -o an existing file: usage error ({rc}: {err.strip()})")
+
+    # a device needs no writable directory: as an unprivileged user (who
+    # cannot write /dev, and so cannot replace /dev/null either) -o /dev/null works
+    as_user = os.geteuid() != 0 or (shutil.which("su") and run(["su", "nobody", "-s", "/bin/sh", "-c", "true"])[0] == 0)
+    if not as_user:
+        print("test_outputs: no unprivileged user to run as; -o /dev/null check skipped")
+    if as_user:
+        import tempfile
+        pub = tempfile.mkdtemp(prefix="strata-outputs.")
+        try:
+            os.chmod(pub, 0o755)
+            dump = os.path.join(pub, "d.h5")
+            rc, _, err = run([HIDDEN, "--model", STORIES, "--tokenizer", TOK, "--corpus", CORPUS,
+                              "--samples", "2", "--seq-len", "16", "-q", "-o", dump])
+            if check(rc == 0, f"a small dump: {err.strip()}"):
+                os.chmod(dump, 0o644)
+                cmd = [BLOCKINF, dump, "-q", "-o", "/dev/null"]
+                if os.geteuid() == 0:
+                    cmd = ["su", "nobody", "-s", "/bin/sh", "-c", " ".join(cmd)]
+                rc, _, err = run(cmd)
+                check(rc == 0, f"blockinf -o /dev/null as an unprivileged user: exit {rc}: {err.strip()}")
+        finally:
+            shutil.rmtree(pub, ignore_errors=True)
+    check(stat.S_ISCHR(os.stat("/dev/null").st_mode), "/dev/null is still a device")
 
     missing = os.path.join(tmp, "no-such-dir", "x.csv")
     rc, _, err = run([DECAY, "curve", "--base", "10000", "--dim", "8", "--max-dist", "9", "-o", missing])

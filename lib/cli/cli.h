@@ -384,7 +384,8 @@ struct cli_out {
 };
 /* Dies (exit 1) if it cannot be created. */
 /* Before any work: dies if the output `path` (given as option `opt`) is a
- * directory, or its directory is missing or not writable ("-" is stdout). */
+ * directory, or its directory is missing or not writable ("-" is stdout; a
+ * device or pipe, written in place, must itself be writable). */
 void cli_out_check(const char *opt, const char *path);
 /* The same for an output directory `path`: an existing directory must be
  * writable; a missing one is made later, so its parent must be. */

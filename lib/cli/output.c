@@ -21,6 +21,11 @@ void cli_out_check(const char *opt, const char *path)
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         cli_usage_die("give a file name, e.g. DIR/out.h5", "%s %s is a directory", opt, path);
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) { /* a device or pipe: written in place */
+        if (access(path, W_OK) != 0)
+            cli_die("give a writable output", "%s %s: not writable: %s", opt, path, strerror(errno));
+        return;
+    }
     char *dir = cli_strdup(path), *slash = strrchr(dir, '/');
     if (!slash) strcpy(dir, ".");
     else if (slash == dir) dir[1] = '\0';
